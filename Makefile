@@ -1,0 +1,44 @@
+# One entry point per thing a researcher does. Everything installs itself into .venv on first use.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# Stage commands say `python`; make sure that is the project's interpreter.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: install repro test ui paper-tables bench plots clean-venv
+
+$(BIN)/.installed: requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+install: $(BIN)/.installed
+
+repro: install
+	$(BIN)/lure spec check
+	$(BIN)/dvc repro
+	$(BIN)/lure summary
+
+test: install
+	$(BIN)/python -m pytest -q
+
+ui: install
+	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/.mlflow/mlflow.db}" --host 127.0.0.1 --port $${PORT:-5000}
+
+paper-tables: install
+	$(BIN)/lure spec check
+	$(BIN)/dvc repro tables
+	$(BIN)/lure tables
+
+plots: install
+	$(BIN)/dvc plots show --html-template docs/plots-template.html --out reports/plots
+
+bench: install
+	$(BIN)/python -m bench.run --out reports/bench.json
+
+clean-venv:
+	rm -rf $(VENV)

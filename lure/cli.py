@@ -1,0 +1,238 @@
+"""The ``lure`` command: spec management, experiments that may change the pipeline's shape, summaries, tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lure.io import write_json, write_text
+from lure.spec.load import (
+    SpecError,
+    apply_overrides,
+    flatten,
+    load_spec,
+    read_yaml_mapping,
+    structural_values,
+    validate_spec,
+)
+from lure.spec.model import Spec, spec_to_dict
+
+app = typer.Typer(help="lure: reproducible experiments on bias in LLM-based recommenders.", no_args_is_help=True)
+spec_app = typer.Typer(help="Validate, select, inspect and document experiment specs.", no_args_is_help=True)
+exp_app = typer.Typer(help="Run experiments through DVC, regenerating dvc.yaml when the shape changes.")
+app.add_typer(spec_app, name="spec")
+app.add_typer(exp_app, name="exp")
+console = Console()
+err = Console(stderr=True)
+
+PARAMS = "params.yaml"
+SCHEMA_HEADER = "# yaml-language-server: $schema=spec.schema.json\n"
+
+
+def _die(exc: SpecError) -> None:
+    err.print(f"[bold red]invalid spec[/]\n{exc}", highlight=False)
+    raise typer.Exit(exc.exit_code)
+
+
+def _write_pipeline(spec: Spec) -> None:
+    from lure.pipeline.generate import DVC_YAML, render_dvc_yaml
+
+    write_text(DVC_YAML, render_dvc_yaml(spec))
+
+
+@spec_app.command("use")
+def spec_use(path: Annotated[Path, typer.Argument(help="Spec file to make active, e.g. specs/world.yaml")]) -> None:
+    """Validate a spec, copy it to params.yaml and regenerate dvc.yaml."""
+    try:
+        spec = load_spec(path)
+        _write_pipeline(spec)  # before params.yaml: a plugin import error must not leave a half-switched repo
+    except (SpecError, ValueError) as exc:
+        if isinstance(exc, SpecError):
+            _die(exc)
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    if Path(path).resolve() != Path(PARAMS).resolve():
+        write_text(PARAMS, Path(path).read_text(encoding="utf-8"))
+    console.print(f"[green]✓[/] {path} is valid; wrote {PARAMS} and dvc.yaml")
+
+
+@spec_app.command("check")
+def spec_check(params: Annotated[Path, typer.Option(help="Spec to check")] = Path(PARAMS)) -> None:
+    """Validate params.yaml; fail with a diff if dvc.yaml is not what the generator writes now."""
+    from lure.pipeline.generate import diff_dvc_yaml
+
+    try:
+        spec = load_spec(params)
+    except SpecError as exc:
+        _die(exc)
+    diff = diff_dvc_yaml(spec)
+    if diff:
+        err.print("[bold red]dvc.yaml is stale[/]: regenerate it with `lure spec use params.yaml`", highlight=False)
+        err.print(diff, markup=False, highlight=False)
+        raise typer.Exit(1)
+    console.print(f"[green]✓[/] {params} is valid and dvc.yaml is up to date")
+
+
+@spec_app.command("schema")
+def spec_schema(out: Annotated[Path, typer.Option(help="Where to write the JSON Schema")] = Path("spec.schema.json")) -> None:
+    """Write the spec's JSON Schema (editors use it for completion and inline validation)."""
+    write_json(out, Spec.model_json_schema())
+    console.print(f"[green]✓[/] wrote {out}")
+
+
+@spec_app.command("show")
+def spec_show(params: Annotated[Path, typer.Option(help="Spec to show")] = Path(PARAMS)) -> None:
+    """Print the effective spec (defaults filled in) with each field's description."""
+    try:
+        spec = load_spec(params)
+    except SpecError as exc:
+        _die(exc)
+    table = Table(title=f"effective spec: {params}", show_lines=False)
+    table.add_column("field", style="cyan", no_wrap=True)
+    table.add_column("value", style="green")
+    table.add_column("description")
+    descriptions = field_descriptions()
+    for path, value in flatten(spec_to_dict(spec)).items():
+        mark = " [magenta](structural)[/]" if path in structural_values(spec) else ""
+        table.add_row(path, json.dumps(value), descriptions.get(path, "") + mark)
+    console.print(table)
+
+
+def field_descriptions() -> dict[str, str]:
+    """Dotted path → description, walking the JSON Schema (covers every union member)."""
+    schema = Spec.model_json_schema()
+    defs = schema.get("$defs", {})
+    out: dict[str, str] = {}
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        for name, prop in node.get("properties", {}).items():
+            path = f"{prefix}{name}"
+            if "description" in prop and path not in out:
+                out[path] = prop["description"]
+            for ref in _refs(prop):
+                walk(defs[ref], path + ".")
+
+    def _refs(prop: dict[str, Any]) -> list[str]:
+        found = []
+        for key in ("$ref",):
+            if key in prop:
+                found.append(prop[key].rsplit("/", 1)[-1])
+        for key in ("anyOf", "oneOf", "allOf"):
+            for sub in prop.get(key, []):
+                found.extend(_refs(sub))
+        return found
+
+    walk(schema, "")
+    return out
+
+
+@exp_app.command(
+    "run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def exp_run(
+    ctx: typer.Context,
+    set_param: Annotated[list[str], typer.Option("-S", "--set-param", help="KEY=VALUE override")] = [],  # noqa: B006
+    queue: Annotated[bool, typer.Option("--queue", help="Queue instead of running now (dvc queue start runs it)")] = False,
+) -> None:
+    """Validate overrides, regenerate dvc.yaml if they change the pipeline's shape, then `dvc exp run`."""
+    from lure.pipeline.generate import DVC_YAML, render_dvc_yaml, shape_mismatch
+
+    try:
+        current = read_yaml_mapping(PARAMS)
+        new_spec = validate_spec(apply_overrides(current, set_param), f"{PARAMS} with -S {' '.join(set_param)}")
+        old_spec = validate_spec(current, PARAMS)
+    except SpecError as exc:
+        _die(exc)
+    dvc_args = [sys.executable, "-m", "dvc", "exp", "run", *[a for s in set_param for a in ("-S", s)], *ctx.args]
+    if queue:
+        dvc_args.append("--queue")
+    reshaped = structural_values(new_spec) != structural_values(old_spec) or shape_mismatch(old_spec) is not None
+    if not reshaped:
+        raise typer.Exit(_run(dvc_args))
+    saved = {p: Path(p).read_text(encoding="utf-8") for p in (PARAMS, DVC_YAML) if Path(p).exists()}
+    write_text(PARAMS, _set_preserving_comments(saved[PARAMS], set_param))
+    write_text(DVC_YAML, render_dvc_yaml(new_spec))
+    console.print("[yellow]pipeline shape changed:[/] regenerated dvc.yaml for this experiment")
+    code = _run(dvc_args)
+    if queue or code != 0:  # a queued experiment took its snapshot; leave the workspace as it was
+        for path, text in saved.items():
+            write_text(path, text)
+    raise typer.Exit(code)
+
+
+def _run(args: list[str]) -> int:
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return subprocess.run(args, env=env).returncode
+
+
+def _set_preserving_comments(text: str, overrides: list[str]) -> str:
+    """Apply -S overrides to YAML text with ruamel (keeps comments and order), as dvc exp run -S does."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    from lure.spec.load import parse_override
+
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    doc = yaml.load(text) or {}
+    for item in overrides:
+        key, value = parse_override(item)
+        node = doc
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if part not in node or node[part] is None:
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value
+    buf = io.StringIO()
+    yaml.dump(doc, buf)
+    return buf.getvalue()
+
+
+@app.command("summary")
+def summary(metrics_dir: Annotated[Path, typer.Option(help="Folder of stage metrics")] = Path("metrics")) -> None:
+    """Print every stage's metrics as one table (the end of `make repro`)."""
+    from lure.io import read_json
+
+    table = Table(title="lure pipeline metrics")
+    table.add_column("stage", style="cyan")
+    table.add_column("metric")
+    table.add_column("value", justify="right", style="green")
+    files = sorted(metrics_dir.glob("*.json"))
+    for f in files:
+        for key, value in flatten(read_json(f)).items():
+            shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+            table.add_row(f.stem, key, shown)
+    if not files:
+        console.print(f"no metrics in {metrics_dir}/ yet: run `make repro`")
+        return
+    console.print(table)
+
+
+@app.command("tables")
+def tables(
+    out_dir: Annotated[Path, typer.Option(help="Where the tables are written")] = Path("reports/tables"),
+) -> None:
+    """Render every registered paper table (paper | ours | difference) and print it."""
+    from lure.tables.render import collect_metrics, print_tables, render_tables
+
+    rendered = render_tables(collect_metrics(Path("metrics")), out_dir)
+    print_tables(rendered, console)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

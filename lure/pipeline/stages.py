@@ -1,0 +1,106 @@
+"""Declarations of every DVC stage: what it reads from the spec, which files it depends on and what it writes.
+
+This is the one place that knows the pipeline's shape. ``lure.pipeline.generate`` turns it into ``dvc.yaml``;
+``lure.stage`` uses it to restrict each stage to the spec fields declared here. To add a stage, add a
+:class:`StageDef` to :func:`pipeline_stages` and a thin module ``stages/<name>.py``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from lure.spec.model import Spec, section_names
+
+SPEC_OK = ".lure/spec.ok"
+PREPARED = "data/prepared"
+TABLES_DIR = "reports/tables"
+MLFLOW_RUN = "reports/mlflow_run.json"
+
+# Library code every stage runs through; a change here re-runs every stage that executes it.
+COMMON_CODE = ("lure/stage.py", "lure/io.py")
+
+
+def metrics_file(stage: str) -> str:
+    return f"metrics/{stage}.json"
+
+
+@dataclass(frozen=True)
+class StageDef:
+    """One DVC stage. ``params`` are dotted spec paths (a section name declares the whole section)."""
+
+    name: str
+    params: tuple[str, ...]
+    code: tuple[str, ...] = ()
+    deps: tuple[str, ...] = ()
+    outs: tuple[str, ...] = ()
+    uncached_outs: tuple[str, ...] = ()
+    has_metrics: bool = True
+    plots: tuple[str, ...] = ()
+    module: str = ""
+
+    @property
+    def cmd(self) -> str:
+        return f"python -m {self.module or 'stages.' + self.name}"
+
+    @property
+    def metrics(self) -> str | None:
+        return metrics_file(self.name) if self.has_metrics else None
+
+
+def plugin_stages(spec: Spec) -> list[StageDef]:
+    """Stages contributed by the modules named in ``spec.plugins`` (each defines ``stages(spec) -> list[StageDef]``).
+
+    This is how a researcher adds a method without touching this file: a module on the Python path, named in the
+    spec, whose stages run between ``prepare`` and ``tables`` and are validated, generated and tracked like ours.
+    """
+    found: list[StageDef] = []
+    for name in spec.plugins:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            raise ValueError(f"plugins: cannot import {name!r}: {exc}") from None
+        build = getattr(module, "stages", None)
+        if not callable(build):
+            raise ValueError(f"plugins: module {name!r} has no function stages(spec) -> list[StageDef]")
+        found.extend(build(spec))
+    return found
+
+
+def pipeline_stages(spec: Spec) -> list[StageDef]:
+    """The stages this spec needs, in execution order; ``validate`` first, ``track`` last."""
+    every_section = tuple(section_names())
+    science: list[StageDef] = [
+        StageDef(
+            name="prepare",
+            params=("seed", "data"),
+            code=("lure/data", "lure/plots.py"),
+            outs=(PREPARED,),
+            plots=("plots/prepare/popularity.csv", "plots/prepare/popularity.png"),
+        ),
+    ]
+    science.extend(plugin_stages(spec))
+    result_metrics = tuple(s.metrics for s in science if s.metrics)
+    tables = StageDef(
+        name="tables",
+        params=("tables",),
+        code=("lure/tables",),
+        deps=result_metrics,
+        outs=(TABLES_DIR,),
+    )
+    track = StageDef(
+        name="track",
+        params=every_section,
+        code=("lure/tracking.py",),
+        deps=(*result_metrics, tables.metrics or "", TABLES_DIR, *(p for s in science for p in s.plots)),
+        uncached_outs=(MLFLOW_RUN,),
+        has_metrics=False,
+    )
+    validate = StageDef(
+        name="validate",
+        params=every_section,
+        code=("lure/spec", "lure/pipeline"),
+        uncached_outs=(SPEC_OK,),
+        has_metrics=False,
+    )
+    return [validate, *science, tables, track]

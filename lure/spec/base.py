@@ -1,0 +1,28 @@
+"""Building blocks shared by every spec section.
+
+Every section subclasses :class:`Section` so unknown keys are rejected and values are immutable once validated.
+A field that changes the *shape* of the pipeline (which stages exist) is declared with :func:`structural`; the
+pipeline generator embeds a hash of those fields in ``dvc.yaml`` so a ``dvc exp run -S`` that changes one stops
+before any stage runs on a stale graph.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+STRUCTURAL_KEY = "structural"
+
+
+class Section(BaseModel):
+    """Base of every spec section: no unknown keys, no mutation, validated defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def structural(default: Any = ..., *, description: str, **kwargs: Any) -> Any:
+    """A field whose value changes which stages the pipeline has (needs ``lure exp run``, not ``dvc exp run``)."""
+    extra = dict(kwargs.pop("json_schema_extra", None) or {})
+    extra[STRUCTURAL_KEY] = True
+    return Field(default, description=description, json_schema_extra=extra, **kwargs)

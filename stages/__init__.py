@@ -1,0 +1,1 @@
+"""Thin DVC stage scripts: each loads its view of the spec, calls the library, writes outputs atomically."""

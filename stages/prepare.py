@@ -1,0 +1,14 @@
+"""Stage ``prepare``: dataset (the simulated world by default) → canonical parquet tables and statistics."""
+
+from pathlib import Path
+
+from lure.data.prepare import prepare
+from lure.pipeline.stages import PREPARED
+from lure.plots import write_popularity_plot
+from lure.stage import run_stage
+
+if __name__ == "__main__":
+    with run_stage("prepare") as st:
+        out = Path(PREPARED)
+        st.metrics.update(prepare(st.spec.data, st.spec.seed, out))
+        write_popularity_plot(out / "items.parquet", Path("plots/prepare"))

@@ -1,0 +1,107 @@
+"""Stage declarations → dvc.yaml, the staleness check, the shape check, and the declared-params guard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lure.cli import app
+from lure.pipeline.generate import diff_dvc_yaml, recorded_shape, render_dvc_yaml, shape_mismatch
+from lure.pipeline.stages import pipeline_stages
+from lure.spec.load import leaf_paths, validate_spec
+from lure.spec.model import Spec
+from lure.spec.view import SpecView, UndeclaredParamError
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def test_repository_dvc_yaml_is_what_the_generator_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # `lure spec check` compares against ./dvc.yaml
+    result = runner.invoke(app, ["spec", "check"])
+    assert result.exit_code == 0, result.output
+
+
+def test_generated_params_are_exactly_the_declared_fields() -> None:
+    import yaml
+
+    spec = Spec()
+    doc = yaml.safe_load(render_dvc_yaml(spec))
+    declared = {s.name: list(s.params) for s in pipeline_stages(spec)}
+    assert {name: entry["params"] for name, entry in doc["stages"].items()} == declared
+    valid = set(leaf_paths())
+    for name, params in declared.items():
+        assert set(params) <= valid, f"stage {name} declares unknown fields {set(params) - valid}"
+    assert list(doc["stages"])[0] == "validate" and list(doc["stages"])[-1] == "track"
+    for name, entry in doc["stages"].items():
+        if name != "validate":
+            assert ".lure/spec.ok" in entry["deps"], f"{name} must run after validation"
+        assert entry["cmd"] == f"python -m stages.{name}"
+
+
+def test_stale_dvc_yaml_fails_check_with_a_diff(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("seed: 3\n")
+    result = runner.invoke(app, ["spec", "use", "params.yaml"])
+    assert result.exit_code == 0
+    assert runner.invoke(app, ["spec", "check"]).exit_code == 0
+    text = (tmp_path / "dvc.yaml").read_text()
+    (tmp_path / "dvc.yaml").write_text(text.replace("python -m stages.prepare", "python -m stages.prepare --fast"))
+    result = runner.invoke(app, ["spec", "check"])
+    assert result.exit_code == 1
+    assert "dvc.yaml is stale" in result.output
+    assert "-    cmd: python -m stages.prepare --fast" in result.output
+    assert "+    cmd: python -m stages.prepare" in result.output
+
+
+def test_shape_mismatch_names_the_structural_field(tmp_path: Path) -> None:
+    spec = Spec()
+    dvc_yaml = tmp_path / "dvc.yaml"
+    dvc_yaml.write_text(render_dvc_yaml(spec))
+    assert recorded_shape(dvc_yaml)["method.name"] == "gdrt"
+    assert shape_mismatch(spec, dvc_yaml) is None
+    tau_changed = validate_spec({"method": {"name": "gdrt", "tau": 0.3}})
+    assert shape_mismatch(tau_changed, dvc_yaml) is None, "a leaf like method.tau must not change the shape"
+    reshaped = validate_spec({"baselines": ["sft"]})
+    message = shape_mismatch(reshaped, dvc_yaml)
+    assert message is not None and "baselines" in message and "lure exp run" in message
+    assert diff_dvc_yaml(spec, dvc_yaml) == ""
+    assert shape_mismatch(spec, tmp_path / "absent.yaml") is not None
+
+
+def test_view_allows_declared_and_refuses_undeclared() -> None:
+    view = SpecView(Spec(), ("seed", "data.world", "method.tau"), stage="probe")
+    assert view.seed == 0
+    assert view.data.world.n_users == 1000
+    assert view.method.tau == 0.5
+    with pytest.raises(UndeclaredParamError, match=r"stage 'probe' read spec field 'method.groups'"):
+        _ = view.method.groups
+    with pytest.raises(UndeclaredParamError, match="'data.bins'"):
+        _ = view.data.bins
+    with pytest.raises(UndeclaredParamError, match="'judge'"):
+        _ = view.judge
+    with pytest.raises(AttributeError, match="no field 'data.nope'"):
+        _ = view.data.nope
+    with pytest.raises(AttributeError, match="read-only"):
+        view.seed = 3
+
+
+def test_plugin_stages_join_the_pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "my_plugin.py").write_text(
+        "from lure.pipeline.stages import StageDef\n"
+        "def stages(spec):\n"
+        "    return [StageDef(name='mine', params=('method.tau',), outs=('out/mine',), module='my_plugin')]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = validate_spec({"plugins": ["my_plugin"]})
+    names = [s.name for s in pipeline_stages(spec)]
+    assert names == ["validate", "prepare", "mine", "tables", "track"]
+    import yaml
+
+    doc = yaml.safe_load(render_dvc_yaml(spec))
+    assert doc["stages"]["mine"]["cmd"] == "python -m my_plugin"
+    assert "metrics/mine.json" in doc["stages"]["tables"]["deps"]
+    with pytest.raises(ValueError, match="plugins: cannot import 'not_there'"):
+        pipeline_stages(validate_spec({"plugins": ["not_there"]}))
