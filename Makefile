@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install repro test ui paper-tables bench plots clean-venv
+.PHONY: install repro test ui paper-tables bench clean-venv
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,9 +33,6 @@ paper-tables: install
 	$(BIN)/lure spec check
 	$(BIN)/dvc repro tables
 	$(BIN)/lure tables
-
-plots: install
-	$(BIN)/dvc plots show --html-template docs/plots-template.html --out reports/plots
 
 bench: install
 	$(BIN)/python -m bench.run --out reports/bench.json

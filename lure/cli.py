@@ -220,14 +220,20 @@ def summary(metrics_dir: Annotated[Path, typer.Option(help="Folder of stage metr
 
 
 @app.command("tables")
-def tables(
-    out_dir: Annotated[Path, typer.Option(help="Where the tables are written")] = Path("reports/tables"),
-) -> None:
-    """Render every registered paper table (paper | ours | difference) and print it."""
-    from lure.tables.render import collect_metrics, print_tables, render_tables
+def tables(params: Annotated[Path, typer.Option(help="Spec to take tables.* from")] = Path(PARAMS)) -> None:
+    """Print every registered paper table (paper | ours | difference) from the current metrics.
 
-    rendered = render_tables(collect_metrics(Path("metrics")), out_dir)
-    print_tables(rendered, console)
+    Files are written by the ``tables`` stage (`make paper-tables` runs it first); this command only shows them.
+    """
+    from lure.pipeline.stages import pipeline_stages, read_dep_metrics
+    from lure.tables.render import print_tables, render_spec
+
+    try:
+        spec = load_spec(params)
+    except SpecError as exc:
+        _die(exc)
+    stage = next(s for s in pipeline_stages(spec) if s.name == "tables")
+    print_tables(render_spec(spec.tables, read_dep_metrics(stage), None), console)
 
 
 def main() -> None:  # pragma: no cover

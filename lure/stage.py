@@ -14,13 +14,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from lure.io import read_json, write_json
-from lure.pipeline.stages import StageDef
+from lure.io import write_json
+from lure.pipeline.stages import StageDef, read_dep_metrics
 from lure.spec.load import SpecError, load_spec
 from lure.spec.view import SpecView
 
@@ -35,8 +34,7 @@ class StageRun:
     metrics: dict[str, Any] = field(default_factory=dict)
 
     def dep_metrics(self) -> dict[str, Any]:
-        """The metrics files this stage declares as deps, as {stage: content} (never an undeclared file)."""
-        return {Path(p).stem: read_json(p) for p in self.definition.deps if p.startswith("metrics/") and Path(p).is_file()}
+        return read_dep_metrics(self.definition)
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from lure.data.prepare import prepare
+from lure.io import fingerprint
 from lure.pipeline.stages import PREPARED
 from lure.plots import write_popularity_plot
 from lure.stage import run_stage
@@ -11,4 +12,5 @@ if __name__ == "__main__":
     with run_stage("prepare") as st:
         out = Path(PREPARED)
         st.metrics.update(prepare(st.spec.data, st.spec.seed, out))
+        st.metrics["data_fingerprint"] = fingerprint(out)
         write_popularity_plot(out / "items.parquet", Path("plots/prepare"))

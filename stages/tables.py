@@ -2,16 +2,11 @@
 
 from lure.pipeline.stages import TABLES_DIR
 from lure.stage import run_stage
-from lure.tables.registry import load_tables, table_ids_for
-from lure.tables.render import render_tables
+from lure.tables.render import render_spec
 
 if __name__ == "__main__":
     with run_stage("tables") as st:
-        cfg = st.spec.tables
-        registry = load_tables()
-        rendered = render_tables(
-            st.dep_metrics(), TABLES_DIR, table_ids_for(cfg.papers, registry), decimals=cfg.decimals, tables=registry
-        )
+        rendered = render_spec(st.spec.tables, st.dep_metrics(), TABLES_DIR)
         cells = [c for t in rendered for c in t.cells]
         st.metrics.update(
             tables=len(rendered),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from lure.spec.model import Spec, section_names
 
@@ -23,6 +25,13 @@ COMMON_CODE = ("lure/stage.py", "lure/io.py")
 
 def metrics_file(stage: str) -> str:
     return f"metrics/{stage}.json"
+
+
+def read_dep_metrics(stage: StageDef) -> dict[str, Any]:
+    """The metrics files ``stage`` declares as deps, as {stage name: content}; never an undeclared file."""
+    from lure.io import read_json
+
+    return {Path(p).stem: read_json(p) for p in stage.deps if p.startswith("metrics/") and Path(p).is_file()}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` writes their figures to reports/bench.json (timings never go into tests)."""

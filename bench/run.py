@@ -1,0 +1,69 @@
+"""Run every benchmark and write one JSON file of figures (seconds unless the name says otherwise)."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lure.io import write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed(fn: Callable[[], Any], repeat: int = 5) -> float:
+    """Median wall time of ``repeat`` calls."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_spec() -> dict[str, float]:
+    from lure.pipeline.generate import render_dvc_yaml
+    from lure.spec.load import load_spec
+
+    spec = load_spec(ROOT / "params.yaml")
+    return {
+        "spec_validate_s": timed(lambda: load_spec(ROOT / "params.yaml"), 50),
+        "dvc_yaml_generate_s": timed(lambda: render_dvc_yaml(spec), 50),
+    }
+
+
+def bench_noop_repro() -> dict[str, float]:
+    """`dvc repro` on an up-to-date pipeline (the first call brings it up to date if needed)."""
+    dvc = [sys.executable, "-m", "dvc", "repro"]
+    subprocess.run(dvc, cwd=ROOT, check=True, capture_output=True)
+    return {"dvc_repro_noop_s": timed(lambda: subprocess.run(dvc, cwd=ROOT, check=True, capture_output=True), 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench.json")
+    parser.add_argument("--world-sizes", type=int, nargs="*", default=[1_000, 10_000, 100_000])
+    args = parser.parse_args(argv)
+
+    from bench.world_bench import bench_world
+
+    figures: dict[str, Any] = {"machine": {"python": platform.python_version(), "cpus": len(__import__("os").sched_getaffinity(0))}}
+    for name, fn in [("spec", bench_spec), ("world", lambda: bench_world(tuple(args.world_sizes))), ("dvc", bench_noop_repro)]:
+        print(f"bench: {name} ...", flush=True)
+        figures.update(fn())
+    goals = {"dvc_repro_noop_s": 3.0, "world_gen_s_10k": 30.0}
+    figures["goals"] = {k: {"goal_s": v, "measured_s": figures.get(k), "met": figures.get(k, 1e9) <= v} for k, v in goals.items()}
+    write_json(args.out, figures)
+    for key, value in figures.items():
+        print(f"{key}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

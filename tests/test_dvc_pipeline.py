@@ -1,0 +1,128 @@
+"""End to end through DVC: repro, no-op, `-S` re-running only what declares a field, structural changes,
+bad values that must not cost any output, and a parallel queue of two experiments."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SMALL_WORLD, dvc, lure, make_project, run
+
+pytestmark = pytest.mark.slow
+
+# A plugin stage that declares method.tau: the mechanism under test (no built-in stage of this issue reads it).
+PROBE_PLUGIN = '''\
+from lure.io import write_json
+from lure.pipeline.stages import StageDef
+
+
+def stages(spec):
+    return [StageDef(name="probe", params=("method.tau",), outs=("probe/tau.json",), module="probe_plugin")]
+
+
+if __name__ == "__main__":
+    from lure.stage import run_stage
+
+    with run_stage("probe") as st:
+        write_json("probe/tau.json", {"tau": st.spec.method.tau})
+        st.metrics["tau"] = st.spec.method.tau
+'''
+PROBE_SPEC = SMALL_WORLD + "plugins: [probe_plugin]\n"
+
+
+def ran(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
+
+
+def skipped(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Stage '") and "didn't change" in line}
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    files = [p for d in ("data/prepared", "metrics", "reports/tables") for p in (root / d).rglob("*") if p.is_file()]
+    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.stat().st_size) for p in files}
+
+
+@pytest.fixture()
+def probe_project(tmp_path: Path) -> Path:
+    root = make_project(tmp_path / "proj", PROBE_SPEC, {"probe_plugin.py": PROBE_PLUGIN})
+    first = dvc("repro", cwd=root)
+    assert ran(first.stdout) == {"validate", "prepare", "probe", "tables", "track"}, first.stdout
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-q", "-m", "baseline results"], root)
+    return root
+
+
+def test_repro_is_complete_then_a_noop(probe_project: Path) -> None:
+    root = probe_project
+    items = root / "data" / "prepared" / "items.parquet"
+    assert items.is_file() and (root / "metrics" / "prepare.json").is_file()
+    assert (root / "reports" / "tables").is_dir() and any((root / "reports" / "tables").glob("*.md"))
+    second = dvc("repro", cwd=root)
+    assert ran(second.stdout) == set(), second.stdout
+    assert "up to date" in second.stdout.lower()
+
+
+def test_set_param_reruns_only_declaring_stages(probe_project: Path) -> None:
+    root = probe_project
+    out = dvc("exp", "run", "-S", "method.tau=0.3", cwd=root).stdout
+    assert "probe" in ran(out) and "track" in ran(out), out
+    assert "prepare" not in ran(out) and "prepare" in skipped(out), out
+    assert json.loads((root / "probe" / "tau.json").read_text()) == {"tau": 0.3}
+    shown = json.loads(dvc("exp", "show", "--json", cwd=root).stdout)
+    names = json.dumps(shown)
+    assert '"method.tau": 0.3' in names.replace('"tau": 0.3', '"method.tau": 0.3') or "0.3" in names
+    experiments = [e for row in shown for e in (row.get("experiments") or [])]
+    assert len(experiments) == 1
+
+
+def test_structural_set_param_stops_and_lure_exp_run_regenerates(probe_project: Path) -> None:
+    root = probe_project
+    before = snapshot(root)
+    out = dvc("exp", "run", "-S", "baselines=[sft]", cwd=root, check=False)
+    assert out.returncode != 0
+    assert "lure exp run" in out.stdout + out.stderr and "baselines" in out.stdout + out.stderr
+    assert ran(out.stdout) == {"validate"}, out.stdout
+    assert snapshot(root) == before, "a refused experiment must not touch any output"
+    run(["git", "checkout", "--", "params.yaml"], root)
+    good = lure("exp", "run", "-S", "baselines=[sft]", cwd=root)
+    assert "regenerated dvc.yaml" in good.stdout
+    assert '"baselines":["sft"]' in (root / "dvc.yaml").read_text()
+    assert lure("spec", "check", cwd=root).returncode == 0
+
+
+def test_bad_value_fails_before_any_output_is_touched(probe_project: Path) -> None:
+    root = probe_project
+    before = snapshot(root)
+    out = dvc("exp", "run", "-S", "data.world.n_users=5", cwd=root, check=False)
+    assert out.returncode != 0
+    assert "data.world.n_users: must be >= 10, got 5" in out.stdout + out.stderr
+    assert snapshot(root) == before
+    run(["git", "checkout", "--", "params.yaml"], root)
+    (root / "params.yaml").write_text(PROBE_SPEC.replace("seed: 0", "seed: 0\nsurprise: 1"))
+    out = dvc("repro", cwd=root, check=False)
+    assert out.returncode != 0 and "surprise: unknown key" in out.stdout + out.stderr
+    assert snapshot(root) == before
+    refused = lure("exp", "run", "-S", "judge.temperature=5", cwd=root, check=False)
+    assert refused.returncode == 2 and "judge.temperature: must be <= 2.0, got 5" in refused.stderr
+
+
+def test_queue_of_two_runs_in_parallel(probe_project: Path) -> None:
+    root = probe_project
+    for tau in ("0.2", "0.4"):
+        dvc("exp", "run", "--queue", "-S", f"method.tau={tau}", cwd=root)
+    dvc("queue", "start", "-j", "2", cwd=root)
+    deadline = time.time() + 300
+    status = ""
+    while time.time() < deadline:
+        status = dvc("queue", "status", cwd=root).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(2)
+    dvc("queue", "stop", cwd=root, check=False)
+    assert status.count("Success") == 2, status
+    shown = json.dumps(json.loads(dvc("exp", "show", "--json", cwd=root).stdout))
+    assert "0.2" in shown and "0.4" in shown

@@ -1,0 +1,102 @@
+"""A real MLflow server on a loopback port receives one run per pipeline execution that produced results."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SMALL_WORLD, dvc, make_project, tool_env
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def api(base: str, path: str, body: dict | None = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.fixture()
+def mlflow_server(tmp_path: Path):
+    port = free_port()
+    store = tmp_path / "server"
+    store.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}", "--artifacts-destination", str(store / "art"),
+         "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=store, env=tool_env(),
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(base + "/health", timeout=2):
+                break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("mlflow server exited during start-up") from None
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("mlflow server did not start in 120 s")
+    yield base
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_baseline_and_experiment_runs_reach_the_server(tmp_path: Path, mlflow_server: str) -> None:
+    spec = SMALL_WORLD.replace("tracking: {enabled: false}", "tracking: {enabled: true, experiment: lure-test}")
+    root = make_project(tmp_path / "proj", spec)
+    env = tool_env(MLFLOW_TRACKING_URI=mlflow_server)
+    dvc("repro", cwd=root, env=env)
+    dvc("repro", cwd=root, env=env)  # a no-op: must not log a third run
+    subprocess.run(["git", "add", "-A"], cwd=root, env=env, check=True)
+    subprocess.run(["git", "commit", "-qm", "baseline"], cwd=root, env=env, check=True)
+    dvc("exp", "run", "-n", "tau-03", "-S", "method.tau=0.3", cwd=root, env=env)
+
+    exp = api(mlflow_server, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=lure-test")["experiment"]
+    runs = api(mlflow_server, "/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100})["runs"]
+
+    def tags(r: dict) -> dict:
+        return {t["key"]: t["value"] for t in r["data"].get("tags", [])}
+
+    parents = [r for r in runs if "mlflow.parentRunId" not in tags(r)]
+    children = [r for r in runs if "mlflow.parentRunId" in tags(r)]
+    assert len(parents) == 2, [tags(r).get("dvc_exp_name") for r in parents]
+    by_name = {tags(r)["dvc_exp_name"]: r for r in parents}
+    assert set(by_name) == {"workspace", "tau-03"}
+    params = {n: {p["key"]: p["value"] for p in r["data"]["params"]} for n, r in by_name.items()}
+    assert params["workspace"]["method.tau"] == "0.5" and params["tau-03"]["method.tau"] == "0.3"
+    assert params["workspace"]["data.world.n_users"] == "80"
+    for name, r in by_name.items():
+        t = tags(r)
+        assert len(t["git_rev"]) == 40 and len(t["spec_hash"]) == 16 and len(t["data_fingerprint"]) == 16
+        metrics = {m["key"]: m["value"] for m in r["data"]["metrics"]}
+        # metrics of stages that did not re-run in the experiment are still there
+        assert metrics["prepare.users"] > 0 and "prepare.wall_time_s" in metrics and "tables.cells" in metrics
+        assert all(ch.isalnum() or ch in "_-. /" for key in metrics for ch in key)
+    assert tags(by_name["workspace"])["spec_hash"] != tags(by_name["tau-03"])["spec_hash"]
+    assert tags(by_name["workspace"])["data_fingerprint"] == tags(by_name["tau-03"])["data_fingerprint"]
+    child_stages = {tags(c)["stage"] for c in children}
+    assert {"prepare", "tables"} <= child_stages
+    assert all(any(m["key"] == "wall_time_s" for m in c["data"]["metrics"]) for c in children)
+    arts = api(mlflow_server, f"/api/2.0/mlflow/artifacts/list?run_id={by_name['workspace']['info']['run_id']}&path=reports/tables")
+    assert any(f["path"].endswith(".md") for f in arts.get("files", []))
