@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lure.io import write_json, write_text
+from lure.spec.dump import dump_spec
 from lure.spec.load import (
     SpecError,
     apply_overrides,
@@ -30,15 +31,14 @@ spec_app = typer.Typer(help="Validate, select, inspect and document experiment s
 exp_app = typer.Typer(help="Run experiments through DVC, regenerating dvc.yaml when the shape changes.")
 app.add_typer(spec_app, name="spec")
 app.add_typer(exp_app, name="exp")
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 PARAMS = "params.yaml"
-SCHEMA_HEADER = "# yaml-language-server: $schema=spec.schema.json\n"
 
 
 def _die(exc: SpecError) -> None:
-    err.print(f"[bold red]invalid spec[/]\n{exc}", highlight=False)
+    err.print(f"[bold red]invalid spec[/]\n{exc}", highlight=False, soft_wrap=True)
     raise typer.Exit(exc.exit_code)
 
 
@@ -50,7 +50,7 @@ def _write_pipeline(spec: Spec) -> None:
 
 @spec_app.command("use")
 def spec_use(path: Annotated[Path, typer.Argument(help="Spec file to make active, e.g. specs/world.yaml")]) -> None:
-    """Validate a spec, copy it to params.yaml and regenerate dvc.yaml."""
+    """Validate a spec, write it to params.yaml with every field spelled out, and regenerate dvc.yaml."""
     try:
         spec = load_spec(path)
         _write_pipeline(spec)  # before params.yaml: a plugin import error must not leave a half-switched repo
@@ -59,9 +59,8 @@ def spec_use(path: Annotated[Path, typer.Argument(help="Spec file to make active
             _die(exc)
         err.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    if Path(path).resolve() != Path(PARAMS).resolve():
-        write_text(PARAMS, Path(path).read_text(encoding="utf-8"))
-    console.print(f"[green]✓[/] {path} is valid; wrote {PARAMS} and dvc.yaml")
+    write_text(PARAMS, dump_spec(spec))
+    console.print(f"[green]✓[/] {path} is valid; wrote {PARAMS} (every field, defaults included) and dvc.yaml")
 
 
 @spec_app.command("check")

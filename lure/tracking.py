@@ -93,8 +93,9 @@ def log_pipeline_run(
     import mlflow
 
     root = repo_root()
+    local_store = "MLFLOW_TRACKING_URI" not in os.environ  # read first: set_tracking_uri also exports it
     mlflow.set_tracking_uri(tracking_uri(root))
-    if "MLFLOW_TRACKING_URI" not in os.environ:
+    if local_store:
         artifact_root = (root / ".mlflow" / "artifacts").as_uri()
         if _with_retries(lambda: mlflow.get_experiment_by_name(experiment)) is None:
             try:

@@ -102,10 +102,11 @@ def test_bad_value_fails_before_any_output_is_touched(probe_project: Path) -> No
     assert "data.world.n_users: must be >= 10, got 5" in out.stdout + out.stderr
     assert snapshot(root) == before
     run(["git", "checkout", "--", "params.yaml"], root)
-    (root / "params.yaml").write_text(PROBE_SPEC.replace("seed: 0", "seed: 0\nsurprise: 1"))
+    (root / "params.yaml").write_text((root / "params.yaml").read_text() + "surprise: 1\n")
     out = dvc("repro", cwd=root, check=False)
     assert out.returncode != 0 and "surprise: unknown key" in out.stdout + out.stderr
     assert snapshot(root) == before
+    run(["git", "checkout", "--", "params.yaml"], root)
     refused = lure("exp", "run", "-S", "judge.temperature=5", cwd=root, check=False)
     assert refused.returncode == 2 and "judge.temperature: must be <= 2.0, got 5" in refused.stderr
 

@@ -10,6 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from lure.cli import app
+from lure.spec.dump import dump_spec
 from lure.spec.load import (
     SpecError,
     apply_overrides,
@@ -107,9 +108,23 @@ def test_missing_file_and_broken_yaml(tmp_path: Path) -> None:
         load_spec(listy)
 
 
-def test_default_spec_is_params_yaml() -> None:
-    assert (ROOT / "specs" / "world.yaml").read_text() == (ROOT / "params.yaml").read_text()
+def test_default_spec_is_params_yaml_and_complete() -> None:
+    world = (ROOT / "specs" / "world.yaml").read_text()
+    assert world == (ROOT / "params.yaml").read_text()
     assert load_spec(ROOT / "params.yaml") == Spec()
+    # written out in full (DVC tracks only keys present in the file); regenerate with `lure spec use`
+    assert dump_spec(Spec()) == world
+
+
+def test_spec_use_writes_every_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.yaml").write_text("method: {name: gdrt, tau: 0.3}\n")
+    result = runner.invoke(app, ["spec", "use", "mine.yaml"])
+    assert result.exit_code == 0, result.output
+    written = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    assert written["method"] == {"name": "gdrt", "tau": 0.3, "groups": 5, "relevance_model": "base"}
+    assert set(written) == set(Spec.model_fields)
+    assert "# Group-DRO temperature" in (tmp_path / "params.yaml").read_text()
 
 
 def test_every_named_spec_validates() -> None:
