@@ -8,8 +8,6 @@ A stage module stays a few lines long::
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,15 +71,3 @@ def run_stage(name: str, *, write_metrics: bool = True) -> Iterator[StageRun]:
     if write_metrics:
         run.metrics["wall_time_s"] = round(time.perf_counter() - t0, 3)
         write_json(f"metrics/{name}.json", run.metrics)
-
-
-def set_torch_threads() -> None:
-    """Two busy threads per core slowed training elevenfold here: pin torch to the cores we actually have."""
-    import torch
-
-    n = int(os.environ.get("LURE_TORCH_THREADS", "0")) or max(1, len(os.sched_getaffinity(0)))
-    torch.set_num_threads(n)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit("run a stage with `python -m stages.<name>`")
