@@ -14,8 +14,10 @@ from pydantic import Field, field_validator, model_validator
 
 from lure.spec.base import Section, structural
 
-#: Genres available to the world generator (``lure.data.world.GENRES`` holds the same names and word lists).
+#: Genres available to the world generator (``lure.data.vocab.GENRES`` holds the names and their title words).
 MAX_GENRES = 24
+#: Largest n_users * n_items: the dense float32 true-relevance matrix (4 bytes a cell) must fit in memory.
+MAX_RELEVANCE_CELLS = 1_000_000_000
 
 
 class WorldSpec(Section):
@@ -42,7 +44,7 @@ class WorldSpec(Section):
         0.75, ge=0.0, le=5.0, description="Std of the low-rank user x item logit term (collaborative signal)."
     )
     relevance_intercept: float = Field(
-        -3.0, ge=-20.0, le=20.0, description="Logit intercept b of the true relevance (sets the base click rate)."
+        -4.0, ge=-20.0, le=20.0, description="Logit intercept b of the true relevance (sets the base click rate)."
     )
     sequential_strength: float = Field(
         0.5,
@@ -62,7 +64,7 @@ class WorldSpec(Section):
         1.0, ge=0.0, le=10.0, description="Weight of the personal score in the logging softmax."
     )
     personal_noise: float = Field(
-        1.0, ge=0.0, le=10.0, description="Std of the noise of the platform's estimate of the user's relevance logit."
+        1.5, ge=0.0, le=10.0, description="Std of the noise of the platform's estimate of the user's relevance logit."
     )
     mar_fraction: float = Field(
         0.2, ge=0.0, le=1.0, description="Fraction of users who also get a missing-at-random (uniform) log."
@@ -99,6 +101,11 @@ class WorldSpec(Section):
             )
         if self.user_genres > self.n_genres:
             raise ValueError(f"user_genres must be <= n_genres, got {self.user_genres} > {self.n_genres}")
+        if self.n_users * self.n_items > MAX_RELEVANCE_CELLS:
+            raise ValueError(
+                f"n_users * n_items must be <= {MAX_RELEVANCE_CELLS:_}: the dense float32 relevance matrix must "
+                f"fit in memory, got {self.n_users * self.n_items:_}"
+            )
         if self.exposures_per_step >= self.n_items:
             raise ValueError(
                 f"exposures_per_step must be < n_items, got {self.exposures_per_step} >= {self.n_items}"
