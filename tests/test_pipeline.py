@@ -105,3 +105,26 @@ def test_plugin_stages_join_the_pipeline(tmp_path: Path, monkeypatch: pytest.Mon
     assert "metrics/mine.json" in doc["stages"]["tables"]["deps"]
     with pytest.raises(ValueError, match="plugins: cannot import 'not_there'"):
         pipeline_stages(validate_spec({"plugins": ["not_there"]}))
+
+
+def test_a_stage_reading_an_undeclared_field_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real stage runner (as `python -m stages.X` uses it), not just the view: the violation is an error."""
+    from lure.stage import run_stage
+
+    (tmp_path / "sneaky_plugin.py").write_text(
+        "from lure.pipeline.stages import StageDef\n"
+        "def stages(spec):\n"
+        "    return [StageDef(name='sneaky', params=('method.tau',), module='sneaky_plugin')]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.yaml").write_text("plugins: [sneaky_plugin]\n")
+    assert runner.invoke(app, ["spec", "use", "spec.yaml"]).exit_code == 0
+    with run_stage("sneaky") as st:
+        assert st.spec.method.tau == 0.5
+    assert (tmp_path / "metrics" / "sneaky.json").is_file()
+    (tmp_path / "metrics" / "sneaky.json").unlink()
+    with pytest.raises(UndeclaredParamError, match="stage 'sneaky' read spec field 'judge'"):
+        with run_stage("sneaky") as st:
+            _ = st.spec.judge.temperature
+    assert not (tmp_path / "metrics" / "sneaky.json").exists(), "a failed stage must not write its metrics"
