@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from rich.progress import track
 import pandas as pd
 
 from lure.data.vocab import GENRE_WORDS, GENRES, roman
@@ -415,7 +416,9 @@ def _simulate_log(
     steps_taken = np.zeros(n_users, dtype=np.int64)
     positions = np.arange(k, dtype=np.int64)
     chunk = _chunk_size(n_items)
-    for c, lo in enumerate(range(0, n_users, chunk)):
+    starts = range(0, n_users, chunk)
+    # Large worlds take minutes: show progress over user chunks (a no-op for the default single-chunk world).
+    for c, lo in enumerate(track(starts, description="simulating users", disable=len(starts) < 4, transient=True)):
         hi = min(n_users, lo + chunk)
         rng = _chunk_rng(stream, c)
         logits, rel, phi = _chunk_policy(spec, base, gf, lo, hi, rng)
