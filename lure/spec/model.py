@@ -8,17 +8,9 @@ from pydantic import Field, StringConstraints, model_validator
 
 from lure.spec.base import STRUCTURAL_KEY, Section
 from lure.spec.data import DataSpec
-from lure.spec.sections import (
-    BaselineName,
-    CalibrateSpec,
-    EvalSpec,
-    ExpoSynthSpec,
-    JudgeSpec,
-    Method,
-    PairsSpec,
-    PropensitySpec,
-    TrackingSpec,
-)
+from lure.spec.eval import EvalSpec
+from lure.spec.propensity import PairsSpec, PropensitySpec
+from lure.spec.sections import BaselineName, CalibrateSpec, ExpoSynthSpec, JudgeSpec, Method, TrackingSpec
 from lure.spec.tables import TablesSpec
 
 

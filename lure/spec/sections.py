@@ -10,53 +10,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from lure.spec.base import STRUCTURAL_KEY, Section, structural
+from lure.spec.base import Section, structural
 
-ZooModel = Literal["random", "popularity", "itemknn", "als", "bpr", "sasrec"]
 MethodName = Literal["gdrt", "sft"]
 BaselineName = Literal["sft", "gdrt", "sasrec", "popularity", "random", "itemknn", "als", "bpr"]
-
-
-class PropensitySpec(Section):
-    """How P(observed | u, i) is estimated for inverse propensity scoring (LURE §3)."""
-
-    model: Literal["logistic", "popularity", "true"] = Field(
-        "logistic",
-        description="Propensity model: 'logistic' (LURE §3 features), 'popularity' (p_i ∝ (n_i/max n)^eta, "
-        "Yang et al. 2018) or 'true' (the world's recorded exposure probabilities; validation only).",
-    )
-    negative_ratio: int = Field(
-        4, ge=1, le=100, description="Unobserved pairs sampled per observed pair when fitting the logistic model."
-    )
-    popularity_eta: float = Field(
-        0.5, ge=0.0, le=5.0, description="Exponent eta of the popularity propensity model."
-    )
-    clip_min: float = Field(
-        1e-3, gt=0.0, le=1.0, description="Lower clip of propensities (caps IPS weights at 1/clip_min)."
-    )
-    clip_max: float = Field(1.0, gt=0.0, le=1.0, description="Upper clip of propensities.")
-
-    @model_validator(mode="after")
-    def _clip_order(self) -> PropensitySpec:
-        if self.clip_min >= self.clip_max:
-            raise ValueError(f"clip_min must be < clip_max, got {self.clip_min} >= {self.clip_max}")
-        return self
-
-
-class PairsSpec(Section):
-    """Popularity/age-matched item pairs for pairwise evaluation and judging (LURE §3)."""
-
-    mode: Literal["labeled", "unlabeled"] = Field(
-        "labeled",
-        description="'labeled': a held-out positive vs a matched never-interacted item; 'unlabeled': LURE's "
-        "original two never-interacted items from one matched cell.",
-    )
-    per_user: int = Field(10, ge=1, le=1000, description="Pairs sampled per evaluation user.")
-    match_on: list[Literal["pop_bin", "age_bin", "genre"]] = Field(
-        default_factory=lambda: ["pop_bin", "age_bin"],
-        min_length=1,
-        description="Item columns the two items of a pair must share.",
-    )
 
 
 class JudgeSpec(Section):
@@ -117,29 +74,6 @@ class SFTMethod(Section):
 
 
 Method = Annotated[GDRTMethod | SFTMethod, Field(discriminator="name")]
-
-
-class EvalSpec(Section):
-    """Offline evaluation: cut-offs, the classic model zoo and uncertainty."""
-
-    ks: list[int] = Field(
-        default_factory=lambda: [5, 10, 20], min_length=1, description="Cut-offs K of Recall@K and NDCG@K."
-    )
-    models: list[ZooModel] = Field(
-        default_factory=lambda: ["random", "popularity"],
-        description="Classic recommenders of the baseline zoo (one stage each).",
-        json_schema_extra={STRUCTURAL_KEY: True},
-    )
-    bootstrap: int = Field(1000, ge=0, le=100_000, description="Bootstrap resamples over users for CIs (0 = none).")
-    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Confidence level of the intervals.")
-
-    @model_validator(mode="after")
-    def _ks(self) -> EvalSpec:
-        if any(k < 1 for k in self.ks) or len(set(self.ks)) != len(self.ks):
-            raise ValueError(f"ks must be distinct positive integers, got {self.ks}")
-        if len(set(self.models)) != len(self.models):
-            raise ValueError(f"models must not repeat, got {self.models}")
-        return self
 
 
 class CalibrateSpec(Section):

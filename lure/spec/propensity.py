@@ -1,0 +1,51 @@
+"""The ``propensity`` and ``pairs`` sections: exposure propensities and matched item pairs (LURE §2.1, §3)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from lure.spec.base import Section
+
+
+class PropensitySpec(Section):
+    """How P(observed | u, i) is estimated for inverse propensity scoring (LURE §3)."""
+
+    model: Literal["logistic", "popularity", "true"] = Field(
+        "logistic",
+        description="Propensity model: 'logistic' (LURE §3 features), 'popularity' (p_i ∝ (n_i/max n)^eta, "
+        "Yang et al. 2018) or 'true' (the world's recorded exposure probabilities; validation only).",
+    )
+    negative_ratio: int = Field(
+        4, ge=1, le=100, description="Unobserved pairs sampled per observed pair when fitting the logistic model."
+    )
+    popularity_eta: float = Field(
+        0.5, ge=0.0, le=5.0, description="Exponent eta of the popularity propensity model."
+    )
+    clip_min: float = Field(
+        1e-3, gt=0.0, le=1.0, description="Lower clip of propensities (caps IPS weights at 1/clip_min)."
+    )
+    clip_max: float = Field(1.0, gt=0.0, le=1.0, description="Upper clip of propensities.")
+
+    @model_validator(mode="after")
+    def _clip_order(self) -> PropensitySpec:
+        if self.clip_min >= self.clip_max:
+            raise ValueError(f"clip_min must be < clip_max, got {self.clip_min} >= {self.clip_max}")
+        return self
+
+
+class PairsSpec(Section):
+    """Popularity/age-matched item pairs for pairwise evaluation and judging (LURE §3)."""
+
+    mode: Literal["labeled", "unlabeled"] = Field(
+        "labeled",
+        description="'labeled': a held-out positive vs a matched never-interacted item; 'unlabeled': LURE's "
+        "original two never-interacted items from one matched cell.",
+    )
+    per_user: int = Field(10, ge=1, le=1000, description="Pairs sampled per evaluation user.")
+    match_on: list[Literal["pop_bin", "age_bin", "genre"]] = Field(
+        default_factory=lambda: ["pop_bin", "age_bin"],
+        min_length=1,
+        description="Item columns the two items of a pair must share.",
+    )
