@@ -5,7 +5,7 @@ from pathlib import Path
 from lure.data.prepare import prepare
 from lure.io import fingerprint
 from lure.pipeline.stages import PREPARED
-from lure.plots import write_popularity_plot
+from lure.plots.popularity import write_popularity_plot
 from lure.stage import run_stage
 
 if __name__ == "__main__":

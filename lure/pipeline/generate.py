@@ -28,7 +28,7 @@ HEADER = (
 
 
 def stage_entry(stage: StageDef) -> dict[str, Any]:
-    code = [f"{(stage.module or 'stages.' + stage.name).replace('.', '/')}.py", *COMMON_CODE, *stage.code]
+    code = [stage.script, *COMMON_CODE, *stage.code]
     entry: dict[str, Any] = {"cmd": stage.cmd}
     deps = list(dict.fromkeys([*([] if stage.name == "validate" else [".lure/spec.ok"]), *code, *stage.deps]))
     entry["deps"] = deps

@@ -47,10 +47,20 @@ class StageDef:
     has_metrics: bool = True
     plots: tuple[str, ...] = ()
     module: str = ""
+    args: tuple[str, ...] = ()
+
+    @property
+    def module_name(self) -> str:
+        return self.module or f"stages.{self.name}"
+
+    @property
+    def script(self) -> str:
+        """The stage's own source file (a code dependency of the stage)."""
+        return self.module_name.replace(".", "/") + ".py"
 
     @property
     def cmd(self) -> str:
-        return f"python -m {self.module or 'stages.' + self.name}"
+        return " ".join(["python -m", self.module_name, *self.args])
 
     @property
     def metrics(self) -> str | None:
@@ -83,7 +93,7 @@ def pipeline_stages(spec: Spec) -> list[StageDef]:
         StageDef(
             name="prepare",
             params=("seed", "data"),
-            code=("lure/data", "lure/plots.py"),
+            code=("lure/data", "lure/plots/base.py", "lure/plots/popularity.py"),
             outs=(PREPARED,),
             plots=("plots/prepare/popularity.csv", "plots/prepare/popularity.png"),
         ),
