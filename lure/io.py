@@ -103,3 +103,14 @@ def fingerprint(root: str | os.PathLike[str]) -> str:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()[:16]
+
+
+def write_npy(path: str | os.PathLike[str], array: Any) -> Path:
+    """``np.save`` through a file handle: on a path it would append ".npy" to the temporary name."""
+    import numpy as np
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+
+    return write_with(path, save)

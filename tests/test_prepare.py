@@ -18,7 +18,10 @@ FILES = [
     "items.parquet",
     "interactions.parquet",
     *(f"splits/{kind}_{part}.parquet" for kind in ("loo", "window") for part in ("train", "valid", "test")),
+    "splits/holdout_train.parquet",
+    "splits/holdout_test.parquet",
     "truth/relevance.npy",
+    "truth/exposure_prob.npy",
     "truth/exposures.parquet",
     "truth/mar.parquet",
     "truth/users.parquet",
@@ -148,8 +151,8 @@ def test_data_spec_validation():
         DataSpec.model_validate(
             {"world": {"n_items": 10, "exposures_per_step": 5, "mar_exposures_per_user": 5}, "bins": {"n_pop_bins": 12}}
         )
-    with pytest.raises(ValueError, match="Input should be 'world'"):
-        DataSpec.model_validate({"source": "movielens-1m"})
+    with pytest.raises(ValueError, match="Input should be"):
+        DataSpec.model_validate({"source": "movielens-10m"})
     assert DataSpec.model_fields["source"].json_schema_extra == {"structural": True}
     for model in (DataSpec, DataSpec.model_fields["bins"].annotation, DataSpec.model_fields["splits"].annotation):
         for name, field in model.model_fields.items():

@@ -1,13 +1,24 @@
 """The ``prepare`` stage: turn a data source into the canonical parquet files and report dataset statistics.
 
+``data.source`` selects the simulated world or a real dataset (``lure.data.sources``, docs/datasets.md); every
+source goes through the same filter, order, bins and splits, so later stages cannot tell them apart.
+
 Layout under ``out_dir`` (all writes atomic through ``lure.io``; same spec and seed -> byte-identical files):
 
 * ``items.parquet``         item_id, title, genres ("|"-joined), year, popularity, pop_bin, age_bin
 * ``interactions.parquet``  user_id, item_id, timestamp (int64 unix s), rating (float), source ("real"/"synth")
 * ``splits/loo_{train,valid,test}.parquet``     same columns as interactions
 * ``splits/window_{train,valid,test}.parquet``  user_id, history (list<int64>), item_id (target), timestamp
+* ``splits/holdout_{train,test}.parquet``       same columns as interactions (per-user last share)
 * world only, ``truth/``: ``relevance.npy`` (float32 users x items, r(u,i); row = user_id, column = item_id),
-  ``exposures.parquet``, ``mar.parquet``, ``users.parquet``, ``items.parquet`` (popularity_prior, quality).
+  ``exposure_prob.npy``, ``exposures.parquet``, ``mar.parquet``, ``users.parquet``, ``items.parquet``
+  (popularity_prior, quality).
+* real sources: ``ids/users.parquet`` and ``ids/items.parquet`` (user_id / item_id, raw_id: the dataset's own
+  ids); Coat also ``truth/mar.parquet`` (user_id, item_id, rating, clicked): the missing-at-random ratings.
+
+Real sources without timestamps (Coat, LastFM: every timestamp 0) get a seeded random order within each user
+before the canonical stable sort, so "last" in LOO, the holdout and window histories means "random", not "file
+order" (which is sorted by item id and would put the highest ids into every test set).
 """
 
 from __future__ import annotations
@@ -19,16 +30,25 @@ import pandas as pd
 
 from lure.data.canonical import (
     INTERACTION_COLUMNS,
+    age_bins,
     dataset_stats,
     gini,
     item_table,
     k_core_users,
     sort_interactions,
 )
-from lure.data.splits import loo_split, window_samples, window_split
+from lure.data.fetch import ensure_raw
+from lure.data.sources import RawDataset, load_source
+from lure.data.splits import holdout_split, loo_split, window_samples, window_split
 from lure.data.world import World, generate_world
-from lure.io import write_parquet, write_with
+from lure.io import write_npy, write_parquet
 from lure.spec.data import DataSpec
+
+#: Coat's MAR ratings count as a click ("the user likes it") from this rating on when data.min_rating is null:
+#: the usual positive threshold on 1-5 stars in the debiasing literature on Coat and Yahoo! R3.
+MAR_POSITIVE_RATING = 4.0
+#: Stream of the within-user random order of timeless sources (kept apart from any other use of the seed).
+_ORDER_STREAM = 0x0D3E
 
 
 def world_interactions(world: World) -> pd.DataFrame:
@@ -46,30 +66,121 @@ def world_interactions(world: World) -> pd.DataFrame:
 
 
 def prepare(data: DataSpec, seed: int, out_dir: Path) -> dict[str, float]:
-    """Generate (or later: load) the dataset, write the canonical files under ``out_dir``, return its statistics."""
-    out_dir = Path(out_dir)
+    """Generate the world or read a real dataset, write the canonical files under ``out_dir``, return statistics."""
+    if data.source == "world":
+        return _prepare_world(data, seed, Path(out_dir))
+    return _prepare_real(data, seed, Path(out_dir))
+
+
+def _prepare_world(data: DataSpec, seed: int, out_dir: Path) -> dict[str, float]:
     world = generate_world(data.world, seed)
     raw = world_interactions(world)
     interactions = sort_interactions(k_core_users(raw, data.min_interactions_per_user))
     items = item_table(world.items, interactions, data.bins.n_pop_bins, data.bins.n_age_bins)
-    loo = loo_split(interactions)
-    window = window_split(window_samples(interactions, data.splits.history_max), data.splits.ratios)
-
-    write_parquet(out_dir / "items.parquet", items)
-    write_parquet(out_dir / "interactions.parquet", interactions)
-    for name, part in zip(("train", "valid", "test"), loo, strict=True):
-        write_parquet(out_dir / "splits" / f"loo_{name}.parquet", part)
-    for name, part in zip(("train", "valid", "test"), window, strict=True):
-        write_parquet(out_dir / "splits" / f"window_{name}.parquet", part)
-    _write_truth(world, out_dir / "truth")
-
     stats = dataset_stats(items, interactions, data.bins.n_pop_bins)
     stats["users_dropped"] = int(raw["user_id"].nunique()) - stats["users"]
-    for name, part in zip(("train", "valid", "test"), loo, strict=True):
-        stats[f"loo_{name}"] = len(part)
-    for name, part in zip(("train", "valid", "test"), window, strict=True):
-        stats[f"window_{name}"] = len(part)
+    stats.update(_write_canonical(data, items, interactions, out_dir))
+    _write_truth(world, out_dir / "truth")
     stats.update(world_stats(world))
+    return stats
+
+
+def _write_canonical(data: DataSpec, items: pd.DataFrame, interactions: pd.DataFrame, out_dir: Path) -> dict[str, int]:
+    """items, interactions and every split (the part that is the same for all sources); returns split sizes."""
+    loo = loo_split(interactions)
+    window = window_split(window_samples(interactions, data.splits.history_max), data.splits.ratios)
+    holdout = holdout_split(interactions, data.splits.holdout_fraction)
+    write_parquet(out_dir / "items.parquet", items)
+    write_parquet(out_dir / "interactions.parquet", interactions)
+    sizes: dict[str, int] = {}
+    for kind, names, parts in (
+        ("loo", ("train", "valid", "test"), loo),
+        ("window", ("train", "valid", "test"), window),
+        ("holdout", ("train", "test"), holdout),
+    ):
+        for name, part in zip(names, parts, strict=True):
+            write_parquet(out_dir / "splits" / f"{kind}_{name}.parquet", part)
+            sizes[f"{kind}_{name}"] = len(part)
+    return sizes
+
+
+# ---------------------------------------------------------------- real datasets
+
+
+def real_interactions(raw: RawDataset, data: DataSpec, seed: int) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The source's log after the rating filter and the user k-core, in canonical order; plus filter counts.
+
+    Sources without time are first put in a seeded random order (a permutation of all rows; the later stable
+    sort by user then keeps that order within each user, since every timestamp is 0).
+    """
+    log = raw.interactions
+    n_raw = len(log)
+    if data.min_rating is not None:
+        log = log[log["rating"].to_numpy() >= data.min_rating]
+    if raw.time_kind == "none":
+        rng = np.random.default_rng(np.random.SeedSequence([seed, _ORDER_STREAM]))
+        log = log.iloc[rng.permutation(len(log))]
+    log = log.reset_index(drop=True).assign(source=np.full(len(log), "real", dtype=object))[INTERACTION_COLUMNS]
+    kept = sort_interactions(k_core_users(log, data.min_interactions_per_user))
+    counts = {
+        "raw_interactions": n_raw,
+        "raw_users": len(raw.users),
+        "rating_filtered": n_raw - len(log),
+        "users_dropped": int(log["user_id"].nunique()) - int(kept["user_id"].nunique()),
+        "rating_mean": float(kept["rating"].mean()) if len(kept) else 0.0,
+    }
+    return kept, counts
+
+
+def real_items(raw: RawDataset, interactions: pd.DataFrame, data: DataSpec) -> pd.DataFrame:
+    """items.parquet of a real source. With real unix times, age = first interaction time (as for the world).
+
+    Without them (Coat, LastFM: none; Beauty: positions that are not comparable across users) age falls back to
+    the release year, and to the item id where the year is unknown (-1): item ids follow the dataset's own id
+    order, which for LastFM and the P5 files is roughly order of first appearance in the crawl. For Coat it has
+    no time meaning at all; the bins are then only a fixed, arbitrary partition (see docs/datasets.md).
+    """
+    items = item_table(raw.items, interactions, data.bins.n_pop_bins, data.bins.n_age_bins)
+    if raw.time_kind != "unix":
+        year = items["year"].to_numpy(dtype=np.float64)
+        items["age_bin"] = age_bins(np.where(year >= 0, year, np.nan), data.bins.n_age_bins)
+    return items
+
+
+def mar_truth(raw: RawDataset, data: DataSpec) -> pd.DataFrame:
+    """Coat's MAR ratings with ``clicked`` = rating >= min_rating (or 4 when min_rating is null)."""
+    assert raw.mar is not None
+    threshold = MAR_POSITIVE_RATING if data.min_rating is None else data.min_rating
+    mar = raw.mar.sort_values(["user_id", "item_id"], kind="stable").reset_index(drop=True)
+    return mar.assign(clicked=mar["rating"].to_numpy() >= threshold)
+
+
+def _prepare_real(data: DataSpec, seed: int, out_dir: Path) -> dict[str, float]:
+    ensure_raw(data.source, data.raw_dir, amazon_category=data.amazon_category)
+    raw = load_source(data.source, data.raw_dir, amazon_category=data.amazon_category)
+    interactions, counts = real_interactions(raw, data, seed)
+    if interactions.empty:
+        raise ValueError(
+            f"{data.source}: no interactions left after min_rating={data.min_rating} and "
+            f"min_interactions_per_user={data.min_interactions_per_user}"
+        )
+    items = real_items(raw, interactions, data)
+    stats = dataset_stats(items, interactions, data.bins.n_pop_bins)
+    stats["users_dropped"] = counts.pop("users_dropped")
+    if raw.time_kind != "unix":
+        stats["time_span_days"] = 0.0  # no clock: Beauty's timestamps are sequence positions, Coat/LastFM's all 0
+    stats.update(_write_canonical(data, items, interactions, out_dir))
+    write_parquet(out_dir / "ids" / "users.parquet", raw.users)
+    write_parquet(out_dir / "ids" / "items.parquet", raw.items[["item_id", "raw_id"]])
+    stats.update(counts)
+    stats["raw_items"] = len(raw.items)
+    stats.update({f"raw_{key}": value for key, value in raw.notes.items()})
+    if raw.mar is not None:
+        mar = mar_truth(raw, data)
+        write_parquet(out_dir / "truth" / "mar.parquet", mar)
+        stats["mar_ratings"] = len(mar)
+        stats["mar_users"] = int(mar["user_id"].nunique())
+        stats["mar_click_rate"] = float(mar["clicked"].mean()) if len(mar) else 0.0
     return stats
 
 
@@ -89,14 +200,8 @@ def world_stats(world: World) -> dict[str, float]:
 
 
 def _write_truth(world: World, truth: Path) -> None:
-    relevance = world.relevance
-
-    def save(path: Path) -> None:
-        # Through a file handle: np.save on a path would append ".npy" to the temporary name.
-        with open(path, "wb") as fh:
-            np.save(fh, relevance, allow_pickle=False)
-
-    write_with(truth / "relevance.npy", save)
+    write_npy(truth / "relevance.npy", world.relevance)
+    write_npy(truth / "exposure_prob.npy", world.exposure_prob)
     write_parquet(truth / "exposures.parquet", world.exposures)
     write_parquet(truth / "mar.parquet", world.mar)
     write_parquet(truth / "users.parquet", world.users)

@@ -6,6 +6,10 @@
   becomes a sample (history = at most ``history_max`` most recent earlier items, target = the interaction);
   samples are split globally by target time, so no sample in a later split is older than one in an earlier
   split (no leakage from the future into training).
+* Holdout: per user, the last ``ceil(fraction * n_u)`` interactions are the test set (at least one, and at least
+  one stays in training); users with fewer than two interactions are in training only. "Last" is the canonical
+  sequence order: chronological where the source has time, a seeded random order where it has none (prepare
+  shuffles those sources within each user), so there it is a seeded random per-user split.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ import pandas as pd
 import pyarrow as pa
 
 WINDOW_COLUMNS = ["user_id", "history", "item_id", "timestamp"]
+#: ceil(fraction * n) is taken of (fraction * n - _CEIL_EPS): 0.1 * 30 is 3.0000000000000004 in floating point,
+#: and the holdout of 30 interactions at 10 % must be 3, not 4.
+_CEIL_EPS = 1e-9
 
 
 def loo_split(interactions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -72,3 +79,22 @@ def window_split(
     cut2 = max(cut1, int(round(n * (ratios[0] + ratios[1]))))
     parts = (np.sort(order[:cut1]), np.sort(order[cut1:cut2]), np.sort(order[cut2:]))
     return tuple(samples.iloc[p].reset_index(drop=True) for p in parts)  # type: ignore[return-value]
+
+
+def holdout_sizes(counts: np.ndarray, fraction: float) -> np.ndarray:
+    """Test size per user: ceil(fraction * n), clipped to [1, n - 1]; 0 for users with fewer than 2."""
+    n = np.asarray(counts, dtype=np.int64)
+    size = np.ceil(fraction * n - _CEIL_EPS).astype(np.int64)
+    return np.where(n >= 2, np.clip(size, 1, np.maximum(n - 1, 1)), 0)
+
+
+def holdout_split(interactions: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test): each user's last ``holdout_sizes`` interactions in canonical order go to test.
+
+    Both parts keep the canonical order and the interaction columns.
+    """
+    users = interactions.groupby("user_id", sort=False)["item_id"]
+    counts = users.transform("size").to_numpy()
+    from_end = users.cumcount(ascending=False).to_numpy()
+    test = from_end < holdout_sizes(counts, fraction)
+    return interactions[~test].reset_index(drop=True), interactions[test].reset_index(drop=True)

@@ -14,6 +14,8 @@ so a bias-correction method (IPS, LURE, GDRT) cannot be checked against the trut
 * clicks   : P(click at step t) = sigmoid(l(u,i) + 3 * seq * (2 * o_t(u,i) - 1))  once the user has clicked,
              where o_t is the overlap of G_i with the user's recent click genres; r(u,i) before the first click;
 * MAR log  : for a random mar_fraction of users, m uniformly random items with clicks ~ Bernoulli(r(u,i)).
+* exposure : P(i shown to u at least once over u's whole log) = 1 - prod_t (1 - pi_t(u,i)), from the same per-step
+             inclusion probabilities (``World.exposure_prob``).
 
 Everything is drawn from ``numpy.random.default_rng`` streams derived from the seed (no global state), each
 component from its own stream so that changing a logging knob leaves the catalogue, users and truth unchanged.
@@ -81,6 +83,11 @@ class World:
       a step = P(exposed | u, i) per step), relevance (r(u,i)), click_prob (the dynamic click probability),
       clicked (bool).
     * ``mar``: user_id, item_id, relevance, clicked: the uniformly random log, sorted by (user_id, item_id).
+    * ``exposure_prob``: float32 (n_users, n_items), the true marginal exposure probability of every pair over
+      the user's whole log, 1 - prod_t (1 - pi_t(u,i)) over the user's steps t, with pi_t the per-step inclusion
+      probability (the ``propensity`` column for the items actually shown; 0 once i is clicked). Steps are
+      independent given the user's realised history (which items were clicked before t), so this is
+      P(u is shown i at least once | that history): the ground truth for exposure propensity models.
     """
 
     genres: tuple[str, ...]
@@ -91,6 +98,7 @@ class World:
     exposures: pd.DataFrame
     mar: pd.DataFrame
     start_epoch: int
+    exposure_prob: np.ndarray
 
 
 def generate_world(spec: WorldSpec, seed: int) -> World:
@@ -101,7 +109,8 @@ def generate_world(spec: WorldSpec, seed: int) -> World:
     titles = _titles(base.item_genres, base.year, genres, items_rng)
 
     relevance = np.empty((spec.n_users, spec.n_items), dtype=np.float32)
-    exposures, activity = _simulate_log(spec, streams[_LOGGING], base, relevance)
+    exposure_prob = np.empty((spec.n_users, spec.n_items), dtype=np.float32)
+    exposures, activity = _simulate_log(spec, streams[_LOGGING], base, relevance, exposure_prob)
     start_epoch = int(dt.datetime.fromisoformat(spec.start_date).replace(tzinfo=dt.timezone.utc).timestamp())
     step_times = _step_times(spec, np.random.default_rng(streams[_TIMES]), activity, start_epoch)
     offsets = np.concatenate([[0], np.cumsum(activity)[:-1]])
@@ -142,6 +151,7 @@ def generate_world(spec: WorldSpec, seed: int) -> World:
         exposures=pd.DataFrame({c: exposures[c] for c in columns}, copy=False),
         mar=mar,
         start_epoch=start_epoch,
+        exposure_prob=exposure_prob,
     )
 
 
@@ -386,15 +396,23 @@ def _chunk_policy(
 
 
 def _simulate_log(
-    spec: WorldSpec, stream: np.random.SeedSequence, base: _Base, relevance_out: np.ndarray
+    spec: WorldSpec,
+    stream: np.random.SeedSequence,
+    base: _Base,
+    relevance_out: np.ndarray,
+    exposure_out: np.ndarray,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Fill ``relevance_out`` and simulate the logged exposures and clicks, chunk of users by chunk of users.
+    """Fill ``relevance_out`` and ``exposure_out`` and simulate the logged exposures and clicks, chunk by chunk.
 
     Users of a chunk are processed together, one step at a time: at step t the users with n_u > t are active
     (users are sorted by activity within the chunk, so they are a prefix). Every exposure lands at row
     (offset_u + t) * k + position of preallocated arrays, which leaves them sorted by (user, step, position).
     Returns the exposure columns and the number of steps each user actually took (a user leaves early when no
     more than k unclicked items remain; rows of steps not taken are dropped).
+
+    ``exposure_out`` gets 1 - prod_t (1 - pi_t(u,i)) over the steps the user takes. With Rosén's
+    pi_t = 1 - exp(-w_t * theta_t), log(1 - pi_t) = -w_t * theta_t exactly, so the log of the product is
+    accumulated as a sum of w_t * theta_t over all items of every live user row (no random draw involved).
     """
     n_users, n_items, k = spec.n_users, spec.n_items, spec.exposures_per_step
     activity = base.activity
@@ -438,6 +456,8 @@ def _simulate_log(
         available = np.full(hi - lo, n_items, dtype=np.int64)
         recent = np.zeros((hi - lo, spec.n_genres), dtype=np.float32)  # h_u: recent click-genre distribution
         seen = np.zeros(hi - lo, dtype=bool)  # has the user clicked anything yet?
+        # -log P(i never shown so far) = sum_t w_t(i) * theta_t (Rosén: 1 - pi_t = exp(-w_t * theta_t)).
+        never = np.zeros((hi - lo, n_items), dtype=np.float64)
 
         n_active = np.searchsorted(-act, -np.arange(int(act.max())), side="left")  # users with act > t
         for t, m in enumerate(n_active):
@@ -445,6 +465,12 @@ def _simulate_log(
             if redo.size:
                 theta[redo], slope[redo] = _solve_theta(weights[redo], k, theta[redo])
                 dirty[redo] = False
+            # Marginal exposure: every item of every live user row, with this step's support and theta.
+            if gone[:m].any():  # rare: users out of items take no more steps
+                rows_live = np.flatnonzero(~gone[:m])
+                never[rows_live] += weights[rows_live] * theta[rows_live, None]
+            else:
+                never[:m] += weights[:m] * theta[:m, None]
             # Gumbel-top-k: argmax_k (phi + Gumbel) == argmax_k (phi - log E), E ~ Exp(1) (floored so log E is finite).
             keys = rng.standard_exponential(size=(m, n_items), dtype=np.float32)
             np.log(np.maximum(keys, np.float32(1e-38), out=keys), out=keys)
@@ -503,6 +529,8 @@ def _simulate_log(
                     seen[clickers, None], SEQ_DECAY * old + (1 - SEQ_DECAY) * step_genres, step_genres
                 )
                 seen[clickers] = True
+        # Back to user-id order; float64 -> float32 only at the end (1 - exp(-x) loses nothing in float64).
+        exposure_out[users] = (-np.expm1(-never)).astype(np.float32)
     keep = out["user_id"] >= 0
     if keep.all():  # the usual case: nobody ran out of items; avoid copying ~50 bytes x exposures
         return out, steps_taken

@@ -16,11 +16,31 @@ from lure.spec.model import Spec, section_names
 
 SPEC_OK = ".lure/spec.ok"
 PREPARED = "data/prepared"
+PROPENSITY_DIR = "data/propensity"
+PROPENSITY_MODEL = f"{PROPENSITY_DIR}/model.joblib"
+PAIRS_DIR = "data/pairs"
+PAIRS = f"{PAIRS_DIR}/pairs.parquet"
+ZOO_DIR = "data/zoo"
+EVALUATE_DIR = "reports/evaluate"
 TABLES_DIR = "reports/tables"
 MLFLOW_RUN = "reports/mlflow_run.json"
 
 # Library code every stage runs through; a change here re-runs every stage that executes it.
 COMMON_CODE = ("lure/stage.py", "lure/io.py")
+
+
+# Spec fields each zoo model reads besides eval.topk (its builder in lure.models.zoo reads exactly these).
+ZOO_MODEL_PARAMS: dict[str, tuple[str, ...]] = {
+    "random": (),
+    "popularity": (),
+    "itemknn": ("eval.itemknn",),
+    "als": ("eval.als", "eval.threads"),
+    "bpr": ("eval.bpr",),
+}
+
+
+def zoo_dir(model: str) -> str:
+    return f"{ZOO_DIR}/{model}"
 
 
 def metrics_file(stage: str) -> str:
@@ -89,15 +109,54 @@ def plugin_stages(spec: Spec) -> list[StageDef]:
 def pipeline_stages(spec: Spec) -> list[StageDef]:
     """The stages this spec needs, in execution order; ``validate`` first, ``track`` last."""
     every_section = tuple(section_names())
+    plot = ("lure/plots/base.py",)
     science: list[StageDef] = [
         StageDef(
             name="prepare",
             params=("seed", "data"),
-            code=("lure/data", "lure/plots/base.py", "lure/plots/popularity.py"),
+            code=("lure/data", *plot, "lure/plots/popularity.py"),
             outs=(PREPARED,),
             plots=("plots/prepare/popularity.csv", "plots/prepare/popularity.png"),
         ),
+        StageDef(
+            name="propensity",
+            params=("seed", "propensity"),
+            code=("lure/propensity", *plot, "lure/plots/calibration.py"),
+            deps=(PREPARED,),
+            outs=(PROPENSITY_DIR,),
+            plots=("plots/propensity/calibration.csv", "plots/propensity/calibration.png"),
+        ),
+        StageDef(
+            name="pairs",
+            params=("seed", "pairs"),
+            code=("lure/pairs.py", "lure/propensity"),
+            deps=(PREPARED, PROPENSITY_DIR),
+            outs=(PAIRS_DIR,),
+        ),
     ]
+    zoo = [
+        StageDef(
+            name=f"zoo-{model}",
+            module="stages.zoo",
+            args=(model,),
+            params=("seed", "eval.topk", *ZOO_MODEL_PARAMS[model]),
+            code=("lure/models",),
+            deps=(PREPARED, PAIRS_DIR),
+            outs=(zoo_dir(model),),
+        )
+        for model in spec.eval.models
+    ]
+    science.extend(zoo)
+    science.append(
+        StageDef(
+            name="evaluate",
+            params=("seed", "eval.models", "eval.ks", "eval.bootstrap", "eval.confidence"),
+            code=("lure/estimators.py", "lure/propensity", *plot, "lure/plots/estimates.py"),
+            deps=(PREPARED, PROPENSITY_DIR, *(zoo_dir(m) for m in spec.eval.models)),
+            outs=(EVALUATE_DIR,),
+            plots=("plots/evaluate/estimates.csv", "plots/evaluate/estimates.png"),
+        )
+    )
     science.extend(plugin_stages(spec))
     result_metrics = tuple(s.metrics for s in science if s.metrics)
     tables = StageDef(

@@ -1,14 +1,15 @@
 """The ``data`` section: which dataset, how the simulated world is generated, how items are binned and split.
 
-The world knobs are documented with their formulas in ``docs/world.md``; the descriptions here are the short
-form users see in ``lure spec`` output and in validation errors.
+The world knobs are documented with their formulas in ``docs/world.md``, the real datasets and every choice made
+when reading them in ``docs/datasets.md``; the descriptions here are the short form users see in ``lure spec``
+output and in validation errors.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -18,6 +19,13 @@ from lure.spec.base import Section, structural
 MAX_GENRES = 24
 #: Largest n_users * n_items: the dense float32 true-relevance matrix (4 bytes a cell) must fit in memory.
 MAX_RELEVANCE_CELLS = 1_000_000_000
+
+#: Every value of ``data.source``: the simulated world and the real datasets of ``lure.data.sources``.
+Source = Literal["world", "movielens-1m", "movielens-100k", "coat", "amazon-beauty", "amazon-2023", "lastfm"]
+SOURCES: tuple[str, ...] = get_args(Source)
+#: Sources whose ``rating`` is an explicit 1-5 star rating, the only ones ``min_rating`` can filter. The world's
+#: interactions are clicks (rating 1.0), Amazon Beauty (P5 files) has no ratings, LastFM has play counts.
+EXPLICIT_RATING_SOURCES = frozenset({"movielens-1m", "movielens-100k", "coat", "amazon-2023"})
 
 
 class WorldSpec(Section):
@@ -125,12 +133,20 @@ class BinsSpec(Section):
 
 
 class SplitsSpec(Section):
-    """Leave-last-out and chronological sliding-window splits."""
+    """Leave-last-out, chronological sliding-window and per-user holdout splits."""
 
     history_max: int = Field(10, ge=1, le=200, description="Most recent items kept in a sliding-window history.")
     ratios: list[float] = Field(
         default_factory=lambda: [0.8, 0.1, 0.1],
         description="Train/valid/test shares of the window samples, cut by target time (3 positive, sum 1).",
+    )
+    holdout_fraction: float = Field(
+        0.2,
+        gt=0.0,
+        le=0.9,
+        allow_inf_nan=False,
+        description="Share of each user's interactions held out by the holdout split: the last "
+        "ceil(fraction * n_u), at least 1, leaving at least 1 in train (random order for sources without time).",
     )
 
     @field_validator("ratios")
@@ -146,7 +162,33 @@ class SplitsSpec(Section):
 class DataSpec(Section):
     """Dataset source and preparation (``prepare`` stage)."""
 
-    source: Literal["world"] = structural("world", description="Dataset: 'world' (the simulated world).")
+    source: Source = structural(
+        "world",
+        description="Dataset: 'world' (the simulated world) or a real one, see docs/datasets.md: "
+        "'movielens-1m', 'movielens-100k', 'coat', 'amazon-beauty', 'amazon-2023', 'lastfm'.",
+    )
+    raw_dir: str = Field(
+        "data/raw",
+        min_length=1,
+        max_length=1024,
+        description="Folder of the raw files of real datasets: those of source X live in <raw_dir>/X/ (fetched "
+        "there when missing and downloadable).",
+    )
+    min_rating: float | None = Field(
+        None,
+        ge=0.0,
+        le=10.0,
+        allow_inf_nan=False,
+        description="Explicit ratings below this are dropped as non-positives before the k-core (null = keep all; "
+        "only for sources with star ratings: movielens-*, coat, amazon-2023). Coat's MAR 'clicked' uses it too.",
+    )
+    amazon_category: str = Field(
+        "All_Beauty",
+        pattern=r"^[A-Za-z0-9_]+$",
+        max_length=64,
+        description="Category of Amazon Reviews 2023 (Hugging Face config suffix, e.g. All_Beauty, Video_Games); "
+        "used when source is 'amazon-2023'.",
+    )
     world: WorldSpec = Field(default_factory=WorldSpec, description="Simulated world (used when source is 'world').")
     bins: BinsSpec = Field(default_factory=BinsSpec, description="Popularity and age bins.")
     splits: SplitsSpec = Field(default_factory=SplitsSpec, description="Evaluation splits.")
@@ -156,8 +198,18 @@ class DataSpec(Section):
 
     @model_validator(mode="after")
     def _bins_fit(self) -> DataSpec:
+        # The catalogue size of a real dataset is only known once it is read; prepare then uses min(bins, items).
         if self.source == "world":
             most = max(self.bins.n_pop_bins, self.bins.n_age_bins)
             if most > self.world.n_items:
                 raise ValueError(f"bins ({most}) must not exceed world.n_items ({self.world.n_items})")
+        return self
+
+    @model_validator(mode="after")
+    def _min_rating_needs_ratings(self) -> DataSpec:
+        if self.min_rating is not None and self.source not in EXPLICIT_RATING_SOURCES:
+            raise ValueError(
+                f"min_rating applies only to sources with explicit star ratings "
+                f"({', '.join(sorted(EXPLICIT_RATING_SOURCES))}); source {self.source!r} has none: leave it null"
+            )
         return self

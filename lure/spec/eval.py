@@ -1,4 +1,7 @@
-"""The ``eval`` section: the classic model zoo and offline evaluation with naive, IPS and SNIPS estimates."""
+"""The ``eval`` section: the classic model zoo and offline evaluation with naive, IPS and SNIPS estimates.
+
+Estimators and their definitions: ``lure/estimators.py`` and ``docs/evaluation.md``; the zoo: ``lure/models``.
+"""
 
 from __future__ import annotations
 
@@ -8,27 +11,75 @@ from pydantic import Field, model_validator
 
 from lure.spec.base import STRUCTURAL_KEY, Section
 
-ZooModel = Literal["random", "popularity", "itemknn", "als", "bpr", "sasrec"]
+ZooModel = Literal["random", "popularity", "itemknn", "als", "bpr"]
+
+
+class ALSParams(Section):
+    """Implicit-feedback ALS (Hu, Koren & Volinsky 2008) through ``implicit`` on the CPU."""
+
+    factors: int = Field(64, ge=1, le=1024, description="Latent dimension of the user and item factors.")
+    iterations: int = Field(15, ge=1, le=500, description="Alternating least-squares sweeps.")
+    regularization: float = Field(0.01, ge=0.0, le=100.0, description="L2 penalty lambda on the factors.")
+    alpha: float = Field(
+        1.0, gt=0.0, le=1000.0, description="Confidence scale: an observed pair has confidence 1 + alpha."
+    )
+
+
+class BPRParams(Section):
+    """Bayesian Personalized Ranking (Rendle et al. 2009) through ``implicit`` on the CPU (one thread)."""
+
+    factors: int = Field(64, ge=1, le=1024, description="Latent dimension (implicit adds one item-bias column).")
+    iterations: int = Field(50, ge=1, le=2000, description="SGD epochs over the observed pairs.")
+    learning_rate: float = Field(0.01, gt=0.0, le=10.0, description="SGD step size.")
+    regularization: float = Field(0.01, ge=0.0, le=100.0, description="L2 penalty on the factors.")
+
+
+class ItemKNNParams(Section):
+    """Item-based nearest neighbours: cosine similarity on the binary user x item matrix."""
+
+    neighbors: int = Field(
+        100, ge=1, le=10_000, description="Most similar items kept per target item (the rest of its column is 0)."
+    )
 
 
 class EvalSpec(Section):
     """Offline evaluation: cut-offs, the classic model zoo and uncertainty."""
 
     ks: list[int] = Field(
-        default_factory=lambda: [5, 10, 20], min_length=1, description="Cut-offs K of Recall@K and NDCG@K."
+        default_factory=lambda: [5, 10, 20],
+        min_length=1,
+        max_length=20,
+        description="Cut-offs K of Recall@K and NDCG@K (distinct, each in 1..topk).",
     )
     models: list[ZooModel] = Field(
-        default_factory=lambda: ["random", "popularity"],
+        default_factory=lambda: ["random", "popularity", "itemknn", "als", "bpr"],
         description="Classic recommenders of the baseline zoo (one stage each).",
         json_schema_extra={STRUCTURAL_KEY: True},
     )
+    topk: int = Field(
+        100, ge=1, le=10_000, description="Length of the stored top-K list per user (must be >= max(ks))."
+    )
     bootstrap: int = Field(1000, ge=0, le=100_000, description="Bootstrap resamples over users for CIs (0 = none).")
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Confidence level of the intervals.")
+    threads: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="CPU threads of ALS (results do not depend on it); BPR always runs on one thread so that "
+        "its SGD is deterministic.",
+    )
+    als: ALSParams = Field(default_factory=ALSParams, description="Hyperparameters of the 'als' zoo model.")
+    bpr: BPRParams = Field(default_factory=BPRParams, description="Hyperparameters of the 'bpr' zoo model.")
+    itemknn: ItemKNNParams = Field(
+        default_factory=ItemKNNParams, description="Hyperparameters of the 'itemknn' zoo model."
+    )
 
     @model_validator(mode="after")
     def _ks(self) -> EvalSpec:
         if any(k < 1 for k in self.ks) or len(set(self.ks)) != len(self.ks):
             raise ValueError(f"ks must be distinct positive integers, got {self.ks}")
+        if max(self.ks) > self.topk:
+            raise ValueError(f"topk must be >= max(ks), got topk={self.topk} < {max(self.ks)}")
         if len(set(self.models)) != len(self.models):
             raise ValueError(f"models must not repeat, got {self.models}")
         return self

@@ -1,4 +1,7 @@
-"""The ``propensity`` and ``pairs`` sections: exposure propensities and matched item pairs (LURE §2.1, §3)."""
+"""The ``propensity`` and ``pairs`` sections: exposure propensities and matched item pairs (LURE §2.1, §3).
+
+Formulas and the reasoning behind each default: ``docs/propensity.md``.
+"""
 
 from __future__ import annotations
 
@@ -14,19 +17,36 @@ class PropensitySpec(Section):
 
     model: Literal["logistic", "popularity", "true"] = Field(
         "logistic",
-        description="Propensity model: 'logistic' (LURE §3 features), 'popularity' (p_i ∝ (n_i/max n)^eta, "
-        "Yang et al. 2018) or 'true' (the world's recorded exposure probabilities; validation only).",
+        description="Propensity model: 'logistic' (LURE §3 features), 'popularity' (p_i = (n_i/max n)^eta, "
+        "Yang et al. 2018) or 'true' (the world's marginal exposure probabilities; validation only).",
     )
     negative_ratio: int = Field(
         4, ge=1, le=100, description="Unobserved pairs sampled per observed pair when fitting the logistic model."
     )
-    popularity_eta: float = Field(
-        0.5, ge=0.0, le=5.0, description="Exponent eta of the popularity propensity model."
+    logistic_c: float = Field(
+        1.0, gt=0.0, le=1e6, description="Inverse L2 regularisation strength C of the logistic model (scikit-learn)."
     )
+    max_fit_pairs: int = Field(
+        2_000_000,
+        ge=1_000,
+        le=100_000_000,
+        description="Cap on observed + sampled pairs in the logistic fit; above it observed pairs are subsampled "
+        "(and the prior correction accounts for it).",
+    )
+    popularity_eta: float = Field(0.5, ge=0.0, le=5.0, description="Exponent eta of the popularity propensity model.")
     clip_min: float = Field(
         1e-3, gt=0.0, le=1.0, description="Lower clip of propensities (caps IPS weights at 1/clip_min)."
     )
     clip_max: float = Field(1.0, gt=0.0, le=1.0, description="Upper clip of propensities.")
+    calibration_bins: int = Field(
+        10, ge=2, le=100, description="Equal-frequency bins of predicted propensity in the calibration table."
+    )
+    metrics_sample: int = Field(
+        200_000,
+        ge=1_000,
+        le=10_000_000,
+        description="Random (user, item) pairs scored for the calibration and (world only) truth metrics.",
+    )
 
     @model_validator(mode="after")
     def _clip_order(self) -> PropensitySpec:
@@ -47,5 +67,17 @@ class PairsSpec(Section):
     match_on: list[Literal["pop_bin", "age_bin", "genre"]] = Field(
         default_factory=lambda: ["pop_bin", "age_bin"],
         min_length=1,
-        description="Item columns the two items of a pair must share.",
+        description="Item columns the two items of a pair must share exactly ('genre' = the first listed genre).",
     )
+    max_users: int | None = Field(
+        None,
+        ge=1,
+        le=10_000_000,
+        description="Evaluate at most this many users (a seeded random subset of the test users); null = all.",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_keys(self) -> PairsSpec:
+        if len(set(self.match_on)) != len(self.match_on):
+            raise ValueError(f"match_on must not repeat a column, got {self.match_on}")
+        return self

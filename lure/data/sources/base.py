@@ -1,0 +1,285 @@
+"""What every real-dataset adapter returns, shared parsing helpers, and the registry ``load_source``.
+
+An adapter turns the files of one dataset into a :class:`RawDataset`: contiguous integer ids, a catalogue with
+titles, and the interaction log with its ratings and (where the data has them) timestamps. Everything that is
+the same for every source (rating filter, k-core, sequence order, bins, splits, files) happens later, in
+``lure.data.prepare``, so two sources never differ in how they are cut.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+#: How the ``timestamp`` column of a source is to be read.
+#: * "unix": real unix seconds (MovieLens, Amazon 2023);
+#: * "sequence": only the order is known: timestamp = position in the user's sequence (Amazon Beauty, P5 files);
+#: * "none": no order at all: timestamp = 0 everywhere (Coat, LastFM); prepare orders each user randomly (seeded).
+TimeKind = Literal["unix", "sequence", "none"]
+
+ITEM_COLUMNS = ["item_id", "raw_id", "title", "genres", "year"]
+RAW_INTERACTION_COLUMNS = ["user_id", "item_id", "timestamp", "rating"]
+MAR_COLUMNS = ["user_id", "item_id", "rating"]
+_UNIT_SEP = b"\x1f"  # stands in for multi-character separators while parsing
+
+
+class SourceFormatError(ValueError):
+    """A raw file that does not have the expected format; the message names the file, the line and what was
+    expected."""
+
+
+class RawDataMissingError(FileNotFoundError):
+    """Raw files of a source are absent and could not be fetched; the message says which files to put where."""
+
+
+@dataclass(frozen=True)
+class RawDataset:
+    """One real dataset, read but not yet filtered.
+
+    * ``items``: item_id (int64, contiguous 0..n-1, the catalogue order), raw_id (the dataset's own id, str),
+      title (str), genres ("|"-joined str, "" if none), year (int64 release year, -1 if unknown);
+    * ``interactions``: user_id (int64, contiguous 0..m-1), item_id, timestamp (int64, see ``time_kind``),
+      rating (float64; explicit stars, or the source's documented implicit value), in the source's own order;
+    * ``users``: user_id, raw_id (str): the map back to the dataset's user ids;
+    * ``mar``: optional missing-at-random ratings (Coat's test set): user_id, item_id, rating;
+    * ``explicit``: whether ``rating`` is an explicit star rating (``data.min_rating`` may filter it);
+    * ``notes``: extra source-specific statistics, reported by prepare as ``raw_<key>``.
+    """
+
+    name: str
+    items: pd.DataFrame
+    interactions: pd.DataFrame
+    users: pd.DataFrame
+    time_kind: TimeKind
+    explicit: bool
+    mar: pd.DataFrame | None = None
+    notes: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_dataset(self)
+
+
+def check_dataset(ds: RawDataset) -> None:
+    """Invariants every adapter must meet; a violation is a bug in the adapter, so fail loudly and early."""
+    items, inter, users = ds.items, ds.interactions, ds.users
+    if list(items.columns) != ITEM_COLUMNS:
+        raise AssertionError(f"{ds.name}: items columns {list(items.columns)} != {ITEM_COLUMNS}")
+    if list(inter.columns) != RAW_INTERACTION_COLUMNS:
+        raise AssertionError(f"{ds.name}: interactions columns {list(inter.columns)} != {RAW_INTERACTION_COLUMNS}")
+    if not np.array_equal(items["item_id"].to_numpy(), np.arange(len(items))):
+        raise AssertionError(f"{ds.name}: item_id must be 0..n-1 in catalogue order")
+    if not np.array_equal(users["user_id"].to_numpy(), np.arange(len(users))):
+        raise AssertionError(f"{ds.name}: user_id must be 0..m-1 in the users table")
+    for frame, cols in ((inter, ("user_id", "item_id", "timestamp")), (items, ("item_id", "year"))):
+        for col in cols:
+            if frame[col].dtype != np.int64:
+                raise AssertionError(f"{ds.name}: {col} must be int64, got {frame[col].dtype}")
+    if inter["rating"].dtype != np.float64:
+        raise AssertionError(f"{ds.name}: rating must be float64, got {inter['rating'].dtype}")
+    if len(inter) and (inter["item_id"].max() >= len(items) or inter["user_id"].max() >= len(users)):
+        raise AssertionError(f"{ds.name}: an interaction refers to an unknown user or item")
+    if ds.mar is not None and list(ds.mar.columns) != MAR_COLUMNS:
+        raise AssertionError(f"{ds.name}: mar columns {list(ds.mar.columns)} != {MAR_COLUMNS}")
+
+
+# ---------------------------------------------------------------- parsing helpers shared by the adapters
+
+
+def require_files(folder: Path, names: Sequence[str]) -> None:
+    """Fail with the full list of what is missing (not just the first), so one download fixes everything."""
+    missing = [n for n in names if not (folder / n).is_file()]
+    if missing:
+        raise RawDataMissingError(f"{', '.join(str(folder / n) for n in missing)} missing")
+
+
+def read_delimited(
+    path: Path,
+    sep: str,
+    names: Sequence[str],
+    dtypes: dict[str, type | str],
+    *,
+    encoding: str = "utf-8",
+    header: bool = False,
+) -> pd.DataFrame:
+    """Read a delimited text file with exactly ``len(names)`` fields a line, without quoting (titles hold quotes).
+
+    Every non-blank line must have exactly ``len(names) - 1`` separators: pandas would silently pad a short line
+    with empty fields, so the count is checked first, on the raw bytes with numpy (milliseconds for a million
+    lines). The first offending line is reported as :class:`SourceFormatError` with its 1-based number, its text
+    and the expected layout; so is a value that does not parse as its dtype. Windows line endings and a final
+    newline are accepted; blank lines are skipped. A multi-character separator ("::") is swapped for a control
+    byte so pandas' C parser reads it (ASCII bytes never occur inside a UTF-8 or latin-1 multibyte character).
+    """
+    layout = sep.join(names)
+    data = path.read_bytes().replace(b"\r\n", b"\n")
+    sep_bytes = sep.encode("ascii")
+    if len(sep_bytes) > 1:
+        if _UNIT_SEP in data:
+            raise SourceFormatError(f"{path}: unexpected control byte 0x1f; expected lines {layout}")
+        data = data.replace(sep_bytes, _UNIT_SEP)
+        sep_bytes = _UNIT_SEP
+    raw = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(raw == 0x0A)
+    if len(raw) and raw[-1] != 0x0A:
+        ends = np.r_[ends, len(raw)]  # last line without a final newline
+    starts = np.r_[0, ends[:-1] + 1] if len(ends) else np.empty(0, np.int64)
+    blank = ends == starts
+    seps = np.bincount(np.searchsorted(ends, np.flatnonzero(raw == sep_bytes[0])), minlength=len(ends))
+    bad = np.flatnonzero(~blank & (seps[: len(ends)] != len(names) - 1))
+    if len(bad):
+        row = int(bad[0])
+        line = data[starts[row] : ends[row]].decode(encoding, errors="replace").replace(_UNIT_SEP.decode(), sep)
+        raise SourceFormatError(
+            f"{path}: line {row + 1}: malformed line {line[:200]!r}: has {seps[row] + 1} fields, "
+            f"expected {len(names)}: {layout}"
+        )
+    content = np.flatnonzero(~blank)
+    first_data = 1 if header else 0
+    line_no = content[first_data:] + 1  # 1-based file line of each parsed row
+    options: dict[str, Any] = {
+        "sep": sep_bytes.decode(),
+        "header": None,
+        "skiprows": int(content[0]) + 1 if header and len(content) else None,
+        "names": list(names),
+        "quoting": csv.QUOTE_NONE,
+        "keep_default_na": False,
+        "na_filter": False,
+        "skip_blank_lines": True,
+        "encoding": encoding,
+        "engine": "c",
+    }
+    if len(line_no) == 0:
+        return pd.DataFrame(
+            {n: pd.Series(dtype=object if dtypes.get(n, str) in (str, "str") else dtypes[n]) for n in names}
+        )
+    typed = {n: (object if k in (str, "str") else k) for n, k in ((n, dtypes.get(n, str)) for n in names)}
+    try:
+        frame = pd.read_csv(io.BytesIO(data), dtype=typed, **options)
+    except UnicodeDecodeError as exc:
+        raise SourceFormatError(f"{path}: not valid {encoding} text ({exc})") from None
+    except (ValueError, OverflowError):
+        # A value that is not a number: parse as text to say exactly where.
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, **options)
+        for name in names:
+            kind = dtypes.get(name, str)
+            if kind in (str, "str"):
+                continue
+            col = frame[name]
+            values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
+            broken = np.isnan(values)
+            if np.dtype(kind).kind in "iu":
+                broken |= values != np.floor(np.nan_to_num(values))
+            hit = np.flatnonzero(broken)
+            if len(hit):
+                row = int(hit[0])
+                raise SourceFormatError(
+                    f"{path}: line {line_no[row]}: field {name!r} = {col.iloc[row]!r} is not a valid "
+                    f"{np.dtype(kind).name}; expected {len(names)} fields: {layout}"
+                ) from None
+        raise
+    for name in names:
+        if dtypes.get(name, str) in (str, "str"):
+            frame[name] = frame[name].astype(object)
+    return frame
+
+
+def year_from_title(titles: pd.Series) -> np.ndarray:
+    """The release year written at the end of a MovieLens title, "Toy Story (1995)" -> 1995; -1 if absent."""
+    years = titles.str.extract(r"\((\d{4})\)\s*$", expand=False)
+    return pd.to_numeric(years, errors="coerce").fillna(-1).to_numpy(dtype=np.int64)
+
+
+def contiguous(raw: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Map raw ids to 0..n-1 in sorted order of the raw ids: (codes, sorted unique raw ids).
+
+    Sorted (not first-appearance) order keeps the ids independent of the file's row order.
+    """
+    uniques, codes = np.unique(np.asarray(raw), return_inverse=True)
+    return codes.astype(np.int64), uniques
+
+
+def users_table(raw_ids: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"user_id": np.arange(len(raw_ids), dtype=np.int64), "raw_id": np.asarray(raw_ids).astype(str).astype(object)}
+    )
+
+
+def interactions_frame(
+    user_id: np.ndarray, item_id: np.ndarray, timestamp: np.ndarray | None, rating: np.ndarray
+) -> pd.DataFrame:
+    n = len(user_id)
+    return pd.DataFrame(
+        {
+            "user_id": np.asarray(user_id, dtype=np.int64),
+            "item_id": np.asarray(item_id, dtype=np.int64),
+            "timestamp": np.zeros(n, np.int64) if timestamp is None else np.asarray(timestamp, dtype=np.int64),
+            "rating": np.asarray(rating, dtype=np.float64),
+        }
+    )
+
+
+def items_frame(
+    raw_id: Sequence[object], title: Sequence[str], genres: Sequence[str], year: Sequence[int]
+) -> pd.DataFrame:
+    n = len(raw_id)
+    return pd.DataFrame(
+        {
+            "item_id": np.arange(n, dtype=np.int64),
+            "raw_id": np.asarray(raw_id).astype(str).astype(object),
+            "title": np.asarray(title, dtype=object),
+            "genres": np.asarray(genres, dtype=object),
+            "year": np.asarray(year, dtype=np.int64),
+        }
+    )
+
+
+# ---------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """One entry of the registry: how to read a source, which files it needs, and where the files come from."""
+
+    name: str
+    loader: Callable[..., RawDataset]
+    required: tuple[str, ...]
+    description: str
+
+
+def registry() -> dict[str, SourceInfo]:
+    """Every real source by its ``data.source`` name (adapters imported here, not at module level: they import
+    this module, so a top-level import would be circular)."""
+    from lure.data.sources import amazon, coat, lastfm, movielens
+
+    infos = [
+        SourceInfo("movielens-1m", movielens.load_ml1m, movielens.ML1M_FILES, "MovieLens 1M (GroupLens)"),
+        SourceInfo("movielens-100k", movielens.load_ml100k, movielens.ML100K_FILES, "MovieLens 100K (GroupLens)"),
+        SourceInfo("coat", coat.load_coat, coat.COAT_FILES, "Coat shopping (Schnabel et al. 2016), MNAR + MAR"),
+        SourceInfo("amazon-beauty", amazon.load_beauty, amazon.BEAUTY_FILES, "Amazon Beauty 5-core, P5 files"),
+        SourceInfo("amazon-2023", amazon.load_amazon2023, (), "Amazon Reviews 2023 (Hugging Face), 5-core"),
+        SourceInfo("lastfm", lastfm.load_lastfm, lastfm.LASTFM_FILES, "Last.fm HetRec 2011 (1,892 users)"),
+    ]
+    return {info.name: info for info in infos}
+
+
+def source_dir(name: str, raw_dir: str | Path) -> Path:
+    """Where the files of ``name`` live: ``<raw_dir>/<name>/``."""
+    return Path(raw_dir) / name
+
+
+def load_source(name: str, raw_dir: str | Path, *, amazon_category: str = "All_Beauty") -> RawDataset:
+    """Read source ``name`` from ``<raw_dir>/<name>/`` (no download; ``lure.data.fetch.ensure_raw`` does that)."""
+    sources = registry()
+    if name not in sources:
+        raise ValueError(f"unknown data source {name!r}; known: {', '.join(sorted(sources))}")
+    folder = source_dir(name, raw_dir)
+    if name == "amazon-2023":
+        return sources[name].loader(folder, category=amazon_category)
+    return sources[name].loader(folder)
