@@ -1,0 +1,66 @@
+"""The proof that the machinery works: on data where the answer is known, IPS moves the zoo's offline
+metrics towards the truth and ranks the zoo at least as well as the naive estimate (issue: offline evaluation).
+
+Runs the real DVC pipeline (prepare → propensity → pairs → zoo → evaluate) with the fitted logistic
+propensity model — not the true propensities — on the default simulated world and on Coat (MAR test = truth).
+Claims that do not hold are recorded as strict xfails with the measured numbers, never tuned away.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, dvc, make_project
+
+pytestmark = pytest.mark.slow
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def summary_of(root: Path) -> dict:
+    dvc("repro", cwd=root, timeout=900)
+    return json.loads((root / "metrics" / "evaluate.json").read_text())["summary"]
+
+
+@pytest.fixture(scope="module")
+def world_summary(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    # The default world (exposure_bias 1.0 > 0, seed 0) and the default zoo; fewer bootstrap draws for speed.
+    spec = {"tracking": {"enabled": False}, "eval": {"bootstrap": 100}}
+    return summary_of(make_project(tmp_path_factory.mktemp("world") / "p", yaml.safe_dump(spec)))
+
+
+@pytest.fixture(scope="module")
+def coat_summary(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    if not (SHARED / "coat" / "train.ascii").is_file():
+        pytest.skip(f"Coat files not found under {SHARED}/coat (the shared data folder is absent)")
+    spec = yaml.safe_load((ROOT / "specs" / "coat.yaml").read_text())
+    spec["data"]["raw_dir"] = str(SHARED)
+    spec.update(tracking={"enabled": False}, eval={"bootstrap": 100})
+    return summary_of(make_project(tmp_path_factory.mktemp("coat") / "p", yaml.safe_dump(spec)))
+
+
+def test_world_ips_halves_the_error_of_the_naive_estimate(world_summary: dict) -> None:
+    assert world_summary["target"] == "truth"
+    assert world_summary["ips_error_ratio"] <= 0.5, world_summary
+
+
+def test_world_ips_ranks_the_zoo_at_least_as_well_as_naive(world_summary: dict) -> None:
+    for metric in ("recall_at_10", "ndcg_at_10"):
+        assert world_summary[f"kendall_tau_ips_{metric}"] >= world_summary[f"kendall_tau_naive_{metric}"], world_summary
+
+
+def test_coat_ips_halves_the_error_against_the_mar_test(coat_summary: dict) -> None:
+    assert coat_summary["target"] == "mar"
+    assert coat_summary["ips_error_ratio"] <= 0.5, coat_summary
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Measured on Coat (seed 0, logistic propensities): Kendall tau against the MAR ranking is 0.2 for IPS "
+    "and 0.6 for naive on recall@10 (5 models; IPS over-rates item-kNN). The claim does not hold here.",
+)
+def test_coat_ips_ranks_the_zoo_at_least_as_well_as_naive(coat_summary: dict) -> None:
+    assert coat_summary["kendall_tau_ips_recall_at_10"] >= coat_summary["kendall_tau_naive_recall_at_10"], coat_summary
