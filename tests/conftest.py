@@ -26,6 +26,7 @@ data:
   world: {n_users: 80, n_items: 60, activity_mean: 12, mar_fraction: 0.2, mar_exposures_per_user: 10}
 method: {name: gdrt, tau: 0.5}
 baselines: [sft, popularity]
+eval: {models: [random, popularity], bootstrap: 50}
 tracking: {enabled: false}
 """
 
