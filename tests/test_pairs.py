@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from lure.data.prepare import prepare
-from lure.io import write_parquet
 from lure.pairs import balance_diagnostics, load_candidates, sample_pairs, smd
 from lure.propensity import FittedPropensity, MissingPropensityError, fit_propensity
 from lure.spec.data import DataSpec
@@ -19,23 +18,10 @@ from lure.spec.propensity import PairsSpec, PropensitySpec
 SMALL = {"n_users": 150, "n_items": 120}
 
 
-def ensure_holdout(out: Path) -> None:
-    """Per user, the last ceil(0.2 n_u) interactions are test (what ``prepare`` writes once it has the split)."""
-    if (out / "splits" / "holdout_train.parquet").exists():
-        return
-    inter = pd.read_parquet(out / "interactions.parquet")
-    n = inter.groupby("user_id")["item_id"].transform("size").to_numpy()
-    from_end = inter.groupby("user_id", sort=False).cumcount(ascending=False).to_numpy()
-    test = from_end < np.ceil(0.2 * n)
-    write_parquet(out / "splits" / "holdout_train.parquet", inter[~test].reset_index(drop=True))
-    write_parquet(out / "splits" / "holdout_test.parquet", inter[test].reset_index(drop=True))
-
-
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("prepared")
     prepare(DataSpec.model_validate({"world": SMALL}), seed=3, out_dir=out)
-    ensure_holdout(out)
     return out
 
 

@@ -14,6 +14,7 @@ from scipy.special import expit
 
 from lure.data.prepare import prepare
 from lure.data.world import generate_world, inclusion_probabilities, logging_logits
+from lure.data.splits import holdout_split
 from lure.io import write_parquet
 from lure.propensity import (
     FittedPropensity,
@@ -30,18 +31,6 @@ SMALL = {"n_users": 150, "n_items": 120}
 SEED = 7
 
 
-def ensure_holdout(out: Path) -> None:
-    """Per user, the last ceil(0.2 n_u) interactions are test (what ``prepare`` writes once it has the split)."""
-    if (out / "splits" / "holdout_train.parquet").exists():
-        return
-    inter = pd.read_parquet(out / "interactions.parquet")
-    n = inter.groupby("user_id")["item_id"].transform("size").to_numpy()
-    from_end = inter.groupby("user_id", sort=False).cumcount(ascending=False).to_numpy()
-    test = from_end < np.ceil(0.2 * n)
-    write_parquet(out / "splits" / "holdout_train.parquet", inter[~test].reset_index(drop=True))
-    write_parquet(out / "splits" / "holdout_test.parquet", inter[test].reset_index(drop=True))
-
-
 @pytest.fixture(scope="module")
 def world():
     return generate_world(WorldSpec(**SMALL), seed=SEED)
@@ -51,7 +40,6 @@ def world():
 def prepared(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("prepared")
     prepare(DataSpec.model_validate({"world": SMALL}), seed=SEED, out_dir=out)
-    ensure_holdout(out)
     return out
 
 
@@ -169,7 +157,9 @@ def synthetic(tmp_path_factory) -> tuple[Path, np.ndarray]:
     )
     write_parquet(out / "items.parquet", catalog)
     write_parquet(out / "interactions.parquet", inter)
-    ensure_holdout(out)
+    train, test = holdout_split(inter, 0.2)  # the split prepare writes
+    write_parquet(out / "splits" / "holdout_train.parquet", train)
+    write_parquet(out / "splits" / "holdout_test.parquet", test)
     return out, p_true
 
 
