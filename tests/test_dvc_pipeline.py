@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SMALL_WORLD, dvc, lure, make_project, run
+from tests.conftest import SMALL_WORLD, dvc, lure, make_project, run, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -149,3 +149,18 @@ def test_queue_of_two_runs_in_parallel(probe_project: Path) -> None:
     assert status.count("Success") == 2, status
     shown = json.loads(dvc("exp", "show", "--json", cwd=root).stdout)
     assert {0.2, 0.4} <= set(values_of(shown, "tau"))
+
+
+def test_missing_raw_data_fails_in_validate_and_touches_nothing(probe_project: Path, tmp_path: Path) -> None:
+    root = probe_project
+    before = snapshot(root)
+    spec = PROBE_SPEC.replace("data:\n", f"data:\n  source: movielens-1m\n  raw_dir: {tmp_path / 'empty'}\n")
+    spec = spec.replace("  world: {n_users: 80, n_items: 60, activity_mean: 12, mar_fraction: 0.2, mar_exposures_per_user: 10}\n", "")
+    (root / "specs" / "ml.yaml").write_text(spec)
+    lure("spec", "use", "specs/ml.yaml", cwd=root)
+    out = dvc("repro", cwd=root, check=False, env=tool_env(LURE_OFFLINE="1"))
+    assert out.returncode != 0
+    message = out.stdout + out.stderr
+    assert "data.source 'movielens-1m'" in message and "ratings.dat" in message, message
+    assert ran(out.stdout) == {"validate"}
+    assert snapshot(root) == before

@@ -177,7 +177,7 @@ def pipeline_stages(spec: Spec) -> list[StageDef]:
     validate = StageDef(
         name="validate",
         params=every_section,
-        code=("lure/spec", "lure/pipeline"),
+        code=("lure/spec", "lure/pipeline", "lure/data/fetch.py"),
         uncached_outs=(SPEC_OK,),
         has_metrics=False,
     )
