@@ -199,23 +199,53 @@ def _set_preserving_comments(text: str, overrides: list[str]) -> str:
 
 
 @app.command("summary")
-def summary(metrics_dir: Annotated[Path, typer.Option(help="Folder of stage metrics")] = Path("metrics")) -> None:
-    """Print every stage's metrics as one table (the end of `make repro`)."""
+def summary(
+    metrics_dir: Annotated[Path, typer.Option(help="Folder of stage metrics")] = Path("metrics"),
+    full: Annotated[bool, typer.Option("--full", help="Every metric, nested ones included")] = False,
+) -> None:
+    """Print the pipeline's metrics (the end of `make repro`): each stage's headline numbers, then the
+    offline evaluation as a model × estimator table. `--full` lists every metric."""
     from lure.io import read_json
 
+    files = sorted(metrics_dir.glob("*.json"))
+    if not files:
+        console.print(f"no metrics in {metrics_dir}/ yet: run `make repro`")
+        return
     table = Table(title="lure pipeline metrics")
     table.add_column("stage", style="cyan")
     table.add_column("metric")
     table.add_column("value", justify="right", style="green")
-    files = sorted(metrics_dir.glob("*.json"))
+    evaluation = None
     for f in files:
-        for key, value in flatten(read_json(f)).items():
-            shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-            table.add_row(f.stem, key, shown)
-    if not files:
-        console.print(f"no metrics in {metrics_dir}/ yet: run `make repro`")
-        return
+        data = read_json(f)
+        if f.stem == "evaluate" and not full:
+            evaluation = data
+            data = {f"summary.{k}": v for k, v in data.get("summary", {}).items()}
+        for key, value in flatten(data).items():
+            if full or not isinstance(value, (dict, list)):
+                table.add_row(f.stem, key, f"{value:.4g}" if isinstance(value, float) else str(value))
     console.print(table)
+    if evaluation is not None:
+        console.print(_evaluation_table(evaluation))
+
+
+def _evaluation_table(result: dict[str, Any], metric: str = "recall_at_10") -> Table:
+    """Model × estimator means of one metric, with the 95% CI of each estimate."""
+    reserved = {"users", "comparisons", "summary"}  # the non-model blocks of lure.estimators.evaluate_zoo
+    models = [m for m, v in result.items() if m not in reserved and isinstance(v, dict)]
+    estimators = [e for e in ("naive", "ips", "snips", "truth", "mar") if any(e in result[m] for m in models)]
+    table = Table(title=f"offline evaluation: {metric} (mean [CI]); target = {result.get('summary', {}).get('target')}")
+    table.add_column("model", style="cyan")
+    for est in estimators:
+        table.add_column(est, justify="right")
+    for m in models:
+        cells = []
+        for est in estimators:
+            stats = result[m].get(est, {}).get(metric, {})
+            mean, lo, hi = stats.get("mean"), stats.get("ci_low"), stats.get("ci_high")
+            cells.append("—" if mean is None else f"{mean:.4f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None else ""))
+        table.add_row(m, *cells)
+    return table
 
 
 @app.command("tables")

@@ -130,3 +130,23 @@ def test_a_stage_reading_an_undeclared_field_fails(tmp_path: Path, monkeypatch: 
         with run_stage("sneaky") as st:
             _ = st.spec.judge.temperature
     assert not (tmp_path / "metrics" / "sneaky.json").exists(), "a failed stage must not write its metrics"
+
+
+def test_summary_prints_headlines_and_the_evaluation_matrix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "prepare.json").write_text(json.dumps({"users": 10, "wall_time_s": 1.5}))
+    stats = {"mean": 0.25, "ci_low": 0.2, "ci_high": 0.3}
+    evaluation = {
+        "pop": {"naive": {"recall_at_10": stats}, "ips": {"recall_at_10": {**stats, "mean": 0.125}}},
+        "users": {"naive": {"evaluated": 10, "skipped": 0}},
+        "summary": {"target": "truth", "ips_error_ratio": 0.2},
+    }
+    (tmp_path / "metrics" / "evaluate.json").write_text(json.dumps(evaluation))
+    result = runner.invoke(app, ["summary"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "summary.ips_error_ratio" in result.output and "prepare" in result.output
+    assert "0.2500 [0.200, 0.300]" in result.output and "0.1250" in result.output
+    assert "users" not in result.output.split("offline evaluation")[1]
