@@ -1,0 +1,93 @@
+"""SFT examples for next-title generation from the canonical window splits.
+
+Each row of ``splits/window_{train,valid,test}.parquet`` (user_id, history = item ids oldest first, item_id =
+target) becomes prompt = the rendered next-item prompt of the history titles, completion = target title + the
+template's terminator + EOS, with the loss on the completion only (GDRT Eq. 1 sums over target tokens).
+
+Two output forms:
+
+* :func:`sft_examples` / :func:`sft_dataset`: **pre-tokenised** rows ``input_ids``, ``completion_mask``,
+  ``labels`` (-100 on prompt tokens), plus ``user_id``/``item_id``. TRL 1.16's ``SFTTrainer`` treats a dataset
+  with an ``input_ids`` column as already processed (no re-tokenisation) and keeps an existing ``labels`` column
+  as is, so the loss mask is exactly ours. This is the recommended form: the prompt is tokenised segment by
+  segment (:func:`lure.llm.prompts.encode_prompt`) and the completion separately, i.e. the very token sequences
+  exact ranking and beam search score at inference.
+* :func:`sft_text_examples`: ``prompt``/``completion`` strings (TRL's "prompt-completion" format, which turns on
+  ``completion_only_loss``). TRL then tokenises ``prompt`` and ``prompt + completion`` itself; with BPE the
+  boundary (the opening quote and the title's first word) may merge, which TRL warns about, and the training
+  tokens then differ from our inference tokens. Use it only for external tooling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from lure.llm.prompts import PromptTemplate, encode_completion, encode_prompt, render_completion, render_prompt
+
+IGNORE_INDEX = -100
+
+
+def title_lookup(items: pd.DataFrame) -> dict[int, str]:
+    """item_id -> title from ``items.parquet``."""
+    return dict(zip(items["item_id"].astype(int), items["title"].astype(str), strict=True))
+
+
+def _history_titles(history: Sequence[int], titles: Mapping[int, str]) -> list[str]:
+    return [titles[int(i)] for i in history]
+
+
+def sft_text_examples(windows: pd.DataFrame, titles: Mapping[int, str],
+                      template: PromptTemplate | str | None = None) -> list[dict[str, Any]]:
+    """Prompt-completion strings, one per window row (the completion has no EOS: TRL appends the tokenizer's)."""
+    return [
+        {
+            "prompt": render_prompt(_history_titles(h, titles), template).text,
+            "completion": render_completion(titles[int(t)], template),
+            "user_id": int(u),
+            "item_id": int(t),
+        }
+        for u, h, t in zip(windows["user_id"], windows["history"], windows["item_id"], strict=True)
+    ]
+
+
+def sft_examples(windows: pd.DataFrame, titles: Mapping[int, str], tokenizer: Any,
+                 template: PromptTemplate | str | None = None, mask: Sequence[str] = (),
+                 max_length: int | None = None) -> list[dict[str, Any]]:
+    """Tokenised SFT rows: ``input_ids``, ``completion_mask`` (1 on completion tokens), ``labels``.
+
+    ``mask`` renders those prompt segments as the placeholder (e.g. GDRT's history-masked relevance pass).
+    ``max_length`` drops oldest history items until the row fits, so the target is never truncated.
+    """
+    rows: list[dict[str, Any]] = []
+    cache: dict[int, list[int]] = {}
+    for u, h, t in zip(windows["user_id"], windows["history"], windows["item_id"], strict=True):
+        t = int(t)
+        comp = cache.get(t)
+        if comp is None:
+            comp = cache[t] = encode_completion(tokenizer, titles[t], template)
+        hist = _history_titles(h, titles)
+        while True:
+            prompt = encode_prompt(tokenizer, render_prompt(hist, template, mask=mask)).input_ids
+            if max_length is None or len(prompt) + len(comp) <= max_length or not hist:
+                break
+            hist = hist[1:]
+        rows.append(
+            {
+                "input_ids": prompt + comp,
+                "completion_mask": [0] * len(prompt) + [1] * len(comp),
+                "labels": [IGNORE_INDEX] * len(prompt) + comp,
+                "user_id": int(u),
+                "item_id": t,
+            }
+        )
+    return rows
+
+
+def sft_dataset(windows: pd.DataFrame, titles: Mapping[int, str], tokenizer: Any, **kwargs: Any) -> Any:
+    """:func:`sft_examples` as a ``datasets.Dataset`` ready for ``trl.SFTTrainer(train_dataset=...)``."""
+    from datasets import Dataset
+
+    return Dataset.from_list(sft_examples(windows, titles, tokenizer, **kwargs))

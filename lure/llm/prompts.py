@@ -1,0 +1,161 @@
+"""Prompt templates with addressable segments (task description, user history, response prefix).
+
+Why segments: GDRT (Eq. 2/3) scores a target with the user history masked to the placeholder 'N/A', and its
+feature-ablation analysis attributes predictions to the task, history and prefix tokens separately. Both need
+to know exactly where each segment starts and ends, in characters and in tokens. A template in ``prompts/*.j2``
+therefore consists of named Jinja blocks only: the prompt segments (``task``, ``history``, ``response`` by
+default, rendered in that order), ``completion`` (the target title followed by the closing terminator, e.g. the
+closing quote) and ``masked`` (what a masked segment is replaced with). Rendering block by block gives exact
+character spans without any marker parsing, and every piece of prompt text stays in the template.
+
+Token spans come from :func:`encode_prompt`, which tokenises segment by segment and concatenates, so a BPE merge
+never straddles two segments; training (``lure.llm.data``), exact ranking and beam search all use the same
+function, so the model sees identical token sequences at training and inference time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+#: ``prompts/`` at the repository root (the package is installed editable, so this is the checkout's folder).
+PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
+DEFAULT_TEMPLATE = "next_item"
+#: Prompt segments in rendering order; the template must define a block for each.
+SEGMENTS: tuple[str, ...] = ("task", "history", "response")
+COMPLETION_BLOCK = "completion"
+MASK_BLOCK = "masked"
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A rendered prompt: its text and the half-open character span ``[start, end)`` of each segment."""
+
+    text: str
+    segments: dict[str, tuple[int, int]]
+    masked: frozenset[str] = field(default_factory=frozenset)
+
+    def segment_text(self, name: str) -> str:
+        start, end = self.segments[name]
+        return self.text[start:end]
+
+
+@dataclass(frozen=True)
+class EncodedPrompt:
+    """Token ids of a prompt (BOS first when the tokenizer has one) and each segment's token span."""
+
+    input_ids: list[int]
+    segments: dict[str, tuple[int, int]]
+
+
+class PromptTemplate:
+    """A ``prompts/<name>.j2`` template rendered block by block; see the module docstring for the block contract."""
+
+    def __init__(self, name: str = DEFAULT_TEMPLATE, directory: str | Path | None = None,
+                 segments: Sequence[str] = SEGMENTS) -> None:
+        self.name = name
+        self.directory = Path(directory) if directory is not None else PROMPTS_DIR
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(self.directory)),
+            undefined=jinja2.StrictUndefined,  # a missing variable is a bug, not an empty string
+            autoescape=False,
+            keep_trailing_newline=True,
+        )
+        self._template = env.get_template(f"{name}.j2")
+        self.segments = tuple(segments)
+        missing = [b for b in (*self.segments, COMPLETION_BLOCK, MASK_BLOCK) if b not in self._template.blocks]
+        if missing:
+            raise ValueError(f"template {name!r} lacks block(s) {missing}")
+        # Text outside blocks would be part of neither segment; refuse it rather than silently misplace spans.
+        outside = self._template.render(history=[], target="")
+        inside = "".join(self._block(b, history=[], target="") for b in self._template.blocks)
+        if outside != inside:
+            raise ValueError(f"template {name!r} has text outside its blocks")
+        self.mask_text = self._block(MASK_BLOCK)
+
+    def _block(self, name: str, **variables: Any) -> str:
+        ctx = self._template.new_context(variables)
+        return "".join(self._template.blocks[name](ctx))
+
+    def render(self, history: Sequence[str], mask: Iterable[str] = ()) -> Prompt:
+        """Render the prompt for ``history`` (titles, oldest first); segments in ``mask`` become the mask text."""
+        masked = frozenset(mask)
+        unknown = masked - set(self.segments)
+        if unknown:
+            raise ValueError(f"unknown segment(s) {sorted(unknown)}; segments are {self.segments}")
+        parts: list[str] = []
+        spans: dict[str, tuple[int, int]] = {}
+        pos = 0
+        for name in self.segments:
+            text = self.mask_text if name in masked else self._block(name, history=list(history))
+            spans[name] = (pos, pos + len(text))
+            parts.append(text)
+            pos += len(text)
+        return Prompt("".join(parts), spans, masked)
+
+    def completion(self, title: str) -> str:
+        """The text that follows the prompt for target ``title``: the title and the template's terminator."""
+        return self._block(COMPLETION_BLOCK, target=title)
+
+
+@lru_cache(maxsize=16)
+def load_template(name: str = DEFAULT_TEMPLATE, directory: str | None = None) -> PromptTemplate:
+    """Cached :class:`PromptTemplate` by name (templates are immutable files, parsing them once is enough)."""
+    return PromptTemplate(name, directory)
+
+
+def _template(template: PromptTemplate | str | None) -> PromptTemplate:
+    if isinstance(template, PromptTemplate):
+        return template
+    return load_template(template or DEFAULT_TEMPLATE)
+
+
+def render_prompt(history_titles: Sequence[str], template: PromptTemplate | str | None = None,
+                  mask: Iterable[str] = ()) -> Prompt:
+    """Render the next-item prompt for a history of titles (oldest first)."""
+    return _template(template).render(history_titles, mask)
+
+
+def render_masked(history_titles: Sequence[str], segment: str = "history",
+                  template: PromptTemplate | str | None = None) -> Prompt:
+    """The prompt with ``segment`` replaced by the placeholder (GDRT Eq. 2/3 mask the user history)."""
+    return _template(template).render(history_titles, mask=(segment,))
+
+
+def render_completion(title: str, template: PromptTemplate | str | None = None) -> str:
+    """Target title plus the template's terminator (the tokenizer's EOS is appended at the token level)."""
+    return _template(template).completion(title)
+
+
+def encode_text(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of ``text`` without special tokens (BOS/EOS are placed explicitly by the callers)."""
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def encode_prompt(tokenizer: Any, prompt: Prompt, add_bos: bool = True) -> EncodedPrompt:
+    """Tokenise segment by segment so every token belongs to exactly one segment; token spans are half-open."""
+    ids: list[int] = []
+    if add_bos and tokenizer.bos_token_id is not None:
+        ids.append(int(tokenizer.bos_token_id))
+    spans: dict[str, tuple[int, int]] = {}
+    for name, (start, end) in sorted(prompt.segments.items(), key=lambda kv: kv[1]):
+        seg = encode_text(tokenizer, prompt.text[start:end])
+        spans[name] = (len(ids), len(ids) + len(seg))
+        ids.extend(seg)
+    return EncodedPrompt(ids, spans)
+
+
+def encode_completion(tokenizer: Any, title: str, template: PromptTemplate | str | None = None) -> list[int]:
+    """Token ids the model must generate for ``title``: the completion text, then the tokenizer's EOS.
+
+    This is the single definition of "an item as a token sequence" shared by the trie, exact ranking and the
+    SFT labels; the terminator comes from the template and the tokenizer, never from hard-coded ids.
+    """
+    if tokenizer.eos_token_id is None:
+        raise ValueError("the tokenizer needs an EOS token to terminate item titles")
+    return encode_text(tokenizer, render_completion(title, template)) + [int(tokenizer.eos_token_id)]

@@ -1,0 +1,114 @@
+"""Token trie, constrained beam search and exact catalogue ranking (lure.llm.trie / generate)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lure.llm.generate import constrained_beam_search, prompt_ids, rank_catalogue, top_items
+from lure.llm.model import build_tiny_llama
+from lure.llm.prompts import encode_completion, render_prompt
+from lure.llm.tokenizer import train_tokenizer
+from lure.llm.trie import TokenTrie
+
+TITLES = ["Toy Story", "Toy Story 2", "Heat", "Alien", "Aliens", "Up", "The Matrix", "The Matrix Reloaded",
+          "Amélie", "Se7en", "Jaws", "Jaws 2", "Fargo", "Casino", "Big", "Babe", "Brazil", "Ran", "Zodiac", "Gattaca"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and a second busy thread on a shared core costs a lot."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    tok = train_tokenizer(TITLES, histories=[TITLES[:4], TITLES[5:9]], vocab_size=320)
+    model = build_tiny_llama(tok, hidden=32, layers=2, heads=2, seed=1)
+    trie = TokenTrie.from_titles(tok, TITLES)
+    prompts = [render_prompt(TITLES[:3]), render_prompt(TITLES[10:14])]
+    return tok, model, trie, prompts
+
+
+def _bias(model, bias: torch.Tensor):
+    """Add a fixed bias to the logits (a model whose preferences we choose)."""
+    return model.lm_head.register_forward_hook(lambda mod, inp, out: out + bias)
+
+
+def test_trie_paths_end_in_terminator_and_eos(setup):
+    tok, _, trie, _ = setup
+    for k, title in enumerate(TITLES):
+        seq = encode_completion(tok, title)
+        node = trie.walk(seq)
+        assert node is not None and trie.items[node] == [k] and not trie.children[node]
+        assert trie.walk(seq[:-1]) is not None and trie.allowed(seq[:-1]) == [tok.eos_token_id]
+    assert trie.walk([tok.eos_token_id]) is None  # EOS first leaves the catalogue
+    assert not trie.is_dead.any()
+    with pytest.raises(ValueError, match="prefix"):
+        TokenTrie([[1, 2], [1, 2, 3]])
+
+
+def test_exact_ranking_equals_naive_forward(setup):
+    tok, model, trie, prompts = setup
+    fast = rank_catalogue(model, tok, prompts, TITLES, batch=3)  # several batches with ragged lengths
+    naive = torch.empty_like(fast)
+    with torch.no_grad():
+        for p, prompt in enumerate(prompts):
+            pid = prompt_ids(tok, prompt)
+            for j, seq in enumerate(trie.sequences):
+                logp = torch.log_softmax(model(torch.tensor([pid + seq])).logits[0].float(), dim=-1)
+                naive[p, j] = logp[torch.arange(len(pid) - 1, len(pid) + len(seq) - 1), torch.tensor(seq)].sum()
+    assert torch.allclose(fast, naive, atol=1e-4)
+    one_batch = rank_catalogue(model, tok, prompts, sequences=trie.sequences, batch=64)
+    assert torch.allclose(one_batch, fast, atol=1e-5)
+
+
+def test_exhaustive_beam_matches_exact_top10(setup):
+    tok, model, trie, prompts = setup
+    exact = rank_catalogue(model, tok, prompts, TITLES)
+    beams = constrained_beam_search(model, tok, prompts, trie, beam=len(TITLES), top_k=10)
+    for p, res in enumerate(beams):
+        assert set(res.items) <= set(top_items(exact, 10)[p].tolist()) and len(res.items) == 10
+        assert torch.allclose(torch.tensor(res.scores), exact[p, res.items], atol=1e-4)
+        assert res.scores == sorted(res.scores, reverse=True)
+    default = constrained_beam_search(model, tok, prompts[:1], trie)  # beam 10
+    assert len(default[0].items) == 10 and len(set(default[0].items)) == 10
+
+
+def test_beam_stays_in_catalogue_when_model_wants_out(setup):
+    tok, model, trie, prompts = setup
+    used = {t for s in trie.sequences for t in s}
+    bias = torch.zeros(len(tok))
+    bias[[t for t in range(len(tok)) if t not in used]] = 30.0  # unconstrained argmax is never a catalogue token
+    handle = _bias(model, bias)
+    try:
+        with torch.no_grad():
+            first = model(torch.tensor([prompt_ids(tok, prompts[0])])).logits[0, -1].argmax().item()
+        assert first not in trie.allowed_tokens[TokenTrie.ROOT].tolist()
+        res = constrained_beam_search(model, tok, prompts, trie, beam=5)
+    finally:
+        handle.remove()
+    for r in res:
+        assert len(r.items) == 5 and set(r.items) <= set(range(len(TITLES)))
+        assert all(torch.isfinite(torch.tensor(r.scores)))
+
+
+def test_dead_prefix_beams_are_dropped(setup):
+    tok, model, trie, prompts = setup
+    keep = TITLES.index("Up")
+    restricted = trie.without([k for k in range(len(TITLES)) if k != keep])
+    assert restricted.is_dead.any()
+    bias = torch.zeros(len(tok))
+    bias[encode_completion(tok, "The Matrix Reloaded")] = 30.0  # the model loves a path that names no item now
+    handle = _bias(model, bias)
+    try:
+        res = constrained_beam_search(model, tok, prompts, restricted, beam=3)
+    finally:
+        handle.remove()
+    assert [r.items for r in res] == [[keep], [keep]]
+    # a budget too short to finish any item returns nothing rather than forcing an unfinished title
+    short = constrained_beam_search(model, tok, prompts[:1], trie, beam=3, max_steps=1)
+    assert short[0].items == []

@@ -1,0 +1,110 @@
+"""Prompt segments, masking, segment-wise tokenisation and the BPE tokenizer (lure.llm.prompts / tokenizer)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from lure.llm.prompts import (
+    PromptTemplate,
+    encode_completion,
+    encode_prompt,
+    load_template,
+    render_completion,
+    render_masked,
+    render_prompt,
+)
+from lure.llm.tokenizer import train_tokenizer
+
+TITLES = ["Toy Story (1995)", "Heat (1995)", "Amélie", "The Matrix", "Alien", "Aliens", "Up"]
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return train_tokenizer(TITLES, histories=[TITLES[:3], TITLES[2:6]], vocab_size=400)
+
+
+def test_segments_partition_the_text_in_order():
+    p = render_prompt(TITLES[:3])
+    spans = [p.segments[s] for s in ("task", "history", "response")]
+    assert spans[0][0] == 0 and spans[-1][1] == len(p.text)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+    hist = p.segment_text("history")
+    assert [hist.index(t) for t in TITLES[:3]] == sorted(hist.index(t) for t in TITLES[:3])  # oldest first
+    assert not any(t in p.segment_text("task") + p.segment_text("response") for t in TITLES)
+    assert p.segment_text("response").endswith('"')  # the response prefix opens the quoted title
+
+
+def test_masking_replaces_only_that_segment():
+    full, masked = render_prompt(TITLES[:3]), render_masked(TITLES[:3], "history")
+    assert masked.segment_text("history") == "N/A" == load_template().mask_text
+    assert masked.segment_text("task") == full.segment_text("task")
+    assert masked.segment_text("response") == full.segment_text("response")
+    assert masked.masked == {"history"} and not any(t in masked.text for t in TITLES)
+    with pytest.raises(ValueError):
+        render_prompt(TITLES, mask=("nope",))
+
+
+def test_template_contract_is_checked(tmp_path):
+    (tmp_path / "bad.j2").write_text("stray text{% block task %}a{% endblock %}{% block history %}b{% endblock %}"
+                                     "{% block response %}c{% endblock %}{% block completion %}{{ target }}"
+                                     "{% endblock %}{% block masked %}N/A{% endblock %}")
+    with pytest.raises(ValueError, match="outside"):
+        PromptTemplate("bad", tmp_path)
+    (tmp_path / "short.j2").write_text("{% block task %}a{% endblock %}")
+    with pytest.raises(ValueError, match="lacks"):
+        PromptTemplate("short", tmp_path)
+
+
+def test_token_spans_decode_to_segments(tok):
+    p = render_prompt(TITLES[1:5])
+    enc = encode_prompt(tok, p)
+    assert enc.input_ids[0] == tok.bos_token_id
+    for name in ("task", "history", "response"):
+        a, b = enc.segments[name]
+        assert tok.decode(enc.input_ids[a:b]) == p.segment_text(name)
+    assert enc.segments["response"][1] == len(enc.input_ids)
+
+
+def test_completion_has_template_terminator_and_eos(tok):
+    comp = render_completion("Amélie")
+    assert comp.startswith("Amélie") and comp != "Amélie"
+    ids = encode_completion(tok, "Amélie")
+    assert ids[-1] == tok.eos_token_id and tok.eos_token_id not in ids[:-1]
+    assert tok.decode(ids[:-1]) == comp  # byte-level BPE round-trips non-ASCII
+
+
+def test_tokenizer_is_deterministic_and_sized(tok):
+    again = train_tokenizer(TITLES, histories=[TITLES[:3], TITLES[2:6]], vocab_size=400)
+    assert again.get_vocab() == tok.get_vocab()
+    assert len(tok) <= 400
+    assert {tok.pad_token, tok.bos_token, tok.eos_token} == {"<pad>", "<s>", "</s>"}
+    assert len(tok.encode("The user")) < len("The user")  # merges were learned
+
+
+def test_sft_examples_mask_the_prompt(tok):
+    import pandas as pd
+
+    from lure.llm.data import IGNORE_INDEX, sft_dataset, sft_examples, sft_text_examples, title_lookup
+
+    items = pd.DataFrame({"item_id": range(len(TITLES)), "title": TITLES})
+    windows = pd.DataFrame({"user_id": [0, 1], "history": [[0, 1, 2], [3, 4, 5, 6]], "item_id": [3, 2],
+                            "timestamp": [10, 20]})
+    titles = title_lookup(items)
+    rows = sft_examples(windows, titles, tok)
+    for row, target in zip(rows, windows["item_id"]):
+        comp = encode_completion(tok, TITLES[target])
+        n = len(row["input_ids"]) - len(comp)
+        assert row["input_ids"][n:] == comp and row["labels"][n:] == comp
+        assert row["labels"][:n] == [IGNORE_INDEX] * n and row["completion_mask"] == [0] * n + [1] * len(comp)
+        assert row["input_ids"][:n] == encode_prompt(tok, render_prompt([TITLES[i] for i in
+                                                                          windows["history"][row["user_id"]]])).input_ids
+    short = sft_examples(windows, titles, tok, max_length=len(rows[1]["input_ids"]) - 1)
+    assert len(short[1]["input_ids"]) < len(rows[1]["input_ids"]) and short[1]["labels"][-1] == tok.eos_token_id
+    masked = sft_examples(windows, titles, tok, mask=("history",))
+    assert masked[0]["input_ids"][:-1] != rows[0]["input_ids"][:-1]
+    text = sft_text_examples(windows, titles)
+    assert text[0]["prompt"].endswith('"') and text[0]["completion"] == render_completion(TITLES[3])
+    ds = sft_dataset(windows, titles, tok)
+    assert {"input_ids", "completion_mask", "labels"} <= set(ds.column_names) and len(ds) == 2
