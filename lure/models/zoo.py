@@ -2,7 +2,7 @@
 
 Every recommender is fitted on a training interaction frame (``user_id``, ``item_id``; ids are dense
 0..n-1, as the canonical files guarantee) and scores whole catalogue rows for a batch of users. Later issues
-add SASRec and the LLM recommenders through the same :class:`Recommender` protocol.
+add the LLM recommenders through the same :class:`Recommender` protocol.
 
 All models see the training data as a *binary* user x item matrix (a repeated pair counts once).
 """
@@ -180,7 +180,12 @@ class ALSRecommender(_FactorModel):
     """Implicit ALS: minimise Σ_{u,i} c_ui (p_ui − x_u·y_i)² + λ(‖x‖² + ‖y‖²), c_ui = 1 + α·1[(u,i) observed]."""
 
     def __init__(
-        self, factors: int = 64, iterations: int = 15, regularization: float = 0.01, alpha: float = 1.0, threads: int = 1
+        self,
+        factors: int = 64,
+        iterations: int = 15,
+        regularization: float = 0.01,
+        alpha: float = 1.0,
+        threads: int = 1,
     ) -> None:
         self.factors, self.iterations, self.regularization, self.alpha = factors, iterations, regularization, alpha
         self.threads = threads
@@ -240,7 +245,25 @@ MODELS: dict[str, Callable[[EvalSpec], Recommender]] = {
         learning_rate=spec.bpr.learning_rate,
         regularization=spec.bpr.regularization,
     ),
+    "sasrec": lambda spec: _sasrec(spec),
 }
+
+
+def _sasrec(spec: EvalSpec) -> Recommender:
+    from lure.models.sasrec import SASRecRecommender  # imports torch only when SASRec is used
+
+    p = spec.sasrec
+    return SASRecRecommender(
+        hidden=p.hidden,
+        layers=p.layers,
+        heads=p.heads,
+        max_len=p.max_len,
+        dropout=p.dropout,
+        epochs=p.epochs,
+        batch_size=p.batch_size,
+        learning_rate=p.learning_rate,
+        threads=spec.threads,
+    )
 
 
 def build_model(name: str, eval_spec: EvalSpec | None = None) -> Recommender:
@@ -331,4 +354,3 @@ def score_pairs(
         out_i[rows] = scores[local, ii[rows]]
         out_j[rows] = scores[local, jj[rows]]
     return out_i, out_j
-

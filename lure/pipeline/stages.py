@@ -36,6 +36,7 @@ ZOO_MODEL_PARAMS: dict[str, tuple[str, ...]] = {
     "itemknn": ("eval.itemknn",),
     "als": ("eval.als", "eval.threads"),
     "bpr": ("eval.bpr",),
+    "sasrec": ("eval.sasrec", "eval.threads"),
 }
 
 

@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 
 from lure.spec.base import STRUCTURAL_KEY, Section
 
-ZooModel = Literal["random", "popularity", "itemknn", "als", "bpr"]
+ZooModel = Literal["random", "popularity", "itemknn", "als", "bpr", "sasrec"]
 
 
 class ALSParams(Section):
@@ -42,6 +42,27 @@ class ItemKNNParams(Section):
     )
 
 
+class SASRecParams(Section):
+    """SASRec (Kang & McAuley 2018) in PyTorch on the CPU, trained with full-softmax cross-entropy."""
+
+    hidden: int = Field(64, ge=1, le=1024, description="Width d of the item/position embeddings and hidden states.")
+    layers: int = Field(2, ge=1, le=12, description="Number of causal self-attention blocks.")
+    heads: int = Field(1, ge=1, le=16, description="Attention heads per block (must divide hidden).")
+    max_len: int = Field(
+        50, ge=1, le=1000, description="Length of the sequence window: each user's last max_len training items."
+    )
+    dropout: float = Field(0.2, ge=0.0, lt=1.0, description="Dropout rate on embeddings, attention and FFN outputs.")
+    epochs: int = Field(20, ge=1, le=10_000, description="Passes over the training users.")
+    batch_size: int = Field(128, ge=1, le=65_536, description="Users (sequences) per Adam step.")
+    learning_rate: float = Field(0.005, gt=0.0, le=1.0, description="Adam step size (betas 0.9, 0.98).")
+
+    @model_validator(mode="after")
+    def _heads(self) -> SASRecParams:
+        if self.hidden % self.heads:
+            raise ValueError(f"heads must divide hidden, got hidden={self.hidden}, heads={self.heads}")
+        return self
+
+
 class EvalSpec(Section):
     """Offline evaluation: cut-offs, the classic model zoo and uncertainty."""
 
@@ -65,14 +86,15 @@ class EvalSpec(Section):
         1,
         ge=1,
         le=256,
-        description="CPU threads of ALS (results do not depend on it); BPR always runs on one thread so that "
-        "its SGD is deterministic.",
+        description="CPU threads of ALS (results do not depend on it) and of SASRec's torch ops (its scores are "
+        "reproducible for a given thread count); BPR always runs on one thread so that its SGD is deterministic.",
     )
     als: ALSParams = Field(default_factory=ALSParams, description="Hyperparameters of the 'als' zoo model.")
     bpr: BPRParams = Field(default_factory=BPRParams, description="Hyperparameters of the 'bpr' zoo model.")
     itemknn: ItemKNNParams = Field(
         default_factory=ItemKNNParams, description="Hyperparameters of the 'itemknn' zoo model."
     )
+    sasrec: SASRecParams = Field(default_factory=SASRecParams, description="Hyperparameters of the 'sasrec' zoo model.")
 
     @model_validator(mode="after")
     def _ks(self) -> EvalSpec:
