@@ -49,12 +49,18 @@ def bench_llm(n_items: int = 2000, n_users: int = 20, beam: int = 10, batch: int
     start = time.perf_counter()
     scores = rank_catalogue(model, tok, prompts, sequences=trie.sequences, batch=batch)
     rank_s = (time.perf_counter() - start) / n_users
+    few = prompts[: min(3, n_users)]  # the generic (cache-repeating) path, for comparison: a few users suffice
+    start = time.perf_counter()
+    generic = rank_catalogue(model, tok, few, sequences=trie.sequences, batch=batch, method="generic")
+    generic_s = (time.perf_counter() - start) / len(few)
+    assert torch.allclose(generic, scores[: len(few)], atol=1e-3)
     start = time.perf_counter()
     constrained_beam_search(model, tok, prompts, trie, beam=beam)
     beam_s = (time.perf_counter() - start) / n_users
     assert scores.shape == (n_users, n_items) and torch.isfinite(scores).all()
     return {
         "llm_rank_s_per_user": round(rank_s, 4),
+        "llm_rank_generic_s_per_user": round(generic_s, 4),
         "llm_beam_s_per_user": round(beam_s, 4),
         "llm_title_tokens_mean": round(float(np.mean([len(s) for s in trie.sequences])), 2),
         "llm_trie_nodes": float(len(trie)),

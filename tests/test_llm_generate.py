@@ -112,3 +112,41 @@ def test_dead_prefix_beams_are_dropped(setup):
     # a budget too short to finish any item returns nothing rather than forcing an unfinished title
     short = constrained_beam_search(model, tok, prompts[:1], trie, beam=3, max_steps=1)
     assert short[0].items == []
+
+
+def test_tree_ranking_equals_generic_path(setup):
+    """The trie path (one forward position per shared prefix) equals the cache-repeating generic path."""
+    from lure.llm import generate as gen
+
+    tok, model, trie, prompts = setup
+    tree = rank_catalogue(model, tok, prompts, TITLES, method="tree")
+    generic = rank_catalogue(model, tok, prompts, TITLES, batch=3, method="generic")
+    assert torch.allclose(tree, generic, atol=1e-4)
+    assert torch.equal(rank_catalogue(model, tok, prompts, TITLES), tree)  # auto picks the tree for Llama
+    # tiny chunks (several per depth), duplicate sequences, a sequence that is a prefix of another, length 1
+    seqs = [*trie.sequences, trie.sequences[3], trie.sequences[4][:-1], trie.sequences[0][:1]]
+    t = gen._title_tree(seqs, chunk=2)
+    assert max(g.end - g.start for g in t.groups) <= 2
+    with torch.inference_mode():
+        small = torch.stack([gen._tree_scores(model, t, prompt_ids(tok, p)) for p in prompts])
+    generic = rank_catalogue(model, tok, prompts, sequences=seqs, batch=4, method="generic")
+    assert torch.allclose(small, generic, atol=1e-4)
+    assert torch.allclose(rank_catalogue(model, tok, prompts, sequences=seqs, method="tree"), generic, atol=1e-4)
+
+
+def test_tree_ranking_grouped_query_attention_and_fallback(setup):
+    tok, _, trie, prompts = setup
+    gqa = build_tiny_llama(tok, hidden=32, layers=2, heads=4, kv_heads=2, seed=3)
+    tree = rank_catalogue(gqa, tok, prompts, sequences=trie.sequences, method="tree")
+    generic = rank_catalogue(gqa, tok, prompts, sequences=trie.sequences, batch=7, method="generic")
+    assert torch.allclose(tree, generic, atol=1e-4)
+    handle = _bias(gqa, torch.randn(len(tok)))  # a hook the tree path would skip: auto falls back to generic
+    try:
+        with pytest.raises(ValueError, match="tree path"):
+            rank_catalogue(gqa, tok, prompts, sequences=trie.sequences, method="tree")
+        hooked = rank_catalogue(gqa, tok, prompts, sequences=trie.sequences)
+        assert torch.allclose(hooked, rank_catalogue(gqa, tok, prompts, sequences=trie.sequences, method="generic"))
+    finally:
+        handle.remove()
+    with pytest.raises(ValueError, match="method"):
+        rank_catalogue(gqa, tok, prompts, sequences=trie.sequences, method="fast")

@@ -134,18 +134,38 @@ def pad_sequences(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torc
 def rank_catalogue(model: Any, tokenizer: Any, prompts: Sequence[PromptLike],
                    catalogue_titles: Sequence[str] | None = None, batch: int = 256,
                    template: PromptTemplate | str | None = None,
-                   sequences: Sequence[Sequence[int]] | None = None) -> torch.Tensor:
+                   sequences: Sequence[Sequence[int]] | None = None, method: str = "auto") -> torch.Tensor:
     """Exact scores (n_prompts x n_items, float32): log P(title + terminator + EOS | prompt) for every item.
 
     Pass ``catalogue_titles`` (encoded with :func:`encode_completion`) or precomputed ``sequences`` (e.g.
-    ``trie.sequences``). Titles are sorted by length so each batch pads little; the prompt's cache is repeated
-    over each batch of ``batch`` titles.
+    ``trie.sequences``). ``method``: ``"tree"`` runs the model once per node of the titles' prefix tree (each
+    shared prefix token is computed once, attending to the prompt's cache and its own ancestors; LlamaForCausalLM
+    only), ``"generic"`` repeats the prompt's cache over batches of ``batch`` length-sorted, right-padded titles
+    (any causal LM), ``"auto"`` picks the tree when the model supports it. Both are exact.
     """
     if sequences is None:
         if catalogue_titles is None:
             raise ValueError("give catalogue_titles or sequences")
         sequences = [encode_completion(tokenizer, t, template) for t in catalogue_titles]
+    if method not in ("auto", "tree", "generic"):
+        raise ValueError(f"unknown method {method!r}")
     model.eval()
+    tree_ok = _tree_supported(model) and all(len(s) > 0 for s in sequences)
+    if method == "tree" and not tree_ok:
+        raise ValueError("the tree path needs a LlamaForCausalLM without module hooks and non-empty sequences")
+    if method == "generic" or not tree_ok:
+        return _rank_generic(model, tokenizer, prompts, sequences, batch)
+    tree = _title_tree(sequences)
+    weights = _tree_weights(model)
+    scores = torch.empty(len(prompts), len(sequences), dtype=torch.float32)
+    for p, prompt in enumerate(prompts):
+        scores[p] = _tree_scores(model, tree, prompt_ids(tokenizer, prompt), weights).cpu()
+    return scores
+
+
+def _rank_generic(model: Any, tokenizer: Any, prompts: Sequence[PromptLike], sequences: Sequence[Sequence[int]],
+                  batch: int) -> torch.Tensor:
+    """The prompt's KV cache repeated over batches of length-sorted, right-padded titles (any causal LM)."""
     device = _device(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     ids, lengths = pad_sequences(sequences, pad_id)
@@ -177,3 +197,263 @@ def top_items(scores: torch.Tensor, k: int = 10) -> torch.Tensor:
     """Indices of the ``k`` best items per row (ties broken by lower index, for reproducibility)."""
     order = torch.argsort(scores, dim=1, descending=True, stable=True)
     return order[:, :k]
+
+
+# --- exact ranking over the title trie (LlamaForCausalLM) ------------------------------------------------------
+
+_TREE_CHUNK = 2048  # trie nodes per forward chunk (all of one depth): amortises per-call overhead, stays cache-sized
+
+
+@dataclass(frozen=True)
+class _TreeGroup:
+    """Forwarded trie nodes of one depth (a contiguous row range), their ancestor rows, and the edges they score."""
+
+    start: int
+    end: int
+    depth: int
+    ancestors: torch.Tensor  # (rows, depth): rows of the node's ancestors below the root, the node itself last
+    edge_row: torch.Tensor  # (edges,) local row (0-based within the group) of each edge's parent
+    edge_tok: torch.Tensor  # (edges,) token of the edge
+    edge_child: torch.Tensor  # (edges,) child node id
+
+
+@dataclass(frozen=True)
+class _TitleTree:
+    """Prefix tree of the title sequences, laid out for :func:`_tree_scores`.
+
+    Node ids are breadth-first (a parent precedes its children). Every non-root node that has children is
+    *forwarded*: the model reads its token once, at position ``prompt_len + depth - 1``, and its output
+    distribution scores all of its children; its key/value are shared by every title below it.
+    """
+
+    tokens: torch.Tensor  # (rows,) token of each forwarded node, rows in breadth-first order
+    groups: list[_TreeGroup]
+    root_tok: torch.Tensor  # tokens of the root's children
+    root_child: torch.Tensor  # their node ids
+    levels: list[torch.Tensor]  # node ids per depth 1, 2, ... (for the path sums)
+    parents: torch.Tensor  # (nodes,) parent id (root: 0)
+    ends: torch.Tensor  # (n_sequences,) node reached by each full sequence
+    n_nodes: int
+    max_depth: int
+
+
+def _title_tree(sequences: Sequence[Sequence[int]], chunk: int = _TREE_CHUNK) -> _TitleTree:
+    parent, token, depth = [0], [-1], [0]
+    child: dict[tuple[int, int], int] = {}
+    ends: list[int] = []
+    for seq in sequences:
+        node = 0
+        for t in seq:
+            key = (node, int(t))
+            nxt = child.get(key)
+            if nxt is None:
+                nxt = len(parent)
+                child[key] = nxt
+                parent.append(node)
+                token.append(int(t))
+                depth.append(depth[node] + 1)
+            node = nxt
+        ends.append(node)
+    # renumber breadth-first (stable within a depth)
+    order = sorted(range(len(parent)), key=lambda n: depth[n])
+    new = [0] * len(parent)
+    for i, n in enumerate(order):
+        new[n] = i
+    par = [new[parent[n]] for n in order]
+    tok = [token[n] for n in order]
+    dep = [depth[n] for n in order]
+    ends = [new[e] for e in ends]
+    n_nodes = len(order)
+    has_child = [False] * n_nodes
+    for c in range(1, n_nodes):
+        has_child[par[c]] = True
+    row = [-1] * n_nodes
+    fwd = [n for n in range(1, n_nodes) if has_child[n]]
+    for r, n in enumerate(fwd):
+        row[n] = r
+    max_depth = max(dep)
+    levels = [[] for _ in range(max_depth + 1)]
+    for n in range(1, n_nodes):
+        levels[dep[n]].append(n)
+    # edges grouped by their parent's row (parents are forwarded, non-root)
+    edges_of_row: list[list[int]] = [[] for _ in fwd]
+    for c in range(1, n_nodes):
+        if par[c] != 0:
+            edges_of_row[row[par[c]]].append(c)
+    ancestors: list[list[int]] = [[] for _ in fwd]
+    groups: list[_TreeGroup] = []
+    r = 0
+    while r < len(fwd):
+        d = dep[fwd[r]]
+        end = r
+        while end < len(fwd) and end - r < chunk and dep[fwd[end]] == d:
+            p = par[fwd[end]]
+            ancestors[end] = (ancestors[row[p]] if p != 0 else []) + [end]
+            end += 1
+        e_row, e_tok, e_child = [], [], []
+        for i in range(r, end):
+            for c in edges_of_row[i]:
+                e_row.append(i - r)
+                e_tok.append(tok[c])
+                e_child.append(c)
+        groups.append(_TreeGroup(r, end, d, torch.tensor(ancestors[r:end], dtype=torch.long),
+                                 torch.tensor(e_row, dtype=torch.long), torch.tensor(e_tok, dtype=torch.long),
+                                 torch.tensor(e_child, dtype=torch.long)))
+        r = end
+    root_kids = [c for c in range(1, n_nodes) if par[c] == 0]
+    return _TitleTree(
+        tokens=torch.tensor([tok[n] for n in fwd], dtype=torch.long),
+        groups=groups,
+        root_tok=torch.tensor([tok[c] for c in root_kids], dtype=torch.long),
+        root_child=torch.tensor(root_kids, dtype=torch.long),
+        levels=[torch.tensor(lv, dtype=torch.long) for lv in levels[1:]],
+        parents=torch.tensor(par, dtype=torch.long),
+        ends=torch.tensor(ends, dtype=torch.long),
+        n_nodes=n_nodes,
+        max_depth=max_depth,
+    )
+
+
+def _tree_supported(model: Any) -> bool:
+    """The tree path re-implements LlamaForCausalLM's forward from its weights: only that exact class with plain
+    ``nn.Linear`` projections and Llama's RMSNorm/MLP, in eval mode, with no hooks anywhere (they would be skipped)."""
+    try:
+        from transformers import LlamaForCausalLM
+        from transformers.models.llama.modeling_llama import LlamaMLP, LlamaRMSNorm
+    except ImportError:  # pragma: no cover
+        return False
+    if type(model) is not LlamaForCausalLM or model.training:
+        return False
+    if any(m._forward_hooks or m._forward_pre_hooks for m in model.modules()):
+        return False
+    linear = torch.nn.Linear
+    for layer in model.model.layers[: model.config.num_hidden_layers]:
+        attn = layer.self_attn
+        mods = [attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj, layer.mlp.gate_proj, layer.mlp.up_proj,
+                layer.mlp.down_proj]
+        if any(type(m) is not linear for m in mods) or type(layer.mlp) is not LlamaMLP:
+            return False
+        if type(layer.input_layernorm) is not LlamaRMSNorm or type(layer.post_attention_layernorm) is not LlamaRMSNorm:
+            return False
+    return type(model.lm_head) is linear and type(model.model.norm) is LlamaRMSNorm
+
+
+@dataclass(frozen=True)
+class _TreeLayer:
+    eps_in: float
+    w_qkv: torch.Tensor  # q|k|v projections merged, input RMSNorm weight folded in, q pre-scaled by 1/sqrt(hd)
+    b_qkv: torch.Tensor | None
+    w_o: torch.Tensor
+    b_o: torch.Tensor | None
+    eps_post: float
+    w_gu: torch.Tensor  # gate|up merged, post-attention RMSNorm weight folded in
+    b_gu: torch.Tensor | None
+    w_down: torch.Tensor
+    b_down: torch.Tensor | None
+    act: Any
+
+
+def _cat_bias(*linears: torch.nn.Linear, scale: Sequence[float] | None = None) -> torch.Tensor | None:
+    if all(lin.bias is None for lin in linears):
+        return None
+    scale = scale or [1.0] * len(linears)
+    return torch.cat([(lin.bias if lin.bias is not None else torch.zeros(lin.out_features, dtype=lin.weight.dtype,
+                                                                          device=lin.weight.device)) * c
+                      for lin, c in zip(linears, scale, strict=True)])
+
+
+def _tree_weights(model: Any) -> tuple[list[_TreeLayer], float, torch.Tensor, torch.Tensor | None]:
+    """Merged per-layer weights (fewer, larger matmuls; norm weights and the attention scale folded in), plus the
+    final norm's eps and the lm_head weight with the final norm weight folded in. A copy of the weights."""
+    out = []
+    for layer in model.model.layers[: model.config.num_hidden_layers]:
+        attn, mlp = layer.self_attn, layer.mlp
+        g_in, g_post = layer.input_layernorm.weight, layer.post_attention_layernorm.weight
+        w_qkv = torch.cat([attn.q_proj.weight * attn.scaling, attn.k_proj.weight, attn.v_proj.weight]) * g_in
+        w_gu = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]) * g_post
+        out.append(_TreeLayer(
+            layer.input_layernorm.variance_epsilon, w_qkv,
+            _cat_bias(attn.q_proj, attn.k_proj, attn.v_proj, scale=[attn.scaling, 1.0, 1.0]),
+            attn.o_proj.weight, attn.o_proj.bias, layer.post_attention_layernorm.variance_epsilon, w_gu,
+            _cat_bias(mlp.gate_proj, mlp.up_proj), mlp.down_proj.weight, mlp.down_proj.bias, mlp.act_fn))
+    norm = model.model.norm
+    return out, norm.variance_epsilon, model.lm_head.weight * norm.weight, model.lm_head.bias
+
+
+def _rms(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """LlamaRMSNorm without its weight (folded into the next matmul)."""
+    xf = x.float()
+    return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
+
+
+def _tree_scores(model: Any, tree: _TitleTree, prompt: Sequence[int], weights: Any = None,
+                 head_chunk: int = 512) -> torch.Tensor:
+    """log P(sequence | prompt) for every sequence of ``tree`` (float32, on the model's device)."""
+    device = _device(model)
+    layers_w, eps_final, w_lm, b_lm = _tree_weights(model) if weights is None else weights
+    logp0, cache = _run_prompt(model, prompt)
+    inner = model.model
+    hd = inner.layers[0].self_attn.head_dim
+    n_heads = model.config.num_attention_heads
+    kv_heads = model.config.num_key_value_heads
+    groups_per_kv = n_heads // kv_heads
+    n_qk = (n_heads + kv_heads) * hd
+    plen = len(prompt)
+    keys_p = [cache.layers[i].keys[0] for i in range(len(layers_w))]  # (kv_heads, plen, hd), rotated
+    vals_p = [cache.layers[i].values[0] for i in range(len(layers_w))]
+    dtype = keys_p[0].dtype
+    rows = len(tree.tokens)
+    kbuf = [torch.empty(kv_heads, rows, hd, dtype=dtype, device=device) for _ in layers_w]
+    vbuf = [torch.empty(kv_heads, rows, hd, dtype=dtype, device=device) for _ in layers_w]
+    pos = torch.arange(plen, plen + max(tree.max_depth, 1), device=device).unsqueeze(0)
+    cos_all, sin_all = inner.rotary_emb(keys_p[0], position_ids=pos)  # (1, depths, hd)
+    node_logp = torch.zeros(tree.n_nodes, dtype=torch.float32, device=device)  # log P(node's token | parent)
+    node_logp[tree.root_child.to(device)] = logp0[tree.root_tok.to(device)]
+    tokens = tree.tokens.to(device)
+    for g in tree.groups:
+        n = g.end - g.start
+        cos, sin = cos_all[0, g.depth - 1], sin_all[0, g.depth - 1]
+        anc = g.ancestors.to(device)
+        h = inner.embed_tokens(tokens[g.start:g.end])  # (n, hidden)
+        for li, lw in enumerate(layers_w):
+            qkv = torch.nn.functional.linear(_rms(h, lw.eps_in), lw.w_qkv, lw.b_qkv)
+            qk = qkv[:, :n_qk].view(n, n_heads + kv_heads, hd)
+            qk = qk * cos + _rotate_half(qk) * sin
+            q, k = qk[:, :n_heads], qk[:, n_heads:]
+            v = qkv[:, n_qk:].view(n, kv_heads, hd)
+            kbuf[li][:, g.start:g.end] = k.transpose(0, 1)
+            vbuf[li][:, g.start:g.end] = v.transpose(0, 1)
+            q = q.reshape(n, kv_heads, groups_per_kv, hd).permute(1, 0, 2, 3)  # (kv, n, g, hd)
+            # softmax over [prompt keys | ancestor keys] without materialising the concatenation
+            s_p = torch.matmul(q.reshape(kv_heads, n * groups_per_kv, hd), keys_p[li].transpose(1, 2)).float()
+            s_p = s_p.view(kv_heads, n, groups_per_kv, plen)
+            k_a, v_a = kbuf[li][:, anc], vbuf[li][:, anc]  # (kv, n, depth, hd)
+            s_a = torch.matmul(q, k_a.transpose(-1, -2)).float()  # (kv, n, g, depth)
+            m = torch.maximum(s_p.amax(dim=-1, keepdim=True), s_a.amax(dim=-1, keepdim=True))
+            e_p, e_a = s_p.sub_(m).exp_(), s_a.sub_(m).exp_()
+            denom = e_p.sum(dim=-1, keepdim=True) + e_a.sum(dim=-1, keepdim=True)
+            o = torch.matmul(e_p.to(dtype).view(kv_heads, n * groups_per_kv, plen), vals_p[li])
+            o = (o.view(kv_heads, n, groups_per_kv, hd) + torch.matmul(e_a.to(dtype), v_a)) / denom.to(dtype)
+            o = o.permute(1, 0, 2, 3).reshape(n, n_heads * hd)
+            h = h + torch.nn.functional.linear(o, lw.w_o, lw.b_o)
+            gu = torch.nn.functional.linear(_rms(h, lw.eps_post), lw.w_gu, lw.b_gu)
+            half = gu.shape[-1] // 2
+            h = h + torch.nn.functional.linear(lw.act(gu[:, :half]) * gu[:, half:], lw.w_down, lw.b_down)
+        if g.edge_child.numel():
+            x = _rms(h, eps_final)
+            er, et = g.edge_row.to(device), g.edge_tok.to(device)
+            lse = torch.cat([torch.logsumexp(torch.nn.functional.linear(x[i:i + head_chunk], w_lm, b_lm).float(), -1)
+                             for i in range(0, n, head_chunk)])
+            picked = (x[er] * w_lm[et]).sum(-1).float() + (b_lm[et].float() if b_lm is not None else 0.0)
+            node_logp[g.edge_child.to(device)] = picked - lse[er]
+    parents = tree.parents.to(device)
+    total = node_logp.clone()
+    for level in tree.levels[1:]:
+        level = level.to(device)
+        total[level] += total[parents[level]]
+    return total[tree.ends.to(device)]
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
