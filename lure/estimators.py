@@ -136,7 +136,7 @@ def truth(
     """Expected metric under uniform exposure and the true relevance (world only).
 
     Inputs are the rows of the top-K lists (user code, rank, r(u, i)); ``total_relevance[u]`` = sum_{C_u} r
-    (:func:`truth_normalisers`); ``test_size[u]`` = |T_u|, the size of u's held-out positive set.
+    (:func:`truth_relevance_mass`); ``test_size[u]`` = |T_u|, the size of u's held-out positive set.
     """
     hit = np.asarray(list_ranks) <= k
     group = np.asarray(list_group, dtype=np.int64)
@@ -151,34 +151,27 @@ def truth(
     return recall, ndcg
 
 
-def truth_normalisers(
-    relevance: np.ndarray, users: np.ndarray, train: pd.DataFrame, ks: list[int], batch_cells: int = 4_000_000
-) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    """For each user: sum of r over C_u (items not in train) and, per K, the ideal DCG sum_{k<=K} r_(k) D(k).
+def truth_relevance_mass(
+    relevance: np.ndarray, users: np.ndarray, train: pd.DataFrame, batch_cells: int = 4_000_000
+) -> np.ndarray:
+    """For each user, sum_{C_u} r(u, i): the relevance mass over the candidates (items not in u's train).
 
-    Batched over users (about ``batch_cells`` relevance cells at a time); the K largest come from np.partition.
+    Batched over users (about ``batch_cells`` relevance cells at a time) so the dense matrix is never copied whole.
     """
     from lure.models.zoo import interaction_matrix
 
     users = np.asarray(users, dtype=np.int64)
     n_items = relevance.shape[1]
     seen = interaction_matrix(train, relevance.shape[0], n_items)
-    k_max = min(max(ks), n_items)
     total = np.empty(len(users))
-    ideal = {k: np.empty(len(users)) for k in ks}
     batch = max(1, batch_cells // max(n_items, 1))
-    disc = discount(np.arange(1, k_max + 1))
     for start in range(0, len(users), batch):
         ub = users[start : start + batch]
         r = np.array(relevance[ub], dtype=np.float64)
         tr = seen[ub]
         r[np.repeat(np.arange(len(ub)), np.diff(tr.indptr)), tr.indices] = 0.0  # C_u: drop train items
         total[start : start + len(ub)] = r.sum(axis=1)
-        top = -np.sort(-np.partition(r, n_items - k_max, axis=1)[:, n_items - k_max :], axis=1)
-        dcg = np.cumsum(top * disc, axis=1)
-        for k in ks:
-            ideal[k][start : start + len(ub)] = dcg[:, min(k, k_max) - 1]
-    return total, ideal
+    return total
 
 
 def mar_positives(mar: pd.DataFrame, train: pd.DataFrame) -> pd.DataFrame:
@@ -350,7 +343,7 @@ def zoo_per_user(
         out.skipped[est] = skipped_listed
 
     if relevance is not None:
-        total, _ = truth_normalisers(relevance, pop, train, ks)
+        total = truth_relevance_mass(relevance, pop, train)
         sizes = np.bincount(group, minlength=n)
         ok = total > 0
         out.users["truth"] = pop[ok]

@@ -23,7 +23,7 @@ from lure.estimators import (
     results_frame,
     snips,
     truth,
-    truth_normalisers,
+    truth_relevance_mass,
     zoo_per_user,
 )
 
@@ -144,10 +144,10 @@ LISTS = pd.DataFrame({"user_id": [0, 0, 1, 1], "rank": [1, 2, 1, 2], "item_id": 
 
 
 def test_truth_hand_computed() -> None:
-    total, ideal = truth_normalisers(REL, np.array([0, 1]), TRAIN, [2])
-    # C_0 = {0,2,3,4}: .1+.5+.2+.3 = 1.1; ideal = .5 + .3/log2 3.   C_1 = {0,1,3,4}: .4+0+.6+.1 = 1.1; .6 + .4/log2 3
+    total = truth_relevance_mass(REL, np.array([0, 1]), TRAIN)
+    # C_0 = {0,2,3,4}: .1+.5+.2+.3 = 1.1.   C_1 = {0,1,3,4}: .4+0+.6+.1 = 1.1
     np.testing.assert_allclose(total, [1.1, 1.1], rtol=1e-6)
-    np.testing.assert_allclose(ideal[2], [0.5 + 0.3 * L3, 0.6 + 0.4 * L3], rtol=1e-6)
+    np.testing.assert_allclose(truth_relevance_mass(REL, np.array([1, 0]), TRAIN, batch_cells=1), [1.1, 1.1])
     rel = REL[LISTS["user_id"], LISTS["item_id"]]
     sizes = np.array([1, 3])  # |T_u|: held-out set sizes of u0 and u1
     recall, ndcg = truth(LISTS["user_id"].to_numpy(), LISTS["rank"].to_numpy(float), rel, 2, 2, total, sizes)
