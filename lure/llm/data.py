@@ -91,3 +91,23 @@ def sft_dataset(windows: pd.DataFrame, titles: Mapping[int, str], tokenizer: Any
     from datasets import Dataset
 
     return Dataset.from_list(sft_examples(windows, titles, tokenizer, **kwargs))
+
+
+def load_window_split(prepared: Any, split: str) -> pd.DataFrame:
+    """``splits/window_<split>.parquet`` of a prepared dataset (GDRT §4.1.1 sliding windows)."""
+    from pathlib import Path
+
+    path = Path(prepared) / "splits" / f"window_{split}.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run the prepare stage first")
+    return pd.read_parquet(path)
+
+
+def window_training_interactions(prepared: Any) -> pd.DataFrame:
+    """Interactions a classic baseline may learn from in the window protocol: everything before the first
+    validation target (the split is global by target time, so this is exactly what the training windows see)."""
+    from pathlib import Path
+
+    interactions = pd.read_parquet(Path(prepared) / "interactions.parquet", columns=["user_id", "item_id", "timestamp"])
+    cutoff = int(load_window_split(prepared, "valid")["timestamp"].min())
+    return interactions[interactions["timestamp"] < cutoff].reset_index(drop=True)

@@ -162,6 +162,7 @@ class SASRecRecommender:
             net = _SASRecNet(n_items, self.hidden, self.layers, self.heads, self.max_len, self.dropout)
             self.loss_history = self._train(net, full, seed)
             net.eval()
+            self.net = net
             seqs = torch.from_numpy(full[:, 1:])  # the last max_len items of the full training sequence
             vecs = []
             with torch.no_grad():
@@ -200,6 +201,23 @@ class SASRecRecommender:
                 count += int(valid.sum())
             history.append(total / max(count, 1))
         return history
+
+    def score_histories(self, histories: list[np.ndarray] | list[list[int]]) -> np.ndarray:
+        """float32 (len(histories) x n_items) for arbitrary item sequences (oldest first), e.g. the history of a
+        sliding window whose items extend past the training data: last hidden state · item embedding."""
+        if not self.n_items:
+            raise RuntimeError("SASRecRecommender is not fitted")
+        seqs = np.zeros((len(histories), self.max_len), np.int64)
+        for n, h in enumerate(histories):
+            h = np.asarray(h, dtype=np.int64)[-self.max_len :]
+            if h.size and (h.min() < 0 or h.max() >= self.n_items):
+                raise ValueError(f"item ids must be in [0, {self.n_items})")
+            if h.size:
+                seqs[n, self.max_len - h.size :] = h + 1
+        with _torch_settings(self.threads, 0), torch.no_grad():
+            vecs = torch.cat([self.net(torch.from_numpy(seqs[s : s + 1024]))[:, -1] for s in range(0, len(seqs), 1024)])
+            vecs[torch.from_numpy(seqs[:, -1] == 0)] = 0.0
+        return np.einsum("uf,if->ui", vecs.numpy().astype(np.float32), self.item_vecs)
 
     def score(self, user_ids: np.ndarray) -> np.ndarray:
         """float32 (len(user_ids) x n_items): last hidden state of the user's training sequence · item embedding."""

@@ -24,6 +24,14 @@ ZOO_DIR = "data/zoo"
 EVALUATE_DIR = "reports/evaluate"
 TABLES_DIR = "reports/tables"
 MLFLOW_RUN = "reports/mlflow_run.json"
+LLM_DIR = "data/llm"
+LLM_BASE = f"{LLM_DIR}/base"
+GDRT_GROUPS = f"{LLM_DIR}/gdrt-groups"
+ITEM_RELEVANCE = f"{LLM_DIR}/item-relevance"
+LLM_REPORT_DIR = "reports/llm"
+
+#: Methods that fine-tune the causal LM (one ``train-<method>`` stage each); other baselines are zoo models.
+LLM_METHODS = ("sft", "gdrt")
 
 # Library code every stage runs through; a change here re-runs every stage that executes it.
 COMMON_CODE = ("lure/stage.py", "lure/io.py")
@@ -42,6 +50,30 @@ ZOO_MODEL_PARAMS: dict[str, tuple[str, ...]] = {
 
 def zoo_dir(model: str) -> str:
     return f"{ZOO_DIR}/{model}"
+
+
+def llm_model_dir(method: str) -> str:
+    return f"{LLM_DIR}/{method}"
+
+
+def llm_eval_dir(name: str) -> str:
+    return f"{LLM_DIR}/eval/{name}"
+
+
+def llm_evaluated(spec: Spec) -> list[str]:
+    """Recommenders evaluated on the window test split: the method under study, then the baselines, in spec order."""
+    return [spec.method.name, *spec.baselines]
+
+
+def llm_trained(spec: Spec) -> list[str]:
+    """Fine-tuned LLM methods the pipeline needs: those evaluated, plus SFT when it scores relevance (Eq. 2/3)."""
+    needed = [m for m in llm_evaluated(spec) if m in LLM_METHODS]
+    uses_sft = spec.eval.llm.fairness_scorer == "sft" or (
+        spec.method.name == "gdrt" and spec.method.relevance_model == "sft"
+    )
+    if uses_sft and "sft" not in needed:
+        needed.insert(0, "sft")
+    return sorted(needed, key=LLM_METHODS.index)  # sft before gdrt: GDRT may group tokens with the SFT model
 
 
 def metrics_file(stage: str) -> str:
@@ -107,6 +139,92 @@ def plugin_stages(spec: Spec) -> list[StageDef]:
     return found
 
 
+def llm_stages(spec: Spec) -> list[StageDef]:
+    """Base model, fine-tuning (SFT, GDRT), Eq. 2 item relevance, window evaluation of every recommender, report."""
+    trained = llm_trained(spec)
+    evaluated = llm_evaluated(spec)
+    llm_code = ("lure/llm", "lure/train", "prompts")
+    scorer = llm_model_dir("sft") if spec.eval.llm.fairness_scorer == "sft" else LLM_BASE
+    stages = [
+        StageDef(
+            name="llm-base",
+            module="stages.llm_base",
+            params=("seed", "model", "eval.llm.attribution_samples"),
+            code=llm_code,
+            deps=(PREPARED,),
+            outs=(LLM_BASE,),
+        )
+    ]
+    for method in trained:
+        deps: tuple[str, ...] = (PREPARED, LLM_BASE)
+        params: tuple[str, ...] = ("seed", "model", "train")
+        if method == "gdrt":
+            deps = (*deps, GDRT_GROUPS)
+            params = (*params, "method.tau")
+            relevance_from = llm_model_dir("sft") if spec.method.relevance_model == "sft" else LLM_BASE
+            stages.append(
+                StageDef(
+                    name="gdrt-groups",
+                    module="stages.gdrt_groups",
+                    params=("seed", "model", "train.max_samples", "method.groups", "method.grouping",
+                            "method.relevance_model"),
+                    code=llm_code,
+                    deps=(PREPARED, LLM_BASE, relevance_from),
+                    outs=(GDRT_GROUPS,),
+                )
+            )
+        stages.append(
+            StageDef(
+                name=f"train-{method}",
+                module="stages.train",
+                args=(method,),
+                params=params,
+                code=llm_code,
+                deps=deps,
+                outs=(llm_model_dir(method),),
+            )
+        )
+    stages.append(
+        StageDef(
+            name="llm-relevance",
+            module="stages.llm_relevance",
+            params=("model", "eval.llm.fairness_scorer", "eval.llm.fairness_groups", "eval.llm.rank_batch"),
+            code=llm_code,
+            deps=(PREPARED, LLM_BASE, scorer),
+            outs=(ITEM_RELEVANCE,),
+        )
+    )
+    for name in evaluated:
+        model_deps = (LLM_BASE, llm_model_dir(name)) if name in LLM_METHODS else ()
+        extra = ("model",) if name in LLM_METHODS else ("eval.threads", *ZOO_MODEL_PARAMS.get(name, ()))
+        stages.append(
+            StageDef(
+                name=f"llm-eval-{name}",
+                module="stages.llm_eval",
+                args=(name,),
+                params=("seed", "eval.llm", *extra),
+                code=(*llm_code, "lure/models"),
+                deps=(PREPARED, ITEM_RELEVANCE, *model_deps),
+                outs=(llm_eval_dir(name),),
+            )
+        )
+    plot = ("lure/plots/base.py", "lure/plots/llm.py")
+    stages.append(
+        StageDef(
+            name="llm-report",
+            module="stages.llm_report",
+            params=("seed", "data.source", "data.amazon_category", "method.name", "baselines", "eval.llm"),
+            code=("lure/llm/evaluate.py", *plot),
+            deps=(metrics_file("llm-base"), *(llm_eval_dir(n) for n in evaluated),
+                  *(metrics_file(f"llm-eval-{n}") for n in evaluated)),
+            outs=(LLM_REPORT_DIR,),
+            plots=tuple(f"plots/llm/{name}.{ext}" for name in ("attribution", "top1_groups", "course")
+                        for ext in ("csv", "png")),
+        )
+    )
+    return stages
+
+
 def pipeline_stages(spec: Spec) -> list[StageDef]:
     """The stages this spec needs, in execution order; ``validate`` first, ``track`` last."""
     every_section = tuple(section_names())
@@ -158,6 +276,7 @@ def pipeline_stages(spec: Spec) -> list[StageDef]:
             plots=("plots/evaluate/estimates.csv", "plots/evaluate/estimates.png"),
         )
     )
+    science.extend(llm_stages(spec))
     science.extend(plugin_stages(spec))
     result_metrics = tuple(s.metrics for s in science if s.metrics)
     tables = StageDef(

@@ -11,14 +11,16 @@ from lure.io import write_with
 
 
 @contextmanager
-def png_figure(path: Path, figsize: tuple[float, float] = (5, 3.2)) -> Iterator[Any]:
-    """Yield (fig, ax); on exit lay the figure out and write it to ``path`` atomically."""
+def png_figure(path: Path, figsize: tuple[float, float] = (5, 3.2), ncols: int = 1) -> Iterator[Any]:
+    """Yield (fig, ax) (``ax`` an array of ``ncols`` axes when ncols > 1); on exit lay out and write ``path`` atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=figsize, dpi=110)
+    fig, ax = plt.subplots(1, ncols, figsize=figsize, dpi=110)
+    if ncols > 1:
+        ax = ax.reshape(-1)
     try:
         yield fig, ax
         fig.tight_layout()

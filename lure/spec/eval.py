@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from lure.spec.base import STRUCTURAL_KEY, Section
+from lure.spec.llm import LLMEvalSpec
 
 ZooModel = Literal["random", "popularity", "itemknn", "als", "bpr", "sasrec"]
 
@@ -95,6 +96,9 @@ class EvalSpec(Section):
         default_factory=ItemKNNParams, description="Hyperparameters of the 'itemknn' zoo model."
     )
     sasrec: SASRecParams = Field(default_factory=SASRecParams, description="Hyperparameters of the 'sasrec' zoo model.")
+    llm: LLMEvalSpec = Field(
+        default_factory=LLMEvalSpec, description="Evaluation of the generative (title-generating) recommenders."
+    )
 
     @model_validator(mode="after")
     def _ks(self) -> EvalSpec:

@@ -9,6 +9,7 @@ from pydantic import Field, StringConstraints, model_validator
 from lure.spec.base import STRUCTURAL_KEY, Section
 from lure.spec.data import DataSpec
 from lure.spec.eval import EvalSpec
+from lure.spec.llm import ModelSpec, TrainSpec
 from lure.spec.propensity import PairsSpec, PropensitySpec
 from lure.spec.sections import BaselineName, CalibrateSpec, ExpoSynthSpec, JudgeSpec, Method, TrackingSpec
 from lure.spec.tables import TablesSpec
@@ -23,9 +24,11 @@ class Spec(Section):
     pairs: PairsSpec = Field(default_factory=PairsSpec, description="Matched item pairs.")
     judge: JudgeSpec = Field(default_factory=JudgeSpec, description="Pairwise LLM judge.")
     exposynth: ExpoSynthSpec = Field(default_factory=ExpoSynthSpec, description="Synthetic interactions.")
+    model: ModelSpec = Field(default_factory=ModelSpec, description="Causal LM of the generative recommenders.")
+    train: TrainSpec = Field(default_factory=TrainSpec, description="Fine-tuning of the generative recommenders.")
     method: Method = Field(default_factory=lambda: {"name": "gdrt"}, description="The method under study.")
     baselines: list[BaselineName] = Field(
-        default_factory=lambda: ["sft", "popularity"],
+        default_factory=lambda: ["sft", "sasrec", "popularity"],
         description="Methods the method under study is compared with (one training stage each).",
         json_schema_extra={STRUCTURAL_KEY: True},
     )

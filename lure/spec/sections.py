@@ -62,8 +62,13 @@ class GDRTMethod(Section):
     name: Literal["gdrt"] = structural("gdrt", description="Method under study.")
     tau: float = Field(0.5, gt=0.0, le=10.0, description="Group-DRO temperature tau of Q = softmax(L/tau) (Eq. 5).")
     groups: int = Field(5, ge=2, le=50, description="Number G of token-relevance groups (K-means).")
-    relevance_model: Literal["base", "sft"] = Field(
-        "base", description="Model that computes token relevance r(y_t) (Eq. 3): the base model or the SFT model."
+    relevance_model: Literal["base", "sft"] = structural(
+        "sft",
+        description="Model that computes token relevance r(y_t) (Eq. 3): the base model or the SFT model (the "
+        "tiny CPU model starts from random weights, so only its SFT checkpoint knows anything about titles).",
+    )
+    grouping: Literal["kmeans", "quantile"] = Field(
+        "kmeans", description="Token grouping: K-means on r (§3) or equal-count bins by magnitude (footnote 1)."
     )
 
 

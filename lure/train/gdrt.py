@@ -100,6 +100,33 @@ def token_groups_column(labels: Sequence[int], groups: Sequence[int]) -> list[in
     return [next(it) if lab != IGNORE_INDEX else NO_GROUP for lab in labels]
 
 
+@torch.inference_mode()
+def dataset_token_relevance(model: Any, masked_rows: Sequence[dict[str, Any]], pad_id: int,
+                            batch: int = 64) -> list[np.ndarray]:
+    """Eq. 3 for every response token of pre-tokenised rows whose prompt has the history masked as 'N/A'.
+
+    Rows are right-padded per batch (causal attention keeps padding from influencing earlier positions); returns one
+    array per row in response-token order (see :func:`response_values`).
+    """
+    device = next(model.parameters()).device
+    out: list[np.ndarray] = []
+    model.eval()
+    for start in range(0, len(masked_rows), batch):
+        rows = masked_rows[start : start + batch]
+        width = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), width), int(pad_id), dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+        attn = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            n = len(r["input_ids"])
+            ids[i, :n] = torch.as_tensor(r["input_ids"])
+            labels[i, :n] = torch.as_tensor(r["labels"])
+            attn[i, :n] = 1
+        logits = model(input_ids=ids.to(device), attention_mask=attn.to(device)).logits
+        out.extend(response_values(token_relevance(logits, labels.to(device)), labels.to(device)))
+    return out
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # §3 "Token Grouping by Relevance with Auxiliary Tokens"
 # --------------------------------------------------------------------------------------------------------------------

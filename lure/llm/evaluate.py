@@ -1,0 +1,150 @@
+"""Evaluation of next-item recommenders on the sliding-window test split (GDRT §4.1.3-4.1.4).
+
+Every recommender — a title-generating LLM or a classic baseline — produces one ranked list of item ids per test
+window; :func:`accuracy` (HIT/NDCG by exact title match, i.e. by item id since titles are unique) and
+:func:`fairness` (MGU/DGU over Eq. 2 relevance groups) then treat them identically.
+
+LLM rankings come from exact scoring of every catalogue title (``decoding: exact``) or from trie-constrained beam
+search (``decoding: beam``), both in :mod:`lure.llm.generate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lure.llm.metrics import group_unfairness, item_groups_by_relevance, target_ranks
+from lure.llm.prompts import encode_completion, encode_prompt, render_prompt
+
+
+def sample_windows(windows: pd.DataFrame, max_samples: int | None, seed: int) -> pd.DataFrame:
+    """A seeded sample of test windows (all when None), in their original order; the same for every method."""
+    from lure.train.finetune import training_windows
+
+    return training_windows(windows, max_samples, seed)
+
+
+def window_prompt_ids(windows: pd.DataFrame, titles: Mapping[int, str], tokenizer: Any, max_length: int,
+                      mask: Sequence[str] = ()) -> list[list[int]]:
+    """Encoded prompts of the windows; the oldest history items are dropped until prompt + longest title fit."""
+    longest = max(len(encode_completion(tokenizer, t)) for t in titles.values())
+    out = []
+    for history in windows["history"]:
+        hist = [titles[int(i)] for i in history]
+        while True:
+            ids = encode_prompt(tokenizer, render_prompt(hist, mask=mask)).input_ids
+            if len(ids) + longest <= max_length or not hist:
+                break
+            hist = hist[1:]
+        out.append(ids)
+    return out
+
+
+def rank_llm(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], item_ids: Sequence[int],
+             titles: Sequence[str], decoding: str, k: int, beam: int, batch: int,
+             exclude: Sequence[Sequence[int]] | None = None, progress: bool = True) -> np.ndarray:
+    """(n_prompts, k) item ids, best first (-1 where beam search found fewer than k items).
+
+    ``item_ids[j]`` is the id of ``titles[j]``; ``exclude`` lists item ids removed per prompt (e.g. its history).
+    """
+    from rich.progress import track
+
+    from lure.llm.generate import constrained_beam_search, rank_catalogue, top_items
+    from lure.llm.trie import TokenTrie
+
+    ids = np.asarray(item_ids, dtype=np.int64)
+    position = {int(i): j for j, i in enumerate(ids)}
+    out = np.full((len(prompts), k), -1, dtype=np.int64)
+    trie = TokenTrie.from_titles(tokenizer, titles, items=ids.tolist())
+    steps = range(len(prompts))
+    if progress:
+        steps = track(steps, description=f"ranking ({decoding})", transient=True)
+    for n in steps:
+        if decoding == "exact":
+            scores = rank_catalogue(model, tokenizer, [prompts[n]], sequences=trie.sequences, batch=batch)
+            if exclude is not None and len(exclude[n]):
+                cols = [position[int(i)] for i in exclude[n] if int(i) in position]
+                scores[0, cols] = -torch.inf
+            top = top_items(scores, k)[0].numpy()
+            out[n] = ids[top]
+        elif decoding == "beam":
+            t = trie.without(exclude[n]) if exclude is not None and len(exclude[n]) else trie
+            found = constrained_beam_search(model, tokenizer, [prompts[n]], t, beam=beam, top_k=k)[0].items
+            out[n, : len(found)] = found
+        else:
+            raise ValueError(f"unknown decoding {decoding!r}")
+    return out
+
+
+def rank_scores(scores: np.ndarray, k: int, exclude: Sequence[Sequence[int]] | None = None) -> np.ndarray:
+    """(n, k) item ids of the highest scores per row (ties to the lower id), optionally excluding items per row."""
+    s = torch.as_tensor(np.asarray(scores, dtype=np.float32)).clone()
+    if exclude is not None:
+        for n, items in enumerate(exclude):
+            if len(items):
+                s[n, torch.as_tensor(np.asarray(items, dtype=np.int64))] = -torch.inf
+    order = torch.argsort(s, dim=1, descending=True, stable=True)
+    return order[:, :k].numpy().astype(np.int64)
+
+
+def accuracy(ranked: np.ndarray, targets: Sequence[int], ks: Sequence[int]) -> dict[str, np.ndarray]:
+    """Per-sample HIT@K and NDCG@K (one target per window; NDCG = 1/log2(rank+1) within K, the ideal DCG is 1)."""
+    ranks = target_ranks([list(map(int, r)) for r in ranked], [int(t) for t in targets])
+    out: dict[str, np.ndarray] = {}
+    for k in ks:
+        hit = ranks <= k
+        out[f"hit_at_{k}"] = hit.astype(np.float64)
+        out[f"ndcg_at_{k}"] = np.where(hit, 1.0 / np.log2(np.minimum(ranks, k) + 1.0), 0.0)
+    return out
+
+
+def item_relevance(model: Any, tokenizer: Any, titles: Sequence[str], batch: int = 256) -> np.ndarray:
+    """Eq. 2 per item: mean token log-probability of its completion after the prompt with the history masked ('N/A').
+
+    The completion is the title, the template's terminator and EOS — the tokens the recommender generates.
+    """
+    from lure.llm.generate import rank_catalogue
+
+    sequences = [encode_completion(tokenizer, t) for t in titles]
+    prompt = encode_prompt(tokenizer, render_prompt([], mask=("history",))).input_ids
+    total = rank_catalogue(model, tokenizer, [prompt], sequences=sequences, batch=batch)[0].numpy()
+    return total / np.array([len(s) for s in sequences], dtype=np.float64)  # Eq. 2
+
+
+def fairness(ranked: np.ndarray, histories: Sequence[Sequence[int]], item_group: Mapping[int, int], k: int,
+             n_groups: int, average: str) -> dict[str, Any]:
+    """MGU@K, DGU@K (§4.1.4) and the signed per-group discrepancies GU(g)."""
+    top = [[int(i) for i in row[:k] if i >= 0] for row in ranked]
+    hist = [[int(i) for i in h] for h in histories]
+    gu = group_unfairness(top, hist, item_group, k, n_groups, average=average)  # type: ignore[arg-type]
+    return {f"mgu_at_{k}": float(np.mean(np.abs(gu))), f"dgu_at_{k}": float(gu.max() - gu.min()),
+            "gu": [float(x) for x in gu]}
+
+
+def group_shares(items: Sequence[int], item_group: Mapping[int, int], n_groups: int) -> np.ndarray:
+    """Share of each relevance group among ``items`` (GDRT Figs. 3/8: top-1 recommendations vs the test targets)."""
+    counts = np.bincount([item_group[int(i)] for i in items if int(i) >= 0], minlength=n_groups).astype(float)
+    return counts / counts.sum() if counts.sum() else counts
+
+
+def relevance_groups(item_ids: Sequence[int], relevance: Sequence[float], n_groups: int) -> dict[int, int]:
+    """item id -> group (0 = most relevant to the auxiliary tokens), equal-count split by Eq. 2 relevance."""
+    keys = [str(int(i)) for i in item_ids]
+    groups = item_groups_by_relevance(keys, np.asarray(relevance, dtype=np.float64), n_groups)
+    return {int(k): g for k, g in groups.items()}
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int, confidence: float, seed: int) -> dict[str, float]:
+    """Mean of a − b over samples with a percentile bootstrap CI (same resampled samples for both)."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    out = {"diff": float(d.mean())}
+    if resamples and d.size:
+        rng = np.random.default_rng(seed)
+        means = d[rng.integers(0, d.size, size=(resamples, d.size))].mean(axis=1)
+        lo, hi = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
+        out.update(ci_low=float(lo), ci_high=float(hi))
+    return out

@@ -1,0 +1,31 @@
+"""Stage ``llm-base``: the base causal LM every generative method starts from (tiny Llama + catalogue BPE, or a
+pointer to a pretrained Hugging Face model), and its language-bias attribution before any fine-tuning (Figs. 2/7)."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from lure.llm.base import build_base, load_base
+from lure.llm.data import load_window_split, title_lookup
+from lure.llm.diagnostics import segment_attribution
+from lure.llm.evaluate import sample_windows
+from lure.llm.model import set_torch_threads
+from lure.pipeline.stages import LLM_BASE, PREPARED
+from lure.stage import run_stage
+
+if __name__ == "__main__":
+    with run_stage("llm-base") as st:
+        set_torch_threads()
+        prepared = Path(PREPARED)
+        titles = title_lookup(pd.read_parquet(prepared / "items.parquet"))
+        train = load_window_split(prepared, "train")
+        sample = sample_windows(train, 2000, st.spec.seed)  # prompts the tokenizer learns merges from
+        histories = [[titles[int(i)] for i in h] for h in sample["history"]]
+        st.metrics.update(build_base(st.spec.model, list(titles.values()), histories, st.spec.seed, Path(LLM_BASE)))
+        model, tokenizer = load_base(Path(LLM_BASE), st.spec.model)
+        test = sample_windows(load_window_split(prepared, "test"), st.spec.eval.llm.attribution_samples, st.spec.seed)
+        attribution = segment_attribution(
+            model, tokenizer, [[titles[int(i)] for i in h] for h in test["history"]],
+            [titles[int(i)] for i in test["item_id"]],
+        )
+        st.metrics["attribution"] = attribution.ratios()

@@ -1,0 +1,79 @@
+"""Stage ``llm-eval-<name>``: rank the catalogue for a sample of test windows with one recommender — a fine-tuned
+LLM (exact ranking or constrained beam search) or a classic baseline fitted on the window training data — and write
+per-window HIT/NDCG, MGU/DGU, top-1 relevance-group shares and, for LLMs, the feature-ablation attribution."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lure.io import write_parquet
+from lure.llm.data import load_window_split, title_lookup, window_training_interactions
+from lure.llm.evaluate import accuracy, fairness, group_shares, rank_llm, rank_scores, sample_windows, window_prompt_ids
+from lure.llm.model import set_torch_threads
+from lure.pipeline.stages import ITEM_RELEVANCE, LLM_BASE, LLM_METHODS, PREPARED, llm_eval_dir, llm_model_dir
+from lure.stage import run_stage
+
+if __name__ == "__main__":
+    name = sys.argv[1]
+    with run_stage(f"llm-eval-{name}") as st:
+        cfg = st.spec.eval.llm
+        seed = st.spec.seed
+        prepared = Path(PREPARED)
+        items = pd.read_parquet(prepared / "items.parquet", columns=["item_id", "title"])
+        titles = title_lookup(items)
+        test = sample_windows(load_window_split(prepared, "test"), cfg.max_samples, seed)
+        relevance = pd.read_parquet(Path(ITEM_RELEVANCE) / "items.parquet")
+        item_group = dict(zip(relevance["item_id"].astype(int), relevance["group"].astype(int), strict=True))
+        histories = [np.asarray(h, dtype=np.int64) for h in test["history"]]
+        exclude = histories if cfg.exclude_history else None
+        k = max(*cfg.ks, cfg.fairness_k)
+        out = Path(llm_eval_dir(name))
+        extra: dict = {}
+        if name in LLM_METHODS:
+            from lure.llm.base import load_trained
+            from lure.llm.diagnostics import segment_attribution
+
+            set_torch_threads()
+            model, tokenizer = load_trained(Path(llm_model_dir(name)), Path(LLM_BASE), st.spec.model)
+            prompts = window_prompt_ids(test, titles, tokenizer, st.spec.model.max_length)
+            item_ids = items["item_id"].astype(int).tolist()
+            ranked = rank_llm(model, tokenizer, prompts, item_ids, [titles[i] for i in item_ids], cfg.decoding, k,
+                              cfg.beam, cfg.rank_batch, exclude)
+            few = test.iloc[: cfg.attribution_samples]
+            extra["attribution"] = segment_attribution(
+                model, tokenizer, [[titles[int(i)] for i in h] for h in few["history"]],
+                [titles[int(i)] for i in few["item_id"]],
+            ).ratios()
+            course = pd.read_parquet(Path(llm_model_dir(name)) / "course.parquet")
+            course["group"] = [item_group.get(int(i), -1) for i in course["item_id"]]
+            write_parquet(out / "course.parquet", course)
+        else:
+            from lure.models.zoo import build_model
+
+            train = window_training_interactions(prepared)
+            n_items = len(items)
+            n_users = int(max(train["user_id"].max(), test["user_id"].max())) + 1
+            model = build_model(name, st.spec.eval).fit(train, n_users, n_items, seed)
+            if hasattr(model, "score_histories"):  # sequential models read the window's own history
+                scores = model.score_histories(histories)
+            else:
+                scores = model.score(test["user_id"].to_numpy())
+            ranked = rank_scores(scores, k, exclude)
+        per_sample = accuracy(ranked, test["item_id"].to_numpy(), cfg.ks)
+        frame = pd.DataFrame({
+            "user_id": test["user_id"].to_numpy(),
+            "item_id": test["item_id"].to_numpy(),
+            "ranked": list(ranked),
+            **per_sample,
+        })
+        write_parquet(out / "per_sample.parquet", frame)
+        fair = fairness(ranked, histories, item_group, cfg.fairness_k, cfg.fairness_groups, cfg.fairness_average)
+        st.metrics.update({m: float(v.mean()) for m, v in per_sample.items()})
+        st.metrics.update(fair, samples=len(frame))
+        st.metrics["top1_group_share"] = [round(float(x), 4) for x in
+                                          group_shares(ranked[:, 0], item_group, cfg.fairness_groups)]
+        st.metrics["target_group_share"] = [round(float(x), 4) for x in
+                                            group_shares(test["item_id"], item_group, cfg.fairness_groups)]
+        st.metrics.update(extra)

@@ -1,0 +1,68 @@
+"""Stage ``llm-report``: the window-protocol results of every recommender side by side (GDRT Table 2's metrics),
+the method under study against each baseline with paired-bootstrap CIs, and the diagnostics plots (Figs. 2-4/7-9)."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from lure.io import read_json, write_text
+from lure.llm.evaluate import paired_bootstrap
+from lure.pipeline.stages import LLM_METHODS, LLM_REPORT_DIR, llm_eval_dir
+from lure.plots.llm import write_attribution_plot, write_course_plot, write_top1_groups_plot
+from lure.stage import run_stage
+
+REPORTED = ("ndcg_at_5", "ndcg_at_10", "hit_at_5", "hit_at_10", "mgu_at_5", "dgu_at_5")
+
+
+def dataset_label(data) -> str:
+    """Key of this dataset in the report (and in paper-table mappings): the source, plus the Amazon 2023 category."""
+    return f"amazon-2023-{data.amazon_category}" if data.source == "amazon-2023" else data.source
+
+
+if __name__ == "__main__":
+    with run_stage("llm-report") as st:
+        spec = st.spec
+        cfg = spec.eval.llm
+        names = [spec.method.name, *spec.baselines]
+        deps = st.dep_metrics()
+        results = {n: {k: v for k, v in deps[f"llm-eval-{n}"].items() if k in REPORTED or k.startswith(("hit", "ndcg"))}
+                   for n in names}
+        per_sample = {n: pd.read_parquet(Path(llm_eval_dir(n)) / "per_sample.parquet") for n in names}
+        comparison = {}
+        study = spec.method.name
+        for other in spec.baselines:
+            comparison[f"{study}_vs_{other}"] = {
+                metric: paired_bootstrap(per_sample[study][metric].to_numpy(), per_sample[other][metric].to_numpy(),
+                                         cfg.bootstrap, 0.95, spec.seed)
+                for metric in (f"ndcg_at_{max(cfg.ks)}", f"hit_at_{max(cfg.ks)}")
+            }
+            for metric in (f"mgu_at_{cfg.fairness_k}", f"dgu_at_{cfg.fairness_k}"):
+                comparison[f"{study}_vs_{other}"][metric] = {"diff": results[study][metric] - results[other][metric]}
+        table = pd.DataFrame([{"model": n, **results[n]} for n in names])
+        write_text(Path(LLM_REPORT_DIR) / "results.csv", table.to_csv(index=False))
+
+        plots = Path("plots/llm")
+        attribution = [("base", deps["llm-base"]["attribution"])]
+        attribution += [(n, deps[f"llm-eval-{n}"]["attribution"]) for n in names if n in LLM_METHODS]
+        write_attribution_plot(pd.DataFrame(
+            [{"model": m, "ratio": r, "value": a[r]} for m, a in attribution
+             for r in ("ratio_task_to_history", "ratio_first_token_to_history")]), plots)
+        shares = [{"model": "test targets", "group": g + 1, "share": s}
+                  for g, s in enumerate(deps[f"llm-eval-{study}"]["target_group_share"])]
+        shares += [{"model": n, "group": g + 1, "share": s} for n in names
+                   for g, s in enumerate(deps[f"llm-eval-{n}"]["top1_group_share"])]
+        write_top1_groups_plot(pd.DataFrame(shares), plots)
+        course_rows = []
+        for n in names:
+            path = Path(llm_eval_dir(n)) / "course.parquet"
+            if path.is_file():
+                c = pd.read_parquet(path)
+                c = c[c["group"] >= 0]
+                for step, part in c.groupby("step"):
+                    counts = part["group"].value_counts(normalize=True)
+                    course_rows += [{"model": n, "step": int(step), "group": g + 1, "share": float(counts.get(g, 0.0))}
+                                    for g in range(cfg.fairness_groups)]
+        write_course_plot(pd.DataFrame(course_rows, columns=["model", "step", "group", "share"]), plots)
+        st.metrics[dataset_label(spec.data)] = results
+        st.metrics["comparison"] = comparison
+        st.metrics["attribution"] = {m: a for m, a in attribution}
