@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.llm_bench import bench_llm
     from bench.offline_eval_bench import bench_offline_eval
+    from bench.train_bench import bench_train
     from bench.world_bench import bench_world
 
     figures: dict[str, Any] = {"machine": {"python": platform.python_version(), "cpus": len(__import__("os").sched_getaffinity(0))}}
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         ("world", lambda: bench_world(tuple(args.world_sizes))),
         ("offline evaluation (MovieLens-1M)", bench_offline_eval),
         ("LLM ranking (tiny model, 2,000 titles)", bench_llm),
+        ("SFT vs GDRT training step (tiny model)", bench_train),
         ("dvc", bench_noop_repro),
     ]
     for name, fn in benches:
@@ -72,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         "ml1m_propensity_logistic_fit_s": 60.0,
         "ml1m_zoo_total_s": 60.0,
         "llm_rank_s_per_user": 0.2,
+        "gdrt_over_sft_step_ratio": 1.10,
     }
     at_least = {"pairs_per_min": 1_000_000}
     goals = {k: {"goal": f"<= {v}", "measured": figures.get(k), "met": figures.get(k, 1e18) <= v} for k, v in at_most.items()}

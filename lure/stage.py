@@ -35,6 +35,13 @@ class StageRun:
         return read_dep_metrics(self.definition)
 
 
+def is_main_process() -> bool:
+    """False on the non-zero ranks of a data-parallel launch (``accelerate launch`` sets RANK): they write nothing."""
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def fail(message: str, code: int = 2) -> None:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise SystemExit(code)
@@ -68,6 +75,6 @@ def run_stage(name: str, *, write_metrics: bool = True) -> Iterator[StageRun]:
     view, definition = open_spec(name)
     run = StageRun(name=name, spec=view, definition=definition)
     yield run
-    if write_metrics:
+    if write_metrics and is_main_process():
         run.metrics["wall_time_s"] = round(time.perf_counter() - t0, 3)
         write_json(f"metrics/{name}.json", run.metrics)

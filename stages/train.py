@@ -73,6 +73,8 @@ if __name__ == "__main__":
             checkpoint_dir(f"train-{method}", run_key(*key_parts)),
             trainer_cls=trainer_cls, callbacks=[callback], **trainer_kwargs,
         )
+        if not result["main_process"]:
+            raise SystemExit(0)
         write_parquet(out / "course.parquet", pd.DataFrame(callback.rows, columns=list(COURSE_COLUMNS)))
         write_json(out / "log_history.json", result["log_history"])
         st.metrics.update(result["metrics"], threads=threads, course_seconds=round(callback.seconds, 3))

@@ -19,16 +19,24 @@ GIT_ENV = {
     "GIT_COMMITTER_EMAIL": "tests@lure.invalid",
 }
 
-# A world small enough that a full pipeline run takes seconds.
+# A world small enough that a full pipeline run takes seconds; its LLM part is as small as the stages allow (GDRT
+# scored by the base model against popularity only: no SFT stage), since these tests are about the pipeline itself.
+SMALL_LLM = """\
+model: {tiny: {hidden: 16, layers: 1, heads: 2, vocab_size: 300}, max_length: 256}
+train: {max_samples: 32, batch_size: 16, course_points: 1, course_samples: 2}
+"""
 SMALL_WORLD = """\
 seed: 0
 data:
   world: {n_users: 80, n_items: 60, activity_mean: 12, mar_fraction: 0.2, mar_exposures_per_user: 10}
-method: {name: gdrt, tau: 0.5}
-baselines: [sft, popularity]
-eval: {models: [random, popularity], bootstrap: 50}
+method: {name: gdrt, tau: 0.5, relevance_model: base, groups: 2}
+baselines: [popularity]
+eval:
+  models: [random, popularity]
+  bootstrap: 50
+  llm: {max_samples: 8, attribution_samples: 2, fairness_scorer: base, bootstrap: 20}
 tracking: {enabled: false}
-"""
+""" + SMALL_LLM
 
 
 def tool_env(**extra: str) -> dict[str, str]:

@@ -60,21 +60,24 @@ def rank_llm(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], item_
     position = {int(i): j for j, i in enumerate(ids)}
     out = np.full((len(prompts), k), -1, dtype=np.int64)
     trie = TokenTrie.from_titles(tokenizer, titles, items=ids.tolist())
-    steps = range(len(prompts))
+    chunk = 32  # prompts per exact-ranking call: the title tree is built once per call
+    starts = range(0, len(prompts), chunk if decoding == "exact" else 1)
     if progress:
-        steps = track(steps, description=f"ranking ({decoding})", transient=True)
-    for n in steps:
+        starts = track(starts, description=f"ranking ({decoding})", transient=True)
+    for start in starts:
         if decoding == "exact":
-            scores = rank_catalogue(model, tokenizer, [prompts[n]], sequences=trie.sequences, batch=batch)
-            if exclude is not None and len(exclude[n]):
-                cols = [position[int(i)] for i in exclude[n] if int(i) in position]
-                scores[0, cols] = -torch.inf
-            top = top_items(scores, k)[0].numpy()
-            out[n] = ids[top]
+            block = list(prompts[start : start + chunk])
+            scores = rank_catalogue(model, tokenizer, block, sequences=trie.sequences, batch=batch).clone()
+            if exclude is not None:
+                for row in range(len(block)):
+                    cols = [position[int(i)] for i in exclude[start + row] if int(i) in position]
+                    scores[row, cols] = -torch.inf
+            out[start : start + len(block)] = ids[top_items(scores, k).numpy()]
         elif decoding == "beam":
-            t = trie.without(exclude[n]) if exclude is not None and len(exclude[n]) else trie
-            found = constrained_beam_search(model, tokenizer, [prompts[n]], t, beam=beam, top_k=k)[0].items
-            out[n, : len(found)] = found
+            drop = exclude[start] if exclude is not None else ()
+            t = trie.without(drop) if len(drop) else trie
+            found = constrained_beam_search(model, tokenizer, [prompts[start]], t, beam=beam, top_k=k)[0].items
+            out[start, : len(found)] = found
         else:
             raise ValueError(f"unknown decoding {decoding!r}")
     return out

@@ -101,6 +101,7 @@ class StageDef:
     plots: tuple[str, ...] = ()
     module: str = ""
     args: tuple[str, ...] = ()
+    launcher: tuple[str, ...] = ("python",)
 
     @property
     def module_name(self) -> str:
@@ -113,7 +114,7 @@ class StageDef:
 
     @property
     def cmd(self) -> str:
-        return " ".join(["python -m", self.module_name, *self.args])
+        return " ".join([*self.launcher, "-m", self.module_name, *self.args])
 
     @property
     def metrics(self) -> str | None:
@@ -137,6 +138,16 @@ def plugin_stages(spec: Spec) -> list[StageDef]:
             raise ValueError(f"plugins: module {name!r} has no function stages(spec) -> list[StageDef]")
         found.extend(build(spec))
     return found
+
+
+ACCELERATE_CONFIG = "accelerate/multi_gpu.yaml"
+
+
+def train_launcher(processes: int) -> tuple[str, ...]:
+    """``python`` for one process; ``accelerate launch`` (data-parallel, config in the repository) for several."""
+    if processes == 1:
+        return ("python",)
+    return ("accelerate", "launch", "--config_file", ACCELERATE_CONFIG, "--num_processes", str(processes))
 
 
 def llm_stages(spec: Spec) -> list[StageDef]:
@@ -178,6 +189,7 @@ def llm_stages(spec: Spec) -> list[StageDef]:
                 name=f"train-{method}",
                 module="stages.train",
                 args=(method,),
+                launcher=train_launcher(spec.train.processes),
                 params=params,
                 code=llm_code,
                 deps=deps,

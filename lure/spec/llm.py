@@ -106,6 +106,13 @@ class TrainSpec(Section):
     checkpoint_steps: int = Field(
         200, ge=1, le=1_000_000, description="Steps between resumable checkpoints (a crashed stage resumes there)."
     )
+    processes: int = structural(
+        1,
+        ge=1,
+        le=64,
+        description="Training processes: 1 = plain python; more = data-parallel through `accelerate launch` with "
+        "accelerate/multi_gpu.yaml (one process per GPU).",
+    )
     course_points: int = Field(
         5, ge=0, le=100, description="Points during training where top-1 recommendations are recorded (GDRT Figs 4/9)."
     )

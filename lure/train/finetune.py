@@ -209,7 +209,9 @@ def fine_tune(
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - t0 - sum(getattr(c, "seconds", 0.0) for c in callbacks)
-    save_atomically(out_dir, trainer.save_model)  # model (or adapters) + tokenizer
+    main = trainer.accelerator.is_main_process
+    if main:  # under data parallelism only rank 0 writes; the others stop here
+        save_atomically(out_dir, trainer.save_model)  # model (or adapters) + tokenizer
     history = [row for row in trainer.state.log_history if "loss" in row]
     tokens = int(sum(len(ids) for ids in dataset["input_ids"]) * train.epochs)
     metrics = {
@@ -222,5 +224,6 @@ def fine_tune(
         "resumed_from": Path(resume).name if resume else None,
         "device": str(trainer.args.device),
     }
-    shutil.rmtree(work_dir, ignore_errors=True)
-    return {"metrics": metrics, "log_history": trainer.state.log_history}
+    if main:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return {"metrics": metrics, "log_history": trainer.state.log_history, "main_process": main}

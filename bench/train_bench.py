@@ -1,0 +1,89 @@
+"""SFT throughput and GDRT's overhead per step: the same batches through TRL's SFTTrainer and through GDRTTrainer.
+
+Run: ``python -m bench.train_bench [steps]``. The paper claims GDRT has SFT's complexity (one forward pass, a
+per-token reweighting); the goal is ``gdrt_over_sft_step_ratio`` <= 1.10. Step times are medians over ``steps``
+optimizer steps after two warm-up steps, measured by a callback (data loading included, logging excluded).
+On a GPU machine the same script records ``sft_tokens_per_s`` there.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+
+def _step_times(trainer: Any) -> list[float]:
+    from transformers import TrainerCallback
+
+    times: list[float] = []
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            times.append(time.perf_counter() - self.t0)
+
+    trainer.add_callback(Timer())
+    trainer.train()
+    return times[2:]
+
+
+def bench_train(steps: int = 20, batch: int = 32, seed: int = 0) -> dict[str, float]:
+    import pandas as pd
+    import torch
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from bench.llm_bench import synthetic_titles
+    from lure.llm.data import sft_examples
+    from lure.llm.model import build_tiny_llama, set_torch_threads
+    from lure.llm.tokenizer import train_tokenizer
+    from lure.spec.llm import TrainSpec
+    from lure.train import GDRTTrainer, token_groups_column
+    from lure.train.finetune import sft_config
+
+    threads = set_torch_threads()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    titles = dict(enumerate(synthetic_titles(800, seed)))
+    rng = np.random.default_rng(seed)
+    n = batch * (steps + 2)
+    windows = pd.DataFrame({"user_id": np.arange(n), "history": [rng.choice(800, 10, replace=False) for _ in range(n)],
+                            "item_id": rng.integers(0, 800, n)})
+    tok = train_tokenizer(list(titles.values()), [[titles[i] for i in h] for h in windows["history"][:300]])
+    rows = sft_examples(windows, titles, tok)
+    for r in rows:  # 5 groups; the grouping itself is outside the training step
+        r["token_groups"] = token_groups_column(r["labels"], rng.integers(0, 5, sum(x != -100 for x in r["labels"])))
+    tokens = float(np.mean([len(r["input_ids"]) for r in rows]) * batch)
+    train = TrainSpec(batch_size=batch, epochs=1, max_samples=None, checkpoint_steps=10**6, warmup=0.0,
+                      scheduler="constant", learning_rate=1e-3)
+    out: dict[str, float] = {}
+    medians = {}
+    for name in ("sft", "gdrt"):
+        model = build_tiny_llama(tok, seed=seed).to(device)
+        data = Dataset.from_list([{k: v for k, v in r.items() if name == "gdrt" or k != "token_groups"} for r in rows])
+        args = sft_config(train, "/tmp/lure-train-bench", seed, len(data))
+        args.save_strategy = "no"
+        args.logging_steps = 10**6
+        args.disable_tqdm = True
+        if name == "sft":
+            trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok)
+        else:
+            trainer = GDRTTrainer(model=model, args=args, train_dataset=data, processing_class=tok, n_groups=5, tau=0.5)
+        medians[name] = statistics.median(_step_times(trainer))
+        out[f"{name}_step_s"] = round(medians[name], 4)
+    out["gdrt_over_sft_step_ratio"] = round(medians["gdrt"] / medians["sft"], 3)
+    out["sft_tokens_per_s"] = round(tokens / medians["sft"], 1)
+    out["train_bench_batch_tokens"] = round(tokens, 1)
+    out["train_bench_threads"] = float(threads)
+    out["train_bench_device"] = device
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(bench_train(*[int(a) for a in sys.argv[1:]]), indent=2))
