@@ -215,18 +215,72 @@ def summary(
     table.add_column("stage", style="cyan")
     table.add_column("metric")
     table.add_column("value", justify="right", style="green")
-    evaluation = None
+    evaluation = llm_report = None
     for f in files:
         data = read_json(f)
         if f.stem == "evaluate" and not full:
             evaluation = data
             data = {f"summary.{k}": v for k, v in data.get("summary", {}).items()}
+        if f.stem == "llm-report" and not full:
+            llm_report = data
+            continue
         for key, value in flatten(data).items():
             if full or not isinstance(value, (dict, list)):
                 table.add_row(f.stem, key, f"{value:.4g}" if isinstance(value, float) else str(value))
     console.print(table)
     if evaluation is not None:
         console.print(_evaluation_table(evaluation))
+    if llm_report is not None:
+        console.print(_llm_table(llm_report))
+
+
+def _llm_table(report: dict[str, Any]) -> Table:
+    """Recommender × metric on the window test split (the llm-report stage), one block per dataset."""
+    table = Table(title="next-item recommendation (window test split)")
+    table.add_column("dataset / recommender", style="cyan")
+    columns = ("ndcg_at_5", "ndcg_at_10", "hit_at_5", "hit_at_10", "mgu_at_5", "dgu_at_5")
+    for c in columns:
+        table.add_column(c, justify="right")
+    for dataset, results in report.items():
+        if dataset in ("comparison", "attribution") or not isinstance(results, dict):
+            continue
+        for name, values in results.items():
+            table.add_row(f"{dataset} / {name}", *(f"{values[c]:.4f}" if c in values else "—" for c in columns))
+    return table
+
+
+@app.command("study")
+def study(
+    baseline: Annotated[str, typer.Option(help="Recommender the method under study is compared with")] = "sft",
+    dataset: Annotated[str, typer.Option(help="Dataset key of the report (data.source, e.g. world)")] = "world",
+    metric: Annotated[list[str], typer.Option(help="Metrics to compare (repeat the option)")] = ["ndcg_at_10", "hit_at_10", "mgu_at_5", "dgu_at_5"],  # noqa: B006
+    confidence: Annotated[float, typer.Option(help="Confidence level of the t intervals")] = 0.95,
+    out: Annotated[Path | None, typer.Option(help="Also write the table as CSV here")] = None,
+) -> None:
+    """Across-seed comparison from DVC experiments: run `dvc exp run --queue -S seed=1` (2, ...) and
+    `dvc queue start` first; every experiment with an llm-report counts once per seed."""
+    from lure.study import experiment_reports, seed_study
+
+    shown = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], capture_output=True, text=True,
+                           check=False)
+    if shown.returncode != 0:
+        console.print(f"[red]dvc exp show failed:[/] {shown.stderr.strip()}")
+        raise typer.Exit(1)
+    reports = experiment_reports(json.loads(shown.stdout))
+    spec = load_spec(PARAMS)
+    try:
+        frame = seed_study(reports, spec.method.name, baseline, dataset, metric, confidence)
+    except (ValueError, KeyError) as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    table = Table(title=f"{spec.method.name} vs {baseline} over seeds {frame['seeds'].iloc[0]} ({confidence:.0%} t intervals)")
+    for c in ("metric", "what", "mean", "interval", "per seed"):
+        table.add_column(c)
+    for r in frame.itertuples():
+        table.add_row(r.metric, r.what, f"{r.mean:.4f}", f"[{r.ci_low:.4f}, {r.ci_high:.4f}]", str(r.values))
+    console.print(table)
+    if out is not None:
+        write_text(out, frame.to_csv(index=False))
 
 
 def _evaluation_table(result: dict[str, Any], metric: str = "recall_at_10") -> Table:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lure.io import read_json, write_text
+from lure.io import write_text
 from lure.llm.evaluate import paired_bootstrap
 from lure.pipeline.stages import LLM_METHODS, LLM_REPORT_DIR, llm_eval_dir
 from lure.plots.llm import write_attribution_plot, write_course_plot, write_top1_groups_plot

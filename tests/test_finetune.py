@@ -14,7 +14,13 @@ from lure.llm.model import build_tiny_llama
 from lure.llm.tokenizer import train_tokenizer
 from lure.spec.llm import TrainSpec
 from lure.train.finetune import (
-    course_steps, fine_tune, last_checkpoint, make_course_callback, mixed_precision, sft_config, training_windows,
+    course_steps,
+    fine_tune,
+    last_checkpoint,
+    make_course_callback,
+    mixed_precision,
+    sft_config,
+    training_windows,
 )
 
 TITLES = {i: f"Title number {w} ({1990 + i})" for i, w in enumerate(["one", "two", "three", "four", "five", "six"])}

@@ -150,3 +150,33 @@ def test_summary_prints_headlines_and_the_evaluation_matrix(tmp_path: Path, monk
     assert "summary.ips_error_ratio" in result.output and "prepare" in result.output
     assert "0.2500 [0.200, 0.300]" in result.output and "0.1250" in result.output
     assert "users" not in result.output.split("offline evaluation")[1]
+
+
+def _stages(**overrides):
+    from lure.pipeline.stages import pipeline_stages
+    from lure.spec.load import apply_overrides, validate_spec
+
+    return {s.name: s for s in pipeline_stages(validate_spec(apply_overrides({}, [f"{k}={v}" for k, v in overrides.items()])))}
+
+
+def test_llm_stage_graph_follows_the_spec() -> None:
+    default = _stages()
+    assert [n for n in default if n.startswith(("llm-", "train-", "gdrt-"))] == [
+        "llm-base", "train-sft", "gdrt-groups", "train-gdrt", "llm-relevance",
+        "llm-eval-gdrt", "llm-eval-sft", "llm-eval-sasrec", "llm-eval-popularity", "llm-report",
+    ]
+    # tau is read by GDRT training alone, so a tau sweep re-trains GDRT and re-evaluates, nothing upstream
+    readers = sorted(n for n, s in default.items() if any(p in ("method.tau", "method") for p in s.params))
+    assert readers == ["track", "train-gdrt", "validate"]
+    assert "data/llm/sft" in default["gdrt-groups"].deps and "data/llm/sft" in default["llm-relevance"].deps
+    # Eq. 3 and Eq. 2 scored by the base model, no SFT baseline: no SFT training at all
+    lean = _stages(**{"method.name": "gdrt", "method.relevance_model": "base", "eval.llm.fairness_scorer": "base", "baselines": "[popularity]"})
+    assert "train-sft" not in lean and "llm-eval-sft" not in lean
+    assert "data/llm/base" in lean["gdrt-groups"].deps and "data/llm/sft" not in lean["gdrt-groups"].deps
+    # SFT under study: no GDRT stages
+    sft = _stages(**{"method.name": "sft", "baselines": "[popularity]"})
+    assert "train-gdrt" not in sft and "gdrt-groups" not in sft and "llm-eval-sft" in sft
+    # several processes: the training stages launch through accelerate with the repository's config
+    multi = _stages(**{"train.processes": 4})
+    assert multi["train-gdrt"].cmd.startswith("accelerate launch --config_file accelerate/multi_gpu.yaml --num_processes 4 -m stages.train gdrt")
+    assert default["train-gdrt"].cmd == "python -m stages.train gdrt"

@@ -1,0 +1,88 @@
+"""Across-seed comparison of the method under study with a baseline, from DVC experiments.
+
+Run each seed as an experiment (``dvc exp run --queue -S seed=1`` ...), then ``lure study`` collects every
+experiment's ``metrics/llm-report.json`` through ``dvc exp show --json`` and reports, per metric, the mean over seeds
+with a Student-t confidence interval for each recommender, and the paired difference (method − baseline, same seed)
+with its t interval. Seeds, not test windows, are the unit here: each seed redraws the world, the model
+initialisation, the training sample and the evaluation sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+REPORT_METRICS = "metrics/llm-report.json"
+
+
+def _walk(obj: Any) -> Iterable[dict[str, Any]]:
+    if isinstance(obj, dict):
+        data = obj.get("data")
+        if isinstance(data, dict) and "params" in data and "metrics" in data:
+            yield obj
+        for value in obj.values():
+            yield from _walk(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            yield from _walk(value)
+
+
+def experiment_reports(exp_show: Any) -> list[dict[str, Any]]:
+    """``[{"name", "rev", "seed", "report"}]`` for every workspace/commit/experiment row of ``dvc exp show --json``
+    that has an LLM report; rows with the same (seed, report) are kept once (the workspace repeats its baseline)."""
+    found: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for row in _walk(exp_show):
+        data = row["data"]
+        params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
+        report = ((data.get("metrics") or {}).get(REPORT_METRICS) or {}).get("data")
+        if not report or "seed" not in params:
+            continue
+        key = repr((params["seed"], sorted(report.items(), key=lambda kv: kv[0]).__repr__()))
+        if key in seen:
+            continue
+        seen.add(key)
+        found.append({"name": row.get("name") or data.get("name") or row.get("rev"), "rev": data.get("rev"),
+                      "seed": int(params["seed"]), "report": report})
+    return found
+
+
+def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high) of a Student-t interval for the mean; low = high = mean with one value."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=np.float64)
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, mean, mean
+    half = float(stats.t.ppf((1 + confidence) / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    return mean, mean - half, mean + half
+
+
+def seed_study(reports: Sequence[Mapping[str, Any]], study: str, baseline: str, dataset: str,
+               metrics: Sequence[str], confidence: float = 0.95) -> pd.DataFrame:
+    """One row per (metric, what): ``what`` is a recommender (its mean over seeds) or ``study-baseline`` (the
+    paired difference); columns n_seeds, mean, ci_low, ci_high, values (per seed, seed order)."""
+    by_seed = {}
+    for r in reports:
+        results = r["report"].get(dataset)
+        if results and study in results and baseline in results:
+            by_seed.setdefault(r["seed"], results)  # first row per seed (an experiment and its baseline agree)
+    if not by_seed:
+        raise ValueError(f"no experiment has an llm-report for dataset {dataset!r} with {study!r} and {baseline!r}")
+    seeds = sorted(by_seed)
+    rows = []
+    for metric in metrics:
+        series = {
+            study: [by_seed[s][study][metric] for s in seeds],
+            baseline: [by_seed[s][baseline][metric] for s in seeds],
+        }
+        series[f"{study}-{baseline}"] = list(np.subtract(series[study], series[baseline]))
+        for what, values in series.items():
+            mean, lo, hi = t_interval(values, confidence)
+            rows.append({"metric": metric, "what": what, "n_seeds": len(seeds), "mean": mean, "ci_low": lo,
+                         "ci_high": hi, "values": [round(float(v), 5) for v in values], "seeds": seeds})
+    return pd.DataFrame(rows)
