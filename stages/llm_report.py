@@ -43,7 +43,7 @@ if __name__ == "__main__":
 
         plots = Path("plots/llm")
         attribution = [("base", deps["llm-base"]["attribution"])]
-        attribution += [(n, deps[f"llm-eval-{n}"]["attribution"]) for n in names if n in LLM_METHODS]
+        attribution += [(n, deps[f"llm-eval-{n}"]["attribution"]) for n in LLM_METHODS if n in names]  # before→after
         write_attribution_plot(pd.DataFrame(
             [{"model": m, "ratio": r, "value": a[r]} for m, a in attribution
              for r in ("ratio_task_to_history", "ratio_first_token_to_history")]), plots)

@@ -38,8 +38,8 @@ def test_generated_params_are_exactly_the_declared_fields() -> None:
     for name, entry in doc["stages"].items():
         if name != "validate":
             assert ".lure/spec.ok" in entry["deps"], f"{name} must run after validation"
-        module = "zoo " + name.removeprefix("zoo-") if name.startswith("zoo-") else name
-        assert entry["cmd"] == f"python -m stages.{module}"
+        stage = next(s for s in pipeline_stages(spec) if s.name == name)
+        assert entry["cmd"] == " ".join(["python -m", stage.module_name, *stage.args])
         assert (ROOT / entry["deps"][0 if name == "validate" else 1]).is_file(), "the stage's own script is a dep"
 
 
@@ -99,7 +99,7 @@ def test_plugin_stages_join_the_pipeline(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.syspath_prepend(str(tmp_path))
     spec = validate_spec({"plugins": ["my_plugin"]})
     names = [s.name for s in pipeline_stages(spec)]
-    assert names[:2] == ["validate", "prepare"] and names[-4:] == ["evaluate", "mine", "tables", "track"]
+    assert names[:2] == ["validate", "prepare"] and names[-4:] == ["llm-report", "mine", "tables", "track"]
     import yaml
 
     doc = yaml.safe_load(render_dvc_yaml(spec))

@@ -223,15 +223,15 @@ def test_render_writes_md_tex_csv_for_every_table(tmp_path, tables):
 
 def test_mapping_a_cell_is_a_one_line_edit(tmp_path):
     text = DEFAULT_PATH.read_text(encoding="utf-8")
-    line = '          "GDRT": {paper: "0.0203", bold: true, ours: null}'
+    line = '          "DROS": {paper: "0.0118", ours: null}'  # Toy / NDCG@10, a method we do not implement
     assert text.count(line) == 1
     edited = tmp_path / "paper_numbers.yaml"
-    edited.write_text(text.replace(line, line.replace("ours: null", "ours: evaluate.world.gdrt.ndcg_at_10")))
+    edited.write_text(text.replace(line, line.replace("ours: null", "ours: evaluate.world.dros.ndcg_at_10")))
     tables = load_tables(edited)
-    metrics = {"evaluate": {"world": {"gdrt": {"ndcg_at_10": 0.0183}}}}
+    metrics = {"evaluate": {"world": {"dros": {"ndcg_at_10": 0.0183}}}}
     (rt,) = render_tables(metrics, tmp_path / "out", ["gdrt_table2"], tables=tables)
-    cell = rt.cell("Toy / NDCG@10 ↑", "GDRT")
-    assert (cell.paper, cell.ours, cell.delta) == ("0.0203", "0.0183", "-0.0020")
+    cell = rt.cell("Toy / NDCG@10 ↑", "DROS")
+    assert (cell.paper, cell.ours, cell.delta) == ("0.0118", "0.0183", "+0.0065")
     assert rt.n_filled == 1
 
 
