@@ -261,7 +261,7 @@ def study(
     `dvc queue start` first; every experiment with an llm-report counts once per seed."""
     from lure.study import experiment_reports, seed_study
 
-    shown = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], capture_output=True, text=True,
+    shown = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json", "--all-commits"], capture_output=True, text=True,
                            check=False)
     if shown.returncode != 0:
         console.print(f"[red]dvc exp show failed:[/] {shown.stderr.strip()}")

@@ -1,7 +1,7 @@
 """Across-seed comparison of the method under study with a baseline, from DVC experiments.
 
-Run each seed as an experiment (``dvc exp run --queue -S seed=1`` ...), then ``lure study`` collects every
-experiment's ``metrics/llm-report.json`` through ``dvc exp show --json`` and reports, per metric, the mean over seeds
+Run each seed as an experiment (``dvc exp run --queue -S seed=1`` ...), then ``lure study`` collects every finished
+experiment's ``metrics/llm-report.json`` through ``dvc exp show --json --all-commits`` and reports, per metric, the mean over seeds
 with a Student-t confidence interval for each recommender, and the paired difference (method − baseline, same seed)
 with its t interval. Seeds, not test windows, are the unit here: each seed redraws the world, the model
 initialisation, the training sample and the evaluation sample.
@@ -20,6 +20,9 @@ REPORT_METRICS = "metrics/llm-report.json"
 
 def _walk(obj: Any) -> Iterable[dict[str, Any]]:
     if isinstance(obj, dict):
+        state = (obj.get("executor") or {}).get("state")
+        if state not in (None, "success"):  # queued, running or failed: its files are not (yet) its results
+            return
         data = obj.get("data")
         if isinstance(data, dict) and "params" in data and "metrics" in data:
             yield obj
