@@ -102,7 +102,7 @@ def spec_show(params: Annotated[Path, typer.Option(help="Spec to show")] = Path(
     for path, value in flatten(spec_to_dict(spec)).items():
         mark = " [magenta](structural)[/]" if path in structural_values(spec) else ""
         table.add_row(path, json.dumps(value), descriptions.get(path, "") + mark)
-    console.print(table)
+    Console(soft_wrap=True).print(table)  # a fresh console: the terminal width (COLUMNS) is read at call time
 
 
 def field_descriptions() -> dict[str, str]:

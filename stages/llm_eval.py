@@ -11,7 +11,6 @@ import pandas as pd
 from lure.io import write_parquet
 from lure.llm.data import load_window_split, title_lookup, window_training_interactions
 from lure.llm.evaluate import accuracy, fairness, group_shares, rank_llm, rank_scores, sample_windows, window_prompt_ids
-from lure.llm.model import set_torch_threads
 from lure.pipeline.stages import ITEM_RELEVANCE, LLM_BASE, LLM_METHODS, PREPARED, llm_eval_dir, llm_model_dir
 from lure.stage import run_stage
 
@@ -34,6 +33,7 @@ if __name__ == "__main__":
         if name in LLM_METHODS:
             from lure.llm.base import load_trained
             from lure.llm.diagnostics import segment_attribution
+            from lure.llm.model import set_torch_threads
 
             set_torch_threads()
             model, tokenizer = load_trained(Path(llm_model_dir(name)), Path(LLM_BASE), st.spec.model)

@@ -64,7 +64,9 @@ def built_probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = make_project(tmp_path_factory.mktemp("probe") / "proj", PROBE_SPEC, {"probe_plugin.py": PROBE_PLUGIN})
     first = dvc("repro", cwd=root)
     zoo = {"zoo-random", "zoo-popularity"}
-    expected = {"validate", "prepare", "propensity", "pairs", *zoo, "evaluate", "probe", "tables", "track"}
+    llm = {"llm-base", "gdrt-groups", "train-gdrt", "llm-relevance", "llm-eval-gdrt", "llm-eval-popularity",
+           "llm-report"}  # SMALL_WORLD: GDRT scored by the base model, popularity baseline, no SFT stage
+    expected = {"validate", "prepare", "propensity", "pairs", *zoo, "evaluate", *llm, "probe", "tables", "track"}
     assert ran(first.stdout) == expected, first.stdout
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-q", "-m", "baseline results"], root)
@@ -93,6 +95,10 @@ def test_set_param_reruns_only_declaring_stages(probe_project: Path) -> None:
     out = dvc("exp", "run", "-S", "method.tau=0.3", cwd=root).stdout
     assert "probe" in ran(out) and "track" in ran(out), out
     assert "prepare" not in ran(out) and "prepare" in skipped(out), out
+    # GDRT: tau re-trains GDRT and re-evaluates it; the base model, the token groups, the item groups and the
+    # baselines' evaluation are reused
+    assert ran(out) == {"validate", "train-gdrt", "llm-eval-gdrt", "llm-report", "probe", "tables", "track"}, out
+    assert {"llm-base", "gdrt-groups", "llm-relevance", "llm-eval-popularity"} <= skipped(out), out
     assert json.loads((root / "probe" / "tau.json").read_text()) == {"tau": 0.3}
     shown = json.loads(dvc("exp", "show", "--json", cwd=root).stdout)
     taus = values_of(shown, "tau")  # params and probe metrics of the workspace, the baseline and the experiment

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from lure.llm.metrics import group_unfairness, item_groups_by_relevance, target_ranks
 from lure.llm.prompts import encode_completion, encode_prompt, render_prompt
@@ -51,6 +50,7 @@ def rank_llm(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], item_
 
     ``item_ids[j]`` is the id of ``titles[j]``; ``exclude`` lists item ids removed per prompt (e.g. its history).
     """
+    import torch
     from rich.progress import track
 
     from lure.llm.generate import constrained_beam_search, rank_catalogue, top_items
@@ -85,13 +85,12 @@ def rank_llm(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], item_
 
 def rank_scores(scores: np.ndarray, k: int, exclude: Sequence[Sequence[int]] | None = None) -> np.ndarray:
     """(n, k) item ids of the highest scores per row (ties to the lower id), optionally excluding items per row."""
-    s = torch.as_tensor(np.asarray(scores, dtype=np.float32)).clone()
+    s = np.array(scores, dtype=np.float32)
     if exclude is not None:
         for n, items in enumerate(exclude):
             if len(items):
-                s[n, torch.as_tensor(np.asarray(items, dtype=np.int64))] = -torch.inf
-    order = torch.argsort(s, dim=1, descending=True, stable=True)
-    return order[:, :k].numpy().astype(np.int64)
+                s[n, np.asarray(items, dtype=np.int64)] = -np.inf
+    return np.argsort(-s, axis=1, kind="stable")[:, :k].astype(np.int64)
 
 
 def accuracy(ranked: np.ndarray, targets: Sequence[int], ks: Sequence[int]) -> dict[str, np.ndarray]:

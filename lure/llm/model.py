@@ -11,7 +11,8 @@ import os
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+# transformers is imported inside the functions: stages that only set threads or read results should not pay for it
 
 
 def available_cores() -> int:
@@ -35,12 +36,14 @@ def set_torch_threads(n: int | None = None) -> int:
 
 def build_tiny_llama(tokenizer: Any, hidden: int = 128, layers: int = 2, heads: int = 4, kv_heads: int | None = None,
                      intermediate: int | None = None, max_positions: int = 1024, seed: int = 0,
-                     tie_embeddings: bool = True) -> LlamaForCausalLM:
+                     tie_embeddings: bool = True) -> Any:
     """A freshly initialised Llama sized for CPU, with vocabulary and special ids taken from ``tokenizer``.
 
     Initialisation happens under a forked RNG seeded with ``seed``: the same arguments give the same weights
     without touching the caller's global random state.
     """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
@@ -79,6 +82,8 @@ def load_causal_lm(name_or_path: str, lora: dict[str, Any] | None = None, dtype:
     None/"auto" (the checkpoint's). A tokenizer without a pad token gets EOS as pad (Llama 3 ships none), and the
     padding side is set to right, which exact ranking and the SFT collator assume.
     """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(name_or_path)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
