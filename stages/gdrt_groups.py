@@ -8,11 +8,10 @@ import pandas as pd
 
 from lure.io import write_json, write_parquet
 from lure.llm.base import load_base, load_trained
-from lure.llm.data import load_window_split, sft_examples, title_lookup
+from lure.llm.data import load_window_split, sample_windows, sft_examples, title_lookup
 from lure.llm.model import set_torch_threads
 from lure.pipeline.stages import GDRT_GROUPS, LLM_BASE, PREPARED, llm_model_dir
 from lure.stage import run_stage
-from lure.train.finetune import training_windows
 from lure.train.gdrt import dataset_token_relevance, group_tokens
 
 if __name__ == "__main__":
@@ -21,7 +20,7 @@ if __name__ == "__main__":
         set_torch_threads()
         prepared = Path(PREPARED)
         titles = title_lookup(pd.read_parquet(prepared / "items.parquet"))
-        windows = training_windows(load_window_split(prepared, "train"), spec.train.max_samples, spec.seed)
+        windows = sample_windows(load_window_split(prepared, "train"), spec.train.max_samples, spec.seed)
         if spec.method.relevance_model == "sft":
             model, tokenizer = load_trained(Path(llm_model_dir("sft")), Path(LLM_BASE), spec.model)
         else:

@@ -6,9 +6,8 @@ from pathlib import Path
 import pandas as pd
 
 from lure.llm.base import build_base, load_base
-from lure.llm.data import load_window_split, title_lookup
+from lure.llm.data import load_window_split, sample_windows, title_lookup
 from lure.llm.diagnostics import segment_attribution
-from lure.llm.evaluate import sample_windows
 from lure.llm.model import set_torch_threads
 from lure.pipeline.stages import LLM_BASE, PREPARED
 from lure.stage import run_stage

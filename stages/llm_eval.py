@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from lure.io import write_parquet
-from lure.llm.data import load_window_split, title_lookup, window_training_interactions
-from lure.llm.evaluate import accuracy, fairness, group_shares, rank_llm, rank_scores, sample_windows, window_prompt_ids
+from lure.llm.data import load_window_split, sample_windows, title_lookup, window_training_interactions
+from lure.llm.evaluate import accuracy, fairness, group_shares, rank_llm, rank_scores, window_prompt_ids
 from lure.pipeline.stages import ITEM_RELEVANCE, LLM_BASE, LLM_METHODS, PREPARED, llm_eval_dir, llm_model_dir
 from lure.stage import run_stage
 

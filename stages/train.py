@@ -12,15 +12,19 @@ import pandas as pd
 
 from lure.io import fingerprint, read_json, write_json, write_parquet
 from lure.llm.base import load_base
-from lure.llm.data import load_window_split, sft_examples, title_lookup
-from lure.llm.evaluate import sample_windows, window_prompt_ids
+from lure.llm.data import load_window_split, sample_windows, sft_examples, title_lookup
+from lure.llm.evaluate import window_prompt_ids
 from lure.llm.model import set_torch_threads
 from lure.llm.trie import TokenTrie
 from lure.pipeline.stages import GDRT_GROUPS, LLM_BASE, PREPARED, llm_model_dir
 from lure.spec.load import canonical_json
 from lure.stage import fail, run_stage
 from lure.train.finetune import (
-    COURSE_COLUMNS, checkpoint_dir, fine_tune, make_course_callback, run_key, training_windows,
+    COURSE_COLUMNS,
+    checkpoint_dir,
+    fine_tune,
+    make_course_callback,
+    run_key,
 )
 from lure.train.gdrt import TOKEN_GROUPS_COLUMN, token_groups_column
 
@@ -31,7 +35,7 @@ if __name__ == "__main__":
         threads = set_torch_threads(spec.train.threads)
         prepared = Path(PREPARED)
         titles = title_lookup(pd.read_parquet(prepared / "items.parquet"))
-        windows = training_windows(load_window_split(prepared, "train"), spec.train.max_samples, spec.seed)
+        windows = sample_windows(load_window_split(prepared, "train"), spec.train.max_samples, spec.seed)
         model, tokenizer = load_base(Path(LLM_BASE), spec.model, trainable=True)
         rows = sft_examples(windows, titles, tokenizer, max_length=spec.model.max_length)
         trainer_kwargs = {}

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lure.llm.data import sft_dataset
+from lure.llm.data import sample_windows, sft_dataset
 from lure.llm.model import build_tiny_llama
 from lure.llm.tokenizer import train_tokenizer
 from lure.spec.llm import TrainSpec
@@ -20,7 +20,6 @@ from lure.train.finetune import (
     make_course_callback,
     mixed_precision,
     sft_config,
-    training_windows,
 )
 
 TITLES = {i: f"Title number {w} ({1990 + i})" for i, w in enumerate(["one", "two", "three", "four", "five", "six"])}
@@ -55,11 +54,11 @@ def test_config_overrides_trl_cpu_defaults() -> None:
             mixed_precision("bf16")
 
 
-def test_training_windows_sample_is_the_same_for_every_method() -> None:
+def test_training_sample_is_the_same_for_every_method() -> None:
     w = windows(50)
-    a, b = training_windows(w, 10, 7), training_windows(w, 10, 7)
+    a, b = sample_windows(w, 10, 7), sample_windows(w, 10, 7)
     assert a.equals(b) and len(a) == 10
-    assert training_windows(w, None, 7).equals(w)
+    assert sample_windows(w, None, 7).equals(w)
 
 
 def test_course_steps() -> None:

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from lure.llm.data import sample_windows
 from lure.llm.diagnostics import sequence_logprob
 from lure.llm.evaluate import (
     accuracy,
@@ -17,7 +18,6 @@ from lure.llm.evaluate import (
     rank_llm,
     rank_scores,
     relevance_groups,
-    sample_windows,
 )
 from lure.llm.model import build_tiny_llama
 from lure.llm.prompts import encode_completion, encode_prompt, render_prompt

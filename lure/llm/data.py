@@ -93,6 +93,19 @@ def sft_dataset(windows: pd.DataFrame, titles: Mapping[int, str], tokenizer: Any
     return Dataset.from_list(sft_examples(windows, titles, tokenizer, **kwargs))
 
 
+def sample_windows(windows: pd.DataFrame, max_samples: int | None, seed: int) -> pd.DataFrame:
+    """A seeded sample of ``max_samples`` windows (all when None or fewer), in their original order.
+
+    Training and evaluation draw through this one function, so every method sees the same rows for a given seed.
+    """
+    import numpy as np
+
+    if max_samples is None or len(windows) <= max_samples:
+        return windows.reset_index(drop=True)
+    idx = np.sort(np.random.default_rng(seed).choice(len(windows), size=max_samples, replace=False))
+    return windows.iloc[idx].reset_index(drop=True)
+
+
 def load_window_split(prepared: Any, split: str) -> pd.DataFrame:
     """``splits/window_<split>.parquet`` of a prepared dataset (GDRT §4.1.1 sliding windows)."""
     from pathlib import Path

@@ -20,13 +20,6 @@ from lure.llm.metrics import group_unfairness, item_groups_by_relevance, target_
 from lure.llm.prompts import encode_completion, encode_prompt, render_prompt
 
 
-def sample_windows(windows: pd.DataFrame, max_samples: int | None, seed: int) -> pd.DataFrame:
-    """A seeded sample of test windows (all when None), in their original order; the same for every method."""
-    from lure.train.finetune import training_windows
-
-    return training_windows(windows, max_samples, seed)
-
-
 def window_prompt_ids(windows: pd.DataFrame, titles: Mapping[int, str], tokenizer: Any, max_length: int,
                       mask: Sequence[str] = ()) -> list[list[int]]:
     """Encoded prompts of the windows; the oldest history items are dropped until prompt + longest title fit."""

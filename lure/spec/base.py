@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 STRUCTURAL_KEY = "structural"
 
@@ -19,6 +19,16 @@ class Section(BaseModel):
     """Base of every spec section: no unknown keys, no mutation, validated defaults."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class AttentionShape(Section):
+    """Base of sections that size a multi-head attention model: ``heads`` must divide ``hidden``."""
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> AttentionShape:
+        if self.hidden % self.heads:  # type: ignore[attr-defined]
+            raise ValueError(f"heads must divide hidden, got hidden={self.hidden}, heads={self.heads}")  # type: ignore[attr-defined]
+        return self
 
 
 def structural(default: Any = ..., *, description: str, **kwargs: Any) -> Any:

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from lure.spec.base import STRUCTURAL_KEY, Section
+from lure.spec.base import STRUCTURAL_KEY, AttentionShape, Section
 from lure.spec.llm import LLMEvalSpec
 
 ZooModel = Literal["random", "popularity", "itemknn", "als", "bpr", "sasrec"]
@@ -43,7 +43,7 @@ class ItemKNNParams(Section):
     )
 
 
-class SASRecParams(Section):
+class SASRecParams(AttentionShape):
     """SASRec (Kang & McAuley 2018) in PyTorch on the CPU, trained with full-softmax cross-entropy."""
 
     hidden: int = Field(64, ge=1, le=1024, description="Width d of the item/position embeddings and hidden states.")
@@ -56,12 +56,6 @@ class SASRecParams(Section):
     epochs: int = Field(20, ge=1, le=10_000, description="Passes over the training users.")
     batch_size: int = Field(128, ge=1, le=65_536, description="Users (sequences) per Adam step.")
     learning_rate: float = Field(0.005, gt=0.0, le=1.0, description="Adam step size (betas 0.9, 0.98).")
-
-    @model_validator(mode="after")
-    def _heads(self) -> SASRecParams:
-        if self.hidden % self.heads:
-            raise ValueError(f"heads must divide hidden, got hidden={self.hidden}, heads={self.heads}")
-        return self
 
 
 class EvalSpec(Section):

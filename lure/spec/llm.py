@@ -12,10 +12,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from lure.spec.base import Section, structural
+from lure.spec.base import AttentionShape, Section, structural
 
 
-class TinyModelSpec(Section):
+class TinyModelSpec(AttentionShape):
     """Size of the Llama built from a config when ``model.init`` is 'tiny' (the CPU default)."""
 
     hidden: int = Field(128, ge=8, le=4096, description="Hidden size (must be a multiple of heads).")
@@ -24,12 +24,6 @@ class TinyModelSpec(Section):
     vocab_size: int = Field(
         2000, ge=300, le=65_536, description="Upper bound of the byte-level BPE vocabulary trained on the catalogue."
     )
-
-    @model_validator(mode="after")
-    def _heads(self) -> TinyModelSpec:
-        if self.hidden % self.heads:
-            raise ValueError(f"heads must divide hidden, got hidden={self.hidden}, heads={self.heads}")
-        return self
 
 
 class LoraSpec(Section):

@@ -16,22 +16,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
 CHECKPOINT_ROOT = Path(".lure/checkpoints")
-
-
-def training_windows(windows: pd.DataFrame, max_samples: int | None, seed: int) -> pd.DataFrame:
-    """A seeded sample of ``max_samples`` training windows (all when None or fewer), in their original order.
-
-    Every method draws the same sample for a given seed, so SFT and GDRT differ only in the loss.
-    """
-    if max_samples is None or len(windows) <= max_samples:
-        return windows.reset_index(drop=True)
-    idx = np.sort(np.random.default_rng(seed).choice(len(windows), size=max_samples, replace=False))
-    return windows.iloc[idx].reset_index(drop=True)
 
 
 def run_key(*parts: Any) -> str:
