@@ -16,9 +16,11 @@ from typing import Any
 
 import numpy as np
 
+WARMUP_STEPS = 5  # dropped: the first steps of a process pay allocator / kernel start-up (seconds each on a GPU)
+
 
 def _step_times(trainer: Any) -> list[float]:
-    from transformers import TrainerCallback
+    from transformers import PrinterCallback, TrainerCallback
 
     times: list[float] = []
 
@@ -30,8 +32,9 @@ def _step_times(trainer: Any) -> list[float]:
             times.append(time.perf_counter() - self.t0)
 
     trainer.add_callback(Timer())
+    trainer.remove_callback(PrinterCallback)  # keeps stdout pure JSON (the printer echoes train_runtime dicts)
     trainer.train()
-    return times[2:]
+    return times[WARMUP_STEPS:]
 
 
 def bench_train(steps: int = 20, batch: int = 32, seed: int = 0) -> dict[str, float]:
@@ -52,7 +55,7 @@ def bench_train(steps: int = 20, batch: int = 32, seed: int = 0) -> dict[str, fl
     device = "cuda" if torch.cuda.is_available() else "cpu"
     titles = dict(enumerate(synthetic_titles(800, seed)))
     rng = np.random.default_rng(seed)
-    n = batch * (steps + 2)
+    n = batch * (steps + WARMUP_STEPS)
     windows = pd.DataFrame({"user_id": np.arange(n), "history": [rng.choice(800, 10, replace=False) for _ in range(n)],
                             "item_id": rng.integers(0, 800, n)})
     tok = train_tokenizer(list(titles.values()), [[titles[i] for i in h] for h in windows["history"][:300]])
@@ -64,19 +67,23 @@ def bench_train(steps: int = 20, batch: int = 32, seed: int = 0) -> dict[str, fl
                       scheduler="constant", learning_rate=1e-3)
     out: dict[str, float] = {}
     medians = {}
-    for name in ("sft", "gdrt"):
+    # a throwaway SFT run first, so neither measured trainer pays the process's one-off start-up (on a GPU the
+    # first trainer of a process was 2-4x slower over 20 steps, which made the ratio meaningless)
+    for name in ("warmup", "sft", "gdrt"):
         model = build_tiny_llama(tok, seed=seed).to(device)
-        data = Dataset.from_list([{k: v for k, v in r.items() if name == "gdrt" or k != "token_groups"} for r in rows])
+        used = rows[: batch * (WARMUP_STEPS + 2)] if name == "warmup" else rows
+        data = Dataset.from_list([{k: v for k, v in r.items() if name == "gdrt" or k != "token_groups"} for r in used])
         args = sft_config(train, "/tmp/lure-train-bench", seed, len(data))
         args.save_strategy = "no"
         args.logging_steps = 10**6
         args.disable_tqdm = True
-        if name == "sft":
+        if name in ("warmup", "sft"):
             trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok)
         else:
             trainer = GDRTTrainer(model=model, args=args, train_dataset=data, processing_class=tok, n_groups=5, tau=0.5)
         medians[name] = statistics.median(_step_times(trainer))
-        out[f"{name}_step_s"] = round(medians[name], 4)
+        if name != "warmup":
+            out[f"{name}_step_s"] = round(medians[name], 4)
     out["gdrt_over_sft_step_ratio"] = round(medians["gdrt"] / medians["sft"], 3)
     out["sft_tokens_per_s"] = round(tokens / medians["sft"], 1)
     out["train_bench_batch_tokens"] = round(tokens, 1)

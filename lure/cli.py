@@ -238,7 +238,8 @@ def _llm_table(report: dict[str, Any]) -> Table:
     """Recommender × metric on the window test split (the llm-report stage), one block per dataset."""
     table = Table(title="next-item recommendation (window test split)")
     table.add_column("dataset / recommender", style="cyan")
-    columns = ("ndcg_at_5", "ndcg_at_10", "hit_at_5", "hit_at_10", "mgu_at_5", "dgu_at_5")
+    columns = ("ndcg_at_5", "ndcg_at_10", "hit_at_5", "hit_at_10", "mgu_at_5", "dgu_at_5", "true_relevance_at_10",
+               "coverage_at_10")
     for c in columns:
         table.add_column(c, justify="right")
     for dataset, results in report.items():

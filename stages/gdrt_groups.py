@@ -25,7 +25,8 @@ if __name__ == "__main__":
             model, tokenizer = load_trained(Path(llm_model_dir("sft")), Path(LLM_BASE), spec.model)
         else:
             model, tokenizer = load_base(Path(LLM_BASE), spec.model)
-        masked = sft_examples(windows, titles, tokenizer, mask=("history",), max_length=spec.model.max_length)
+        masked = sft_examples(windows, titles, tokenizer, spec.model.template, mask=("history",),
+                              max_length=spec.model.max_length)
         relevance = dataset_token_relevance(model, masked, tokenizer.pad_token_id)
         flat = np.concatenate(relevance)
         groups, centers = group_tokens(flat, spec.method.groups, spec.seed, method=spec.method.grouping)

@@ -25,6 +25,6 @@ if __name__ == "__main__":
         test = sample_windows(load_window_split(prepared, "test"), st.spec.eval.llm.attribution_samples, st.spec.seed)
         attribution = segment_attribution(
             model, tokenizer, [[titles[int(i)] for i in h] for h in test["history"]],
-            [titles[int(i)] for i in test["item_id"]],
+            [titles[int(i)] for i in test["item_id"]], st.spec.model.template,
         )
         st.metrics["attribution"] = attribution.ratios()

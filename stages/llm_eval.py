@@ -10,7 +10,16 @@ import pandas as pd
 
 from lure.io import write_parquet
 from lure.llm.data import load_window_split, sample_windows, title_lookup, window_training_interactions
-from lure.llm.evaluate import accuracy, fairness, group_shares, rank_llm, rank_scores, window_prompt_ids
+from lure.llm.evaluate import (
+    accuracy,
+    coverage,
+    fairness,
+    group_shares,
+    rank_llm,
+    rank_scores,
+    true_relevance,
+    window_prompt_ids,
+)
 from lure.pipeline.stages import ITEM_RELEVANCE, LLM_BASE, LLM_METHODS, PREPARED, llm_eval_dir, llm_model_dir
 from lure.stage import run_stage
 
@@ -37,14 +46,15 @@ if __name__ == "__main__":
 
             set_torch_threads()
             model, tokenizer = load_trained(Path(llm_model_dir(name)), Path(LLM_BASE), st.spec.model)
-            prompts = window_prompt_ids(test, titles, tokenizer, st.spec.model.max_length)
+            template = st.spec.model.template
+            prompts = window_prompt_ids(test, titles, tokenizer, st.spec.model.max_length, template=template)
             item_ids = items["item_id"].astype(int).tolist()
             ranked = rank_llm(model, tokenizer, prompts, item_ids, [titles[i] for i in item_ids], cfg.decoding, k,
-                              cfg.beam, cfg.rank_batch, exclude)
+                              cfg.beam, cfg.rank_batch, exclude, template=template)
             few = test.iloc[: cfg.attribution_samples]
             extra["attribution"] = segment_attribution(
                 model, tokenizer, [[titles[int(i)] for i in h] for h in few["history"]],
-                [titles[int(i)] for i in few["item_id"]],
+                [titles[int(i)] for i in few["item_id"]], template,
             ).ratios()
             course = pd.read_parquet(Path(llm_model_dir(name)) / "course.parquet")
             course["group"] = [item_group.get(int(i), -1) for i in course["item_id"]]
@@ -62,6 +72,10 @@ if __name__ == "__main__":
                 scores = model.score(test["user_id"].to_numpy())
             ranked = rank_scores(scores, k, exclude)
         per_sample = accuracy(ranked, test["item_id"].to_numpy(), cfg.ks)
+        truth = prepared / "truth" / "relevance.npy"
+        if truth.is_file():  # the simulated world: how well the list fits the user, beyond the one logged target
+            per_sample[f"true_relevance_at_{max(cfg.ks)}"] = true_relevance(
+                ranked, test["user_id"].to_numpy(), np.load(truth, mmap_mode="r"), max(cfg.ks))
         frame = pd.DataFrame({
             "user_id": test["user_id"].to_numpy(),
             "item_id": test["item_id"].to_numpy(),
@@ -72,6 +86,7 @@ if __name__ == "__main__":
         fair = fairness(ranked, histories, item_group, cfg.fairness_k, cfg.fairness_groups, cfg.fairness_average)
         st.metrics.update({m: float(v.mean()) for m, v in per_sample.items()})
         st.metrics.update(fair, samples=len(frame))
+        st.metrics[f"coverage_at_{max(cfg.ks)}"] = coverage(ranked, max(cfg.ks), len(items))
         st.metrics["top1_group_share"] = [round(float(x), 4) for x in
                                           group_shares(ranked[:, 0], item_group, cfg.fairness_groups)]
         st.metrics["target_group_share"] = [round(float(x), 4) for x in

@@ -22,7 +22,8 @@ if __name__ == "__main__":
             model, tokenizer = load_trained(Path(llm_model_dir("sft")), Path(LLM_BASE), st.spec.model)
         else:
             model, tokenizer = load_base(Path(LLM_BASE), st.spec.model)
-        relevance = item_relevance(model, tokenizer, items["title"].tolist(), batch=cfg.rank_batch)
+        relevance = item_relevance(model, tokenizer, items["title"].tolist(), batch=cfg.rank_batch,
+                                   template=st.spec.model.template)
         groups = relevance_groups(items["item_id"].tolist(), relevance, cfg.fairness_groups)
         frame = items.assign(relevance=relevance, group=[groups[int(i)] for i in items["item_id"]])
         write_parquet(Path(ITEM_RELEVANCE) / "items.parquet", frame)

@@ -25,7 +25,8 @@ if __name__ == "__main__":
         cfg = spec.eval.llm
         names = [spec.method.name, *spec.baselines]
         deps = st.dep_metrics()
-        results = {n: {k: v for k, v in deps[f"llm-eval-{n}"].items() if k in REPORTED or k.startswith(("hit", "ndcg"))}
+        results = {n: {k: v for k, v in deps[f"llm-eval-{n}"].items()
+                       if k in REPORTED or k.startswith(("hit", "ndcg", "true_relevance", "coverage"))}
                    for n in names}
         per_sample = {n: pd.read_parquet(Path(llm_eval_dir(n)) / "per_sample.parquet") for n in names}
         comparison = {}
@@ -34,7 +35,8 @@ if __name__ == "__main__":
             comparison[f"{study}_vs_{other}"] = {
                 metric: paired_bootstrap(per_sample[study][metric].to_numpy(), per_sample[other][metric].to_numpy(),
                                          cfg.bootstrap, 0.95, spec.seed)
-                for metric in (f"ndcg_at_{max(cfg.ks)}", f"hit_at_{max(cfg.ks)}")
+                for metric in (f"ndcg_at_{max(cfg.ks)}", f"hit_at_{max(cfg.ks)}", f"true_relevance_at_{max(cfg.ks)}")
+                if metric in per_sample[study]
             }
             for metric in (f"mgu_at_{cfg.fairness_k}", f"dgu_at_{cfg.fairness_k}"):
                 comparison[f"{study}_vs_{other}"][metric] = {"diff": results[study][metric] - results[other][metric]}

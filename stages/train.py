@@ -37,7 +37,8 @@ if __name__ == "__main__":
         titles = title_lookup(pd.read_parquet(prepared / "items.parquet"))
         windows = sample_windows(load_window_split(prepared, "train"), spec.train.max_samples, spec.seed)
         model, tokenizer = load_base(Path(LLM_BASE), spec.model, trainable=True)
-        rows = sft_examples(windows, titles, tokenizer, max_length=spec.model.max_length)
+        template = spec.model.template
+        rows = sft_examples(windows, titles, tokenizer, template, max_length=spec.model.max_length)
         trainer_kwargs = {}
         key_parts = [method, canonical_json(spec.model.model_dump()), canonical_json(spec.train.model_dump()),
                      spec.seed, fingerprint(prepared), fingerprint(Path(LLM_BASE))]
@@ -60,9 +61,9 @@ if __name__ == "__main__":
 
         # Figs. 4/9: top-1 recommendation of a fixed validation sample at a few points of training
         course = sample_windows(load_window_split(prepared, "valid"), spec.train.course_samples, spec.seed)
-        course_prompts = window_prompt_ids(course, titles, tokenizer, spec.model.max_length)
+        course_prompts = window_prompt_ids(course, titles, tokenizer, spec.model.max_length, template=template)
         item_ids = sorted(titles)
-        trie = TokenTrie.from_titles(tokenizer, [titles[i] for i in item_ids], items=item_ids)
+        trie = TokenTrie.from_titles(tokenizer, [titles[i] for i in item_ids], template, items=item_ids)
 
         def record(m, step):
             from lure.llm.generate import constrained_beam_search

@@ -11,6 +11,7 @@ from lure.llm.data import sample_windows
 from lure.llm.diagnostics import sequence_logprob
 from lure.llm.evaluate import (
     accuracy,
+    coverage,
     fairness,
     group_shares,
     item_relevance,
@@ -18,6 +19,7 @@ from lure.llm.evaluate import (
     rank_llm,
     rank_scores,
     relevance_groups,
+    true_relevance,
 )
 from lure.llm.model import build_tiny_llama
 from lure.llm.prompts import encode_completion, encode_prompt, render_prompt
@@ -39,6 +41,16 @@ def test_accuracy_by_hand() -> None:
     np.testing.assert_allclose(acc["hit_at_2"], [1, 1, 0])
     np.testing.assert_allclose(acc["ndcg_at_2"], [1 / np.log2(3), 1.0, 0.0])
     np.testing.assert_allclose(acc["ndcg_at_1"], [0.0, 1.0, 0.0])
+
+
+def test_true_relevance_and_coverage_by_hand() -> None:
+    relevance = np.array([[0.1, 0.9, 0.5, 0.3], [0.8, 0.2, 0.4, 0.6]])
+    ranked = np.array([[1, 2, 0], [3, -1, -1]])  # user 0: items 1, 2, 0; user 1: item 3 (beam found fewer)
+    got = true_relevance(ranked, [0, 1], relevance, k=2)
+    np.testing.assert_allclose(got, [(0.9 + 0.5) / 2, 0.6])  # k cuts item 0; the -1 slots are skipped
+    np.testing.assert_allclose(true_relevance(ranked, [1, 0], relevance, k=3), [(0.2 + 0.4 + 0.8) / 3, 0.3])
+    assert coverage(ranked, 2, n_items=4) == 3 / 4  # items 1, 2, 3
+    assert coverage(np.array([[0, 1], [0, 1]]), 2, n_items=10) == 0.2  # the same list for everyone
 
 
 def test_rank_scores_ties_and_exclusion() -> None:

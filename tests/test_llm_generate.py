@@ -150,3 +150,37 @@ def test_tree_ranking_grouped_query_attention_and_fallback(setup):
         handle.remove()
     with pytest.raises(ValueError, match="method"):
         rank_catalogue(gqa, tok, prompts, sequences=trie.sequences, method="fast")
+
+
+def test_tree_ranking_threaded_users_equal_one_by_one(setup):
+    """Several prompts scored concurrently (one per thread) give each prompt's one-by-one scores, whatever the
+    prompt lengths, and the caller's torch thread count is restored; the memoised tree equals a fresh one."""
+    from lure.llm import generate as gen
+
+    tok, model, trie, prompts = setup
+    many = [*prompts, render_prompt(TITLES[:1]), render_prompt(TITLES[2:12]), prompts[0]]
+    assert len({len(prompt_ids(tok, p)) for p in many}) >= 4
+    alone = torch.cat([rank_catalogue(model, tok, [p], sequences=trie.sequences, workers=1) for p in many])
+    before = torch.get_num_threads()
+    together = rank_catalogue(model, tok, many, sequences=trie.sequences, workers=3)
+    assert torch.get_num_threads() == before
+    assert torch.allclose(together, alone, atol=1e-5)
+    assert torch.equal(together[0], together[-1])
+    generic = rank_catalogue(model, tok, many, sequences=trie.sequences, batch=5, method="generic")
+    assert torch.allclose(together, generic, atol=1e-4)
+    cached, fresh = gen._cached_tree(trie.sequences), gen._title_tree(trie.sequences)
+    assert gen._cached_tree([list(s) for s in trie.sequences]) is cached
+    assert torch.equal(cached.tokens, fresh.tokens) and torch.equal(cached.ends, fresh.ends)
+
+
+def test_tree_ranking_without_fused_attention_kernel(setup, monkeypatch):
+    """The plain-matmul prompt attention (used off CPU, or where the fused kernel is missing) is exact too."""
+    from lure.llm import generate as gen
+
+    tok, _, trie, prompts = setup
+    gqa = build_tiny_llama(tok, hidden=32, layers=2, heads=4, kv_heads=2, seed=4)
+    fused = rank_catalogue(gqa, tok, prompts, sequences=trie.sequences, method="tree")
+    monkeypatch.setattr(gen, "_FLASH_CPU", False)
+    plain = rank_catalogue(gqa, tok, prompts, sequences=trie.sequences, method="tree", workers=1)
+    generic = rank_catalogue(gqa, tok, prompts, sequences=trie.sequences, batch=6, method="generic")
+    assert torch.allclose(plain, generic, atol=1e-4) and torch.allclose(fused, plain, atol=1e-4)

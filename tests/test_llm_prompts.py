@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from lure.llm.prompts import (
+    PROMPTS_DIR,
     PromptTemplate,
     encode_completion,
     encode_prompt,
@@ -44,6 +45,22 @@ def test_masking_replaces_only_that_segment():
     assert masked.masked == {"history"} and not any(t in masked.text for t in TITLES)
     with pytest.raises(ValueError):
         render_prompt(TITLES, mask=("nope",))
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in PROMPTS_DIR.glob("*.j2")))
+def test_every_shipped_template_keeps_the_segment_contract(name):
+    """Each template in prompts/ (the paper's and the compact CPU one) partitions its text into the three segments,
+    masks only the asked segment, and closes the title with a terminator that is not part of any title."""
+    p = render_prompt(TITLES[:3], name)
+    spans = [p.segments[s] for s in ("task", "history", "response")]
+    assert spans[0][0] == 0 and spans[-1][1] == len(p.text)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+    assert all(t in p.segment_text("history") for t in TITLES[:3])
+    masked = render_masked(TITLES[:3], "history", name)
+    assert masked.segment_text("history") == load_template(name).mask_text
+    assert masked.segment_text("task") == p.segment_text("task")
+    completion = render_completion("Alien", name)
+    assert completion.startswith("Alien") and len(completion) > len("Alien")
 
 
 def test_template_contract_is_checked(tmp_path):

@@ -180,3 +180,15 @@ def test_llm_stage_graph_follows_the_spec() -> None:
     multi = _stages(**{"train.processes": 4})
     assert multi["train-gdrt"].cmd.startswith("accelerate launch --config_file accelerate/multi_gpu.yaml --num_processes 4 -m stages.train gdrt")
     assert default["train-gdrt"].cmd == "python -m stages.train gdrt"
+
+
+def test_dvc_reads_yaml_with_the_c_parser() -> None:
+    """DVC parses params.yaml once per stage and dvc.lock twice on every `dvc repro`, with ruamel's "safe" loader.
+
+    ruamel.yaml >= 0.19 no longer installs its C parser (ruamel.yaml.clib); in pure Python a no-op `dvc repro` of
+    the default pipeline spends over a second parsing YAML (bench: dvc_repro_noop_s).
+    """
+    from ruamel.yaml import YAML
+
+    parser = YAML(typ="safe").Parser
+    assert parser.__module__ != "ruamel.yaml.parser", "ruamel.yaml.clib is missing: `make install` (requirements.lock)"

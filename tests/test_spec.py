@@ -46,6 +46,7 @@ MALFORMED = [
     ({"judge": {"backend": "openai"}}, "judge", "needs base_url"),
     ({"judge": {"api_key_env": "sk-abc"}}, "judge.api_key_env", "pattern"),
     ({"data": {"source": "netflix"}}, "data.source", "'world'"),
+    ({"model": {"template": "chat"}}, "model.template", "no file prompts/chat.j2 (known templates: next_item"),
 ]
 
 

@@ -47,7 +47,7 @@ def build_base(model_spec: Any, titles: Sequence[str], histories: Sequence[Seque
     from lure.llm.tokenizer import train_tokenizer
 
     tiny = model_spec.tiny
-    tokenizer = train_tokenizer(titles, histories, vocab_size=tiny.vocab_size)
+    tokenizer = train_tokenizer(titles, histories, vocab_size=tiny.vocab_size, template=model_spec.template)
     model = build_tiny_llama(tokenizer, hidden=tiny.hidden, layers=tiny.layers, heads=tiny.heads,
                              max_positions=model_spec.max_length, seed=seed)
 

@@ -17,18 +17,18 @@ import numpy as np
 import pandas as pd
 
 from lure.llm.metrics import group_unfairness, item_groups_by_relevance, target_ranks
-from lure.llm.prompts import encode_completion, encode_prompt, render_prompt
+from lure.llm.prompts import PromptTemplate, encode_completion, encode_prompt, render_prompt
 
 
 def window_prompt_ids(windows: pd.DataFrame, titles: Mapping[int, str], tokenizer: Any, max_length: int,
-                      mask: Sequence[str] = ()) -> list[list[int]]:
+                      mask: Sequence[str] = (), template: PromptTemplate | str | None = None) -> list[list[int]]:
     """Encoded prompts of the windows; the oldest history items are dropped until prompt + longest title fit."""
-    longest = max(len(encode_completion(tokenizer, t)) for t in titles.values())
+    longest = max(len(encode_completion(tokenizer, t, template)) for t in titles.values())
     out = []
     for history in windows["history"]:
         hist = [titles[int(i)] for i in history]
         while True:
-            ids = encode_prompt(tokenizer, render_prompt(hist, mask=mask)).input_ids
+            ids = encode_prompt(tokenizer, render_prompt(hist, template, mask=mask)).input_ids
             if len(ids) + longest <= max_length or not hist:
                 break
             hist = hist[1:]
@@ -38,7 +38,8 @@ def window_prompt_ids(windows: pd.DataFrame, titles: Mapping[int, str], tokenize
 
 def rank_llm(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], item_ids: Sequence[int],
              titles: Sequence[str], decoding: str, k: int, beam: int, batch: int,
-             exclude: Sequence[Sequence[int]] | None = None, progress: bool = True) -> np.ndarray:
+             exclude: Sequence[Sequence[int]] | None = None, progress: bool = True,
+             template: PromptTemplate | str | None = None) -> np.ndarray:
     """(n_prompts, k) item ids, best first (-1 where beam search found fewer than k items).
 
     ``item_ids[j]`` is the id of ``titles[j]``; ``exclude`` lists item ids removed per prompt (e.g. its history).
@@ -52,7 +53,7 @@ def rank_llm(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], item_
     ids = np.asarray(item_ids, dtype=np.int64)
     position = {int(i): j for j, i in enumerate(ids)}
     out = np.full((len(prompts), k), -1, dtype=np.int64)
-    trie = TokenTrie.from_titles(tokenizer, titles, items=ids.tolist())
+    trie = TokenTrie.from_titles(tokenizer, titles, template, items=ids.tolist())
     chunk = 32  # prompts per exact-ranking call: the title tree is built once per call
     starts = range(0, len(prompts), chunk if decoding == "exact" else 1)
     if progress:
@@ -97,15 +98,35 @@ def accuracy(ranked: np.ndarray, targets: Sequence[int], ks: Sequence[int]) -> d
     return out
 
 
-def item_relevance(model: Any, tokenizer: Any, titles: Sequence[str], batch: int = 256) -> np.ndarray:
+def true_relevance(ranked: np.ndarray, users: Sequence[int], relevance: np.ndarray, k: int) -> np.ndarray:
+    """Per-sample mean true relevance r(u, i) of the top-``k`` items (simulated world only; -1 slots skipped).
+
+    Why beside HIT/NDCG: a window has one logged target, drawn through the platform's exposure, so HIT@K rewards
+    predicting what was *shown*; the world's r(u, i) says whether a list fits the user at all. A recommender that
+    learned only the popularity prior gets popularity's value; one that uses the history gets more.
+    """
+    top = np.asarray(ranked, dtype=np.int64)[:, :k]
+    valid = top >= 0
+    values = np.asarray(relevance)[np.asarray(users, dtype=np.int64)[:, None], np.where(valid, top, 0)]
+    return np.where(valid, values, 0.0).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+
+
+def coverage(ranked: np.ndarray, k: int, n_items: int) -> float:
+    """Share of the catalogue that appears in at least one top-``k`` list (1/n_items·k-ish = the same list for all)."""
+    top = np.asarray(ranked, dtype=np.int64)[:, :k]
+    return float(np.unique(top[top >= 0]).size / n_items)
+
+
+def item_relevance(model: Any, tokenizer: Any, titles: Sequence[str], batch: int = 256,
+                   template: PromptTemplate | str | None = None) -> np.ndarray:
     """Eq. 2 per item: mean token log-probability of its completion after the prompt with the history masked ('N/A').
 
     The completion is the title, the template's terminator and EOS — the tokens the recommender generates.
     """
     from lure.llm.generate import rank_catalogue
 
-    sequences = [encode_completion(tokenizer, t) for t in titles]
-    prompt = encode_prompt(tokenizer, render_prompt([], mask=("history",))).input_ids
+    sequences = [encode_completion(tokenizer, t, template) for t in titles]
+    prompt = encode_prompt(tokenizer, render_prompt([], template, mask=("history",))).input_ids
     total = rank_catalogue(model, tokenizer, [prompt], sequences=sequences, batch=batch)[0].numpy()
     return total / np.array([len(s) for s in sequences], dtype=np.float64)  # Eq. 2
 

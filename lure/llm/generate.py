@@ -14,13 +14,18 @@ normalisation, which is what D3 criticises as length bias; callers may normalise
 Exact ranking (:func:`rank_catalogue`) scores every catalogue item by the log-probability of its full token
 sequence after the prompt. The prompt is run once; its KV cache is repeated over a batch of titles, titles are
 right-padded, and padded positions are excluded from the sum (causal attention keeps them from influencing the
-real tokens, which precede them).
+real tokens, which precede them). For Llama models the default *tree* path instead forwards each distinct title
+prefix once (the titles' prefix tree, one batch of nodes per depth, reimplemented from the model's weights: rotary
+embedding folded into per-depth q/k weights, prompt attention through the fused CPU kernel merged with the node's
+own ancestors by log-sum-exp, lm head through the fused log-softmax in cache-sized blocks) and, on CPU, scores
+several prompts at once, one per thread.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,7 +94,8 @@ def constrained_beam_search(model: Any, tokenizer: Any, prompts: Sequence[Prompt
             toks = torch.cat([trie.allowed_tokens[n] for n in nodes.tolist()])
             kids = torch.cat([trie.allowed_children[n] for n in nodes.tolist()])
             src = torch.repeat_interleave(torch.arange(len(nodes)), counts)
-            cand = scores[src] + logp.cpu()[src, toks]
+            # gather on the device, then copy: the (beams x vocab) log-probabilities never leave it
+            cand = scores[src] + logp[src.to(device), toks.to(device)].float().cpu()
             leaf = trie.is_leaf[kids]
             fin_scores.append(cand[leaf])
             fin_nodes.append(kids[leaf])
@@ -134,14 +140,17 @@ def pad_sequences(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torc
 def rank_catalogue(model: Any, tokenizer: Any, prompts: Sequence[PromptLike],
                    catalogue_titles: Sequence[str] | None = None, batch: int = 256,
                    template: PromptTemplate | str | None = None,
-                   sequences: Sequence[Sequence[int]] | None = None, method: str = "auto") -> torch.Tensor:
+                   sequences: Sequence[Sequence[int]] | None = None, method: str = "auto",
+                   workers: int | None = None) -> torch.Tensor:
     """Exact scores (n_prompts x n_items, float32): log P(title + terminator + EOS | prompt) for every item.
 
     Pass ``catalogue_titles`` (encoded with :func:`encode_completion`) or precomputed ``sequences`` (e.g.
     ``trie.sequences``). ``method``: ``"tree"`` runs the model once per node of the titles' prefix tree (each
     shared prefix token is computed once, attending to the prompt's cache and its own ancestors; LlamaForCausalLM
     only), ``"generic"`` repeats the prompt's cache over batches of ``batch`` length-sorted, right-padded titles
-    (any causal LM), ``"auto"`` picks the tree when the model supports it. Both are exact.
+    (any causal LM), ``"auto"`` picks the tree when the model supports it. Both are exact. On CPU the tree path
+    scores ``workers`` prompts at once (default ``torch.get_num_threads()``), one per thread with single-threaded
+    ops (the torch thread count is set to 1 meanwhile and restored); results do not depend on ``workers``.
     """
     if sequences is None:
         if catalogue_titles is None:
@@ -155,11 +164,30 @@ def rank_catalogue(model: Any, tokenizer: Any, prompts: Sequence[PromptLike],
         raise ValueError("the tree path needs a LlamaForCausalLM without module hooks and non-empty sequences")
     if method == "generic" or not tree_ok:
         return _rank_generic(model, tokenizer, prompts, sequences, batch)
-    tree = _title_tree(sequences)
+    tree = _cached_tree(sequences)
     weights = _tree_weights(model)
+    ids = [prompt_ids(tokenizer, prompt) for prompt in prompts]
     scores = torch.empty(len(prompts), len(sequences), dtype=torch.float32)
-    for p, prompt in enumerate(prompts):
-        scores[p] = _tree_scores(model, tree, prompt_ids(tokenizer, prompt), weights).cpu()
+    threads = torch.get_num_threads()
+    workers = threads if workers is None else max(1, int(workers))
+    workers = min(workers, len(ids))
+    if workers <= 1 or _device(model).type != "cpu":
+        for p, pid in enumerate(ids):
+            scores[p] = _tree_scores(model, tree, pid, weights).cpu()
+        return scores
+
+    def score(p: int) -> None:
+        with torch.inference_mode():  # grad mode is thread-local
+            scores[p] = _tree_scores(model, tree, ids[p], weights)
+
+    # One user per thread, each op single-threaded: the tree's ops are many and mid-sized, and intra-op threads
+    # synchronise at every op (badly so when the cores are shared); users are independent, so they scale instead.
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(score, range(len(ids))))
+    finally:
+        torch.set_num_threads(threads)
     return scores
 
 
@@ -202,6 +230,9 @@ def top_items(scores: torch.Tensor, k: int = 10) -> torch.Tensor:
 # --- exact ranking over the title trie (LlamaForCausalLM) ------------------------------------------------------
 
 _TREE_CHUNK = 2048  # trie nodes per forward chunk (all of one depth): amortises per-call overhead, stays cache-sized
+_HEAD_CHUNK = 256  # rows per lm-head block: (rows x vocab) logits stay in cache for the fused log-softmax
+_TREE_CACHE: dict[tuple[Any, ...], _TitleTree] = {}  # recent trees by (sequences, chunk sizes); see _cached_tree
+_TREE_CACHE_SIZE = 4
 
 
 @dataclass(frozen=True)
@@ -211,10 +242,11 @@ class _TreeGroup:
     start: int
     end: int
     depth: int
-    ancestors: torch.Tensor  # (rows, depth): rows of the node's ancestors below the root, the node itself last
-    edge_row: torch.Tensor  # (edges,) local row (0-based within the group) of each edge's parent
+    ancestors: torch.Tensor  # (rows * depth,): rows of each node's ancestors below the root, the node itself last
+    edge_row: torch.Tensor  # (edges,) local row (0-based within the group) of each edge's parent, ascending
     edge_tok: torch.Tensor  # (edges,) token of the edge
     edge_child: torch.Tensor  # (edges,) child node id
+    head_bounds: tuple[int, ...]  # edge offsets of the lm-head blocks (rows [i * head_chunk, (i + 1) * head_chunk))
 
 
 @dataclass(frozen=True)
@@ -235,9 +267,11 @@ class _TitleTree:
     ends: torch.Tensor  # (n_sequences,) node reached by each full sequence
     n_nodes: int
     max_depth: int
+    head_chunk: int
 
 
-def _title_tree(sequences: Sequence[Sequence[int]], chunk: int = _TREE_CHUNK) -> _TitleTree:
+def _title_tree(sequences: Sequence[Sequence[int]], chunk: int = _TREE_CHUNK,
+                head_chunk: int = _HEAD_CHUNK) -> _TitleTree:
     parent, token, depth = [0], [-1], [0]
     child: dict[tuple[int, int], int] = {}
     ends: list[int] = []
@@ -280,25 +314,42 @@ def _title_tree(sequences: Sequence[Sequence[int]], chunk: int = _TREE_CHUNK) ->
     for c in range(1, n_nodes):
         if par[c] != 0:
             edges_of_row[row[par[c]]].append(c)
-    ancestors: list[list[int]] = [[] for _ in fwd]
+    # ancestor rows, one depth at a time: rows of a depth are contiguous, so a node's path is its parent's path
+    # (a row of the previous depth's table) plus its own row
+    anc_of_depth: dict[int, tuple[int, torch.Tensor]] = {}  # depth -> (first row, (rows, depth) ancestor rows)
+    r = 0
+    while r < len(fwd):
+        d = dep[fwd[r]]
+        end = r
+        while end < len(fwd) and dep[fwd[end]] == d:
+            end += 1
+        own = torch.arange(r, end, dtype=torch.long).unsqueeze(1)
+        if d == 1:
+            anc_of_depth[d] = (r, own)
+        else:
+            first, prev = anc_of_depth[d - 1]
+            prow = torch.tensor([row[par[fwd[i]]] - first for i in range(r, end)], dtype=torch.long)
+            anc_of_depth[d] = (r, torch.cat([prev[prow], own], dim=1))
+        r = end
     groups: list[_TreeGroup] = []
     r = 0
     while r < len(fwd):
         d = dep[fwd[r]]
         end = r
         while end < len(fwd) and end - r < chunk and dep[fwd[end]] == d:
-            p = par[fwd[end]]
-            ancestors[end] = (ancestors[row[p]] if p != 0 else []) + [end]
             end += 1
+        first, anc = anc_of_depth[d]
         e_row, e_tok, e_child = [], [], []
         for i in range(r, end):
             for c in edges_of_row[i]:
                 e_row.append(i - r)
                 e_tok.append(tok[c])
                 e_child.append(c)
-        groups.append(_TreeGroup(r, end, d, torch.tensor(ancestors[r:end], dtype=torch.long),
-                                 torch.tensor(e_row, dtype=torch.long), torch.tensor(e_tok, dtype=torch.long),
-                                 torch.tensor(e_child, dtype=torch.long)))
+        edge_row = torch.tensor(e_row, dtype=torch.long)
+        bounds = torch.searchsorted(edge_row, torch.arange(0, end - r + head_chunk, head_chunk)).tolist()
+        groups.append(_TreeGroup(r, end, d, anc[r - first:end - first].reshape(-1).contiguous(), edge_row,
+                                 torch.tensor(e_tok, dtype=torch.long), torch.tensor(e_child, dtype=torch.long),
+                                 tuple(bounds)))
         r = end
     root_kids = [c for c in range(1, n_nodes) if par[c] == 0]
     return _TitleTree(
@@ -311,7 +362,22 @@ def _title_tree(sequences: Sequence[Sequence[int]], chunk: int = _TREE_CHUNK) ->
         ends=torch.tensor(ends, dtype=torch.long),
         n_nodes=n_nodes,
         max_depth=max_depth,
+        head_chunk=head_chunk,
     )
+
+
+def _cached_tree(sequences: Sequence[Sequence[int]], chunk: int = _TREE_CHUNK,
+                 head_chunk: int = _HEAD_CHUNK) -> _TitleTree:
+    """:func:`_title_tree`, memoised on the sequences' contents (callers rank a catalogue in blocks of prompts,
+    and building the tree of a 2,000-title catalogue costs as much as scoring a user)."""
+    key = (tuple(tuple(int(t) for t in s) for s in sequences), chunk, head_chunk)
+    tree = _TREE_CACHE.pop(key, None)
+    if tree is None:
+        tree = _title_tree(sequences, chunk, head_chunk)
+    _TREE_CACHE[key] = tree  # most recent last
+    while len(_TREE_CACHE) > _TREE_CACHE_SIZE:
+        _TREE_CACHE.pop(next(iter(_TREE_CACHE)))
+    return tree
 
 
 def _tree_supported(model: Any) -> bool:
@@ -386,9 +452,54 @@ def _rms(x: torch.Tensor, eps: float) -> torch.Tensor:
     return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
 
 
-def _tree_scores(model: Any, tree: _TitleTree, prompt: Sequence[int], weights: Any = None,
-                 head_chunk: int = 512) -> torch.Tensor:
-    """log P(sequence | prompt) for every sequence of ``tree`` (float32, on the model's device)."""
+def _rotated(w: torch.Tensor, n_rot: int, hd: int, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """``w`` (out[, in]) with its first ``n_rot`` heads' rows rotated for each position: rope(w @ x) = rotated @ x.
+
+    ``cos``/``sin``: (positions, hd). Returns (positions, out[, in]); rows past the rotated heads (v) are copied.
+    """
+    tail = w.shape[1:]
+    qk = w[: n_rot * hd].reshape(n_rot, hd, *tail)
+    rot = torch.cat((-qk[:, hd // 2:], qk[:, : hd // 2]), dim=1)
+    shape = (cos.shape[0], 1, hd) + (1,) * len(tail)
+    c, s = cos.reshape(shape).to(w.dtype), sin.reshape(shape).to(w.dtype)
+    out = (qk.unsqueeze(0) * c + rot.unsqueeze(0) * s).reshape(cos.shape[0], n_rot * hd, *tail)
+    return torch.cat([out, w[n_rot * hd:].unsqueeze(0).expand(cos.shape[0], *w[n_rot * hd:].shape)], dim=1)
+
+
+_FLASH_CPU = True  # the fused CPU attention kernel that also returns the log-sum-exp; cleared if it is unavailable
+
+
+def _attend_prompt(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(q k^T) v over the prompt's keys (q pre-scaled) and the log-sum-exp of the scores.
+
+    q: (kv_heads, m, hd), keys/values: (kv_heads, plen, hd). Returns (kv_heads, m, hd) and (kv_heads, m).
+    On CPU the fused flash-attention kernel does it without materialising the (m x plen) scores.
+    """
+    global _FLASH_CPU
+    if _FLASH_CPU and q.device.type == "cpu":
+        try:
+            o, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+                q.unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0), 0.0, False, scale=1.0)[:2]
+            return o[0], lse[0].to(q.dtype)
+        except (AttributeError, RuntimeError, NotImplementedError, TypeError):  # pragma: no cover - old/odd builds
+            _FLASH_CPU = False
+    s = torch.matmul(q, keys.transpose(1, 2)).float()
+    m = s.amax(dim=-1, keepdim=True)
+    e = s.sub_(m).exp_()
+    z = e.sum(dim=-1, keepdim=True)
+    o = torch.matmul(e.to(values.dtype), values) / z.to(values.dtype)
+    return o, (m + z.log()).squeeze(-1).to(q.dtype)
+
+
+def _tree_scores(model: Any, tree: _TitleTree, prompt: Sequence[int], weights: Any = None) -> torch.Tensor:
+    """log P(sequence | prompt) for every sequence of ``tree`` (float32, on the model's device).
+
+    Per group of same-depth nodes and per layer: one merged q|k|v matmul whose weights carry the rotary embedding
+    of that depth's position (so no per-token rotation), attention split into the prompt part (fused kernel,
+    returning its log-sum-exp) and the node's own ancestors (at most the tree depth), merged by their
+    log-sum-exps; the lm head runs in cache-sized blocks through the fused log-softmax, gathering only the
+    scored edges.
+    """
     device = _device(model)
     layers_w, eps_final, w_lm, b_lm = _tree_weights(model) if weights is None else weights
     logp0, cache = _run_prompt(model, prompt)
@@ -396,45 +507,50 @@ def _tree_scores(model: Any, tree: _TitleTree, prompt: Sequence[int], weights: A
     hd = inner.layers[0].self_attn.head_dim
     n_heads = model.config.num_attention_heads
     kv_heads = model.config.num_key_value_heads
-    groups_per_kv = n_heads // kv_heads
-    n_qk = (n_heads + kv_heads) * hd
+    gq = n_heads // kv_heads
+    n_q, n_qk = n_heads * hd, (n_heads + kv_heads) * hd
     plen = len(prompt)
     keys_p = [cache.layers[i].keys[0] for i in range(len(layers_w))]  # (kv_heads, plen, hd), rotated
     vals_p = [cache.layers[i].values[0] for i in range(len(layers_w))]
     dtype = keys_p[0].dtype
     rows = len(tree.tokens)
-    kbuf = [torch.empty(kv_heads, rows, hd, dtype=dtype, device=device) for _ in layers_w]
-    vbuf = [torch.empty(kv_heads, rows, hd, dtype=dtype, device=device) for _ in layers_w]
+    kbuf = [torch.empty(rows, kv_heads * hd, dtype=dtype, device=device) for _ in layers_w]
+    vbuf = [torch.empty(rows, kv_heads * hd, dtype=dtype, device=device) for _ in layers_w]
     pos = torch.arange(plen, plen + max(tree.max_depth, 1), device=device).unsqueeze(0)
-    cos_all, sin_all = inner.rotary_emb(keys_p[0], position_ids=pos)  # (1, depths, hd)
+    cos, sin = inner.rotary_emb(keys_p[0], position_ids=pos)  # (1, depths, hd)
+    rot_depth, w_rot, b_rot = 0, [], []  # q|k|v weights rotated for the current depth only (memory: one copy)
     node_logp = torch.zeros(tree.n_nodes, dtype=torch.float32, device=device)  # log P(node's token | parent)
     node_logp[tree.root_child.to(device)] = logp0[tree.root_tok.to(device)]
     tokens = tree.tokens.to(device)
+    hc = tree.head_chunk
     for g in tree.groups:
-        n = g.end - g.start
-        cos, sin = cos_all[0, g.depth - 1], sin_all[0, g.depth - 1]
+        n, d = g.end - g.start, g.depth
+        if d != rot_depth:
+            c, si = cos[0, d - 1 : d], sin[0, d - 1 : d]
+            w_rot = [_rotated(lw.w_qkv, n_heads + kv_heads, hd, c, si)[0] for lw in layers_w]
+            b_rot = [None if lw.b_qkv is None else _rotated(lw.b_qkv, n_heads + kv_heads, hd, c, si)[0]
+                     for lw in layers_w]
+            rot_depth = d
         anc = g.ancestors.to(device)
         h = inner.embed_tokens(tokens[g.start:g.end])  # (n, hidden)
         for li, lw in enumerate(layers_w):
-            qkv = torch.nn.functional.linear(_rms(h, lw.eps_in), lw.w_qkv, lw.b_qkv)
-            qk = qkv[:, :n_qk].view(n, n_heads + kv_heads, hd)
-            qk = qk * cos + _rotate_half(qk) * sin
-            q, k = qk[:, :n_heads], qk[:, n_heads:]
-            v = qkv[:, n_qk:].view(n, kv_heads, hd)
-            kbuf[li][:, g.start:g.end] = k.transpose(0, 1)
-            vbuf[li][:, g.start:g.end] = v.transpose(0, 1)
-            q = q.reshape(n, kv_heads, groups_per_kv, hd).permute(1, 0, 2, 3)  # (kv, n, g, hd)
-            # softmax over [prompt keys | ancestor keys] without materialising the concatenation
-            s_p = torch.matmul(q.reshape(kv_heads, n * groups_per_kv, hd), keys_p[li].transpose(1, 2)).float()
-            s_p = s_p.view(kv_heads, n, groups_per_kv, plen)
-            k_a, v_a = kbuf[li][:, anc], vbuf[li][:, anc]  # (kv, n, depth, hd)
-            s_a = torch.matmul(q, k_a.transpose(-1, -2)).float()  # (kv, n, g, depth)
-            m = torch.maximum(s_p.amax(dim=-1, keepdim=True), s_a.amax(dim=-1, keepdim=True))
-            e_p, e_a = s_p.sub_(m).exp_(), s_a.sub_(m).exp_()
-            denom = e_p.sum(dim=-1, keepdim=True) + e_a.sum(dim=-1, keepdim=True)
-            o = torch.matmul(e_p.to(dtype).view(kv_heads, n * groups_per_kv, plen), vals_p[li])
-            o = (o.view(kv_heads, n, groups_per_kv, hd) + torch.matmul(e_a.to(dtype), v_a)) / denom.to(dtype)
-            o = o.permute(1, 0, 2, 3).reshape(n, n_heads * hd)
+            qkv = torch.nn.functional.linear(_rms(h, lw.eps_in), w_rot[li], b_rot[li])
+            kbuf[li][g.start:g.end] = qkv[:, n_q:n_qk]
+            vbuf[li][g.start:g.end] = qkv[:, n_qk:]
+            q = qkv[:, :n_q].view(n, kv_heads, gq, hd)
+            o_p, lse_p = _attend_prompt(q.permute(1, 0, 2, 3).reshape(kv_heads, n * gq, hd), keys_p[li], vals_p[li])
+            o_p = o_p.view(kv_heads, n, gq, hd).permute(1, 0, 2, 3)  # (n, kv, g, hd)
+            lse_p = lse_p.view(kv_heads, n, gq).permute(1, 0, 2)  # (n, kv, g)
+            # the node's ancestors (itself last): at most `depth` keys each, gathered row-wise
+            k_a = kbuf[li].index_select(0, anc).view(n, d, kv_heads, 1, hd)
+            v_a = vbuf[li].index_select(0, anc).view(n, d, kv_heads, 1, hd)
+            s_a = (q.unsqueeze(1) * k_a).sum(-1).float()  # (n, d, kv, g)
+            m = torch.maximum(lse_p.float(), s_a.amax(dim=1))
+            e_a = (s_a - m.unsqueeze(1)).exp_()
+            w_p = (lse_p.float() - m).exp_()
+            denom = w_p + e_a.sum(dim=1)
+            o = o_p * w_p.unsqueeze(-1).to(dtype) + (e_a.to(dtype).unsqueeze(-1) * v_a).sum(dim=1)
+            o = (o / denom.unsqueeze(-1).to(dtype)).reshape(n, n_q)
             h = h + torch.nn.functional.linear(o, lw.w_o, lw.b_o)
             gu = torch.nn.functional.linear(_rms(h, lw.eps_post), lw.w_gu, lw.b_gu)
             half = gu.shape[-1] // 2
@@ -442,18 +558,17 @@ def _tree_scores(model: Any, tree: _TitleTree, prompt: Sequence[int], weights: A
         if g.edge_child.numel():
             x = _rms(h, eps_final)
             er, et = g.edge_row.to(device), g.edge_tok.to(device)
-            lse = torch.cat([torch.logsumexp(torch.nn.functional.linear(x[i:i + head_chunk], w_lm, b_lm).float(), -1)
-                             for i in range(0, n, head_chunk)])
-            picked = (x[er] * w_lm[et]).sum(-1).float() + (b_lm[et].float() if b_lm is not None else 0.0)
-            node_logp[g.edge_child.to(device)] = picked - lse[er]
+            picked = torch.empty(len(er), dtype=torch.float32, device=device)
+            for b, i in enumerate(range(0, n, hc)):
+                e0, e1 = g.head_bounds[b], g.head_bounds[b + 1]
+                if e0 == e1:
+                    continue
+                logp = torch.log_softmax(torch.nn.functional.linear(x[i:i + hc], w_lm, b_lm).float(), dim=-1)
+                picked[e0:e1] = logp[er[e0:e1] - i, et[e0:e1]]
+            node_logp[g.edge_child.to(device)] = picked
     parents = tree.parents.to(device)
     total = node_logp.clone()
     for level in tree.levels[1:]:
         level = level.to(device)
         total[level] += total[parents[level]]
     return total[tree.ends.to(device)]
-
-
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
