@@ -49,8 +49,23 @@ def experiment_reports(exp_show: Any) -> list[dict[str, Any]]:
             continue
         seen.add(key)
         found.append({"name": row.get("name") or data.get("name") or row.get("rev"), "rev": data.get("rev"),
-                      "seed": int(params["seed"]), "report": report})
+                      "seed": int(params["seed"]), "report": report, "params": params})
     return found
+
+
+def same_spec(reports: Sequence[Mapping[str, Any]], params: Mapping[str, Any],
+              ignore: Sequence[str] = ("seed",)) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """(kept, skipped): reports whose params equal ``params`` apart from the ``ignore`` keys (top level).
+
+    Why: ``dvc exp show --all-commits`` also lists experiments of older commits, run with other specs (another
+    template, more epochs...); averaging them with today's seeds would make a confidence interval of a mixture.
+    """
+    def strip(p: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in p.items() if k not in ignore}
+
+    target = strip(params)
+    kept = [r for r in reports if strip(r.get("params") or {}) == target]
+    return kept, [r for r in reports if r not in kept]
 
 
 def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lure.study import experiment_reports, seed_study, t_interval
+from lure.study import experiment_reports, same_spec, seed_study, t_interval
 
 
 def row(rev: str, name: str | None, seed: int, gdrt: float, sft: float) -> dict:
@@ -49,3 +49,12 @@ def test_seed_study_pairs_by_seed() -> None:
     assert diff["ci_low"] < diff["mean"] < diff["ci_high"]
     with pytest.raises(ValueError, match="no experiment"):
         seed_study(experiment_reports(SHOWN), "gdrt", "sasrec", "world", ["ndcg_at_10"])
+
+
+def test_only_experiments_of_the_same_spec_count() -> None:
+    older = row("old1", "seed-1-of-an-older-spec", 1, 0.9, 0.1)
+    older["data"]["params"]["params.yaml"]["data"]["method"] = {"tau": 0.3}
+    reports = experiment_reports([*SHOWN, {**older, "experiments": None}])
+    kept, skipped = same_spec(reports, {"seed": 0, "method": {"tau": 0.5}})
+    assert sorted(r["seed"] for r in kept) == [0, 1, 2]  # the seed itself is not part of the comparison
+    assert [r["name"] for r in skipped] == ["seed-1-of-an-older-spec"]
