@@ -253,6 +253,7 @@ def _llm_table(report: dict[str, Any]) -> Table:
 @app.command("study")
 def study(
     baseline: Annotated[str, typer.Option(help="Recommender the method under study is compared with")] = "sft",
+    method: Annotated[str | None, typer.Option(help="Recommender under study (default: the spec's method)")] = None,
     dataset: Annotated[str, typer.Option(help="Dataset key of the report (data.source, e.g. world)")] = "world",
     metric: Annotated[list[str], typer.Option(help="Metrics to compare (repeat the option)")] = ["ndcg_at_10", "hit_at_10", "mgu_at_5", "dgu_at_5"],  # noqa: B006
     confidence: Annotated[float, typer.Option(help="Confidence level of the t intervals")] = 0.95,
@@ -276,11 +277,11 @@ def study(
         console.print(f"skipped {len(skipped)} experiment(s) run with another spec than {PARAMS} (seed aside): "
                       + ", ".join(sorted({str(r['name']) for r in skipped})))
     try:
-        frame = seed_study(reports, spec.method.name, baseline, dataset, metric, confidence)
+        frame = seed_study(reports, method or spec.method.name, baseline, dataset, metric, confidence)
     except (ValueError, KeyError) as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
-    table = Table(title=f"{spec.method.name} vs {baseline} over seeds {frame['seeds'].iloc[0]} ({confidence:.0%} t intervals)")
+    table = Table(title=f"{method or spec.method.name} vs {baseline} over seeds {frame['seeds'].iloc[0]} ({confidence:.0%} t intervals)")
     for c in ("metric", "what", "mean", "interval", "per seed"):
         table.add_column(c)
     for r in frame.itertuples():
