@@ -23,7 +23,7 @@ GIT_ENV = {
 # scored by the base model against popularity only: no SFT stage), since these tests are about the pipeline itself.
 SMALL_LLM = """\
 model: {tiny: {hidden: 16, layers: 1, heads: 2, vocab_size: 300}, max_length: 256}
-train: {max_samples: 32, batch_size: 16, course_points: 1, course_samples: 2}
+train: {epochs: 1, max_samples: 32, batch_size: 16, course_points: 1, course_samples: 2}
 """
 SMALL_WORLD = """\
 seed: 0
