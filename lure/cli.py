@@ -261,8 +261,6 @@ def study(
 ) -> None:
     """Across-seed comparison from DVC experiments: run `dvc exp run --queue -S seed=1` (2, ...) and
     `dvc queue start` first; every experiment with an llm-report counts once per seed."""
-    import yaml
-
     from lure.study import experiment_reports, same_spec, seed_study
 
     shown = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json", "--all-commits"], capture_output=True, text=True,
@@ -272,7 +270,7 @@ def study(
         raise typer.Exit(1)
     reports = experiment_reports(json.loads(shown.stdout))
     spec = load_spec(PARAMS)
-    reports, skipped = same_spec(reports, yaml.safe_load(Path(PARAMS).read_text()))
+    reports, skipped = same_spec(reports, read_yaml_mapping(PARAMS))
     if skipped:
         console.print(f"skipped {len(skipped)} experiment(s) run with another spec than {PARAMS} (seed aside): "
                       + ", ".join(sorted({str(r['name']) for r in skipped})))
