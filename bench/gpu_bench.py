@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.train_bench import attach_random_token_groups, step_timer, sync
+
 LLAMA_3_2_3B = {  # config.json of meta-llama/Llama-3.2-3B (architecture only)
     "vocab_size": 128256,
     "hidden_size": 3072,
@@ -56,50 +58,8 @@ TINY = {**LLAMA_3_2_3B, "hidden_size": 64, "intermediate_size": 128, "num_hidden
         "num_key_value_heads": 2, "head_dim": 16}
 
 
-def _sync() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
 def _gib(n: int) -> float:
     return round(n / 2**30, 2)
-
-
-def _step_timer() -> Any:
-    """A callback recording each optimizer step's wall time (GPU synchronised) and what the Trainer ran with."""
-    from transformers import TrainerCallback
-
-    class StepTimer(TrainerCallback):
-        def __init__(self) -> None:
-            self.times: list[float] = []
-            self.info: dict[str, Any] = {}
-
-        def on_train_begin(self, args, state, control, model=None, **kwargs):
-            params = list(model.parameters()) if model is not None else []
-            trainable = [p for p in params if p.requires_grad]
-            frozen = [p for p in params if not p.requires_grad]
-            self.info = {
-                "args_bf16": bool(args.bf16),
-                "args_fp16": bool(args.fp16),
-                "args_device": str(args.device),
-                "args_world_size": int(args.world_size),
-                "args_parallel_mode": str(args.parallel_mode),
-                "frozen_param_dtype": str(frozen[0].dtype) if frozen else None,
-                "trainable_param_dtype": str(trainable[0].dtype) if trainable else None,
-                "model_class": type(model).__name__ if model is not None else None,
-            }
-
-        def on_step_begin(self, args, state, control, **kwargs):
-            _sync()
-            self.t0 = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            _sync()
-            self.times.append(time.perf_counter() - self.t0)
-
-    return StepTimer()
 
 
 def _accelerate_info() -> dict[str, Any]:
@@ -161,7 +121,7 @@ def _train(method: str, base_dir: Path, spec: Any, train: Any, rows: list[dict[s
     model, tokenizer = load_base(base_dir, spec, trainable=True)
     load_s = time.perf_counter() - t0
     trainable, total = trainable_parameters(model)
-    timer = _step_timer()
+    timer = step_timer()
     kwargs: dict[str, Any] = {}
     if method == "gdrt":
         from lure.train import GDRTTrainer
@@ -231,16 +191,16 @@ def _evaluate(base_dir: Path, spec: Any, adapters: Path, titles: list[str], n_us
     rank_catalogue(model, tok, prompts[:1], sequences=trie.sequences, batch=batch)  # warm-up
     constrained_beam_search(model, tok, prompts[:1], trie, beam=beam)
     users = prompts[1:]
-    _sync()
+    sync()
     t0 = time.perf_counter()
     scores = rank_catalogue(model, tok, users, sequences=trie.sequences, batch=batch)
     rank_s = (time.perf_counter() - t0) / len(users)
     few = users[: min(2, len(users))]
-    _sync()
+    sync()
     t0 = time.perf_counter()
     generic = rank_catalogue(model, tok, few, sequences=trie.sequences, batch=batch, method="generic")
     generic_s = (time.perf_counter() - t0) / len(few)
-    _sync()
+    sync()
     t0 = time.perf_counter()
     found = constrained_beam_search(model, tok, users, trie, beam=beam)
     beam_s = (time.perf_counter() - t0) / len(users)
@@ -313,7 +273,6 @@ def main(argv: list[str] | None = None) -> int:
     from lure.llm.model import set_torch_threads
     from lure.llm.tokenizer import train_tokenizer
     from lure.spec.llm import LoraSpec, ModelSpec, TrainSpec
-    from lure.train import token_groups_column
 
     t_start = time.perf_counter()
     set_torch_threads()
@@ -352,8 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     same_tokens = loaded_tok(probe)["input_ids"] == tok(probe)["input_ids"]
 
     rows = sft_examples(windows, lookup, loaded_tok, max_length=spec.max_length)
-    for r in rows:  # 5 seeded random groups per response token (the grouping itself is outside the training step)
-        r["token_groups"] = token_groups_column(r["labels"], rng.integers(0, 5, sum(x != -100 for x in r["labels"])))
+    attach_random_token_groups(rows, rng)  # the grouping itself is outside the training step
     train = TrainSpec(batch_size=batch, grad_accum=1, epochs=1, max_samples=None, checkpoint_steps=10**6, warmup=0.0,
                       scheduler="constant", learning_rate=1e-4, precision="auto")
 

@@ -19,22 +19,66 @@ import numpy as np
 WARMUP_STEPS = 5  # dropped: the first steps of a process pay allocator / kernel start-up (seconds each on a GPU)
 
 
-def _step_times(trainer: Any) -> list[float]:
-    from transformers import PrinterCallback, TrainerCallback
+def sync() -> None:
+    """Wait for queued GPU work, so a wall-clock interval covers the step's kernels (no-op on the CPU)."""
+    import torch
 
-    times: list[float] = []
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
-    class Timer(TrainerCallback):
+
+def step_timer() -> Any:
+    """A callback recording each optimizer step's wall time (GPU synchronised) and what the Trainer ran with."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+            self.info: dict[str, Any] = {}
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            params = list(model.parameters()) if model is not None else []
+            trainable = [p for p in params if p.requires_grad]
+            frozen = [p for p in params if not p.requires_grad]
+            self.info = {
+                "args_bf16": bool(args.bf16),
+                "args_fp16": bool(args.fp16),
+                "args_device": str(args.device),
+                "args_world_size": int(args.world_size),
+                "args_parallel_mode": str(args.parallel_mode),
+                "frozen_param_dtype": str(frozen[0].dtype) if frozen else None,
+                "trainable_param_dtype": str(trainable[0].dtype) if trainable else None,
+                "model_class": type(model).__name__ if model is not None else None,
+            }
+
         def on_step_begin(self, args, state, control, **kwargs):
+            sync()
             self.t0 = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kwargs):
-            times.append(time.perf_counter() - self.t0)
+            sync()
+            self.times.append(time.perf_counter() - self.t0)
 
-    trainer.add_callback(Timer())
+    return StepTimer()
+
+
+def attach_random_token_groups(rows: list[dict[str, Any]], rng: np.random.Generator, n_groups: int = 5) -> None:
+    """Seeded random GDRT token groups on SFT rows: step cost does not depend on how tokens are grouped."""
+    from lure.train import token_groups_column
+
+    for r in rows:
+        r["token_groups"] = token_groups_column(r["labels"],
+                                                rng.integers(0, n_groups, sum(x != -100 for x in r["labels"])))
+
+
+def _step_times(trainer: Any) -> list[float]:
+    from transformers import PrinterCallback
+
+    timer = step_timer()
+    trainer.add_callback(timer)
     trainer.remove_callback(PrinterCallback)  # keeps stdout pure JSON (the printer echoes train_runtime dicts)
     trainer.train()
-    return times[WARMUP_STEPS:]
+    return timer.times[WARMUP_STEPS:]
 
 
 def bench_train(steps: int = 20, batch: int = 32, seed: int = 0) -> dict[str, float]:
@@ -48,7 +92,7 @@ def bench_train(steps: int = 20, batch: int = 32, seed: int = 0) -> dict[str, fl
     from lure.llm.model import build_tiny_llama, set_torch_threads
     from lure.llm.tokenizer import train_tokenizer
     from lure.spec.llm import TrainSpec
-    from lure.train import GDRTTrainer, token_groups_column
+    from lure.train import GDRTTrainer
     from lure.train.finetune import sft_config
 
     threads = set_torch_threads()
@@ -60,8 +104,7 @@ def bench_train(steps: int = 20, batch: int = 32, seed: int = 0) -> dict[str, fl
                             "item_id": rng.integers(0, 800, n)})
     tok = train_tokenizer(list(titles.values()), [[titles[i] for i in h] for h in windows["history"][:300]])
     rows = sft_examples(windows, titles, tok)
-    for r in rows:  # 5 groups; the grouping itself is outside the training step
-        r["token_groups"] = token_groups_column(r["labels"], rng.integers(0, 5, sum(x != -100 for x in r["labels"])))
+    attach_random_token_groups(rows, rng)  # the grouping itself is outside the training step
     tokens = float(np.mean([len(r["input_ids"]) for r in rows]) * batch)
     train = TrainSpec(batch_size=batch, epochs=1, max_samples=None, checkpoint_steps=10**6, warmup=0.0,
                       scheduler="constant", learning_rate=1e-3)

@@ -21,6 +21,7 @@ from lure.llm.evaluate import (
     window_prompt_ids,
 )
 from lure.pipeline.stages import ITEM_RELEVANCE, LLM_BASE, LLM_METHODS, PREPARED, llm_eval_dir, llm_model_dir
+from lure.propensity.data import RELEVANCE
 from lure.stage import run_stage
 
 if __name__ == "__main__":
@@ -72,7 +73,7 @@ if __name__ == "__main__":
                 scores = model.score(test["user_id"].to_numpy())
             ranked = rank_scores(scores, k, exclude)
         per_sample = accuracy(ranked, test["item_id"].to_numpy(), cfg.ks)
-        truth = prepared / "truth" / "relevance.npy"
+        truth = prepared / RELEVANCE
         if truth.is_file():  # the simulated world: how well the list fits the user, beyond the one logged target
             per_sample[f"true_relevance_at_{max(cfg.ks)}"] = true_relevance(
                 ranked, test["user_id"].to_numpy(), np.load(truth, mmap_mode="r"), max(cfg.ks))
