@@ -185,9 +185,9 @@ def _evaluate(base_dir: Path, spec: Any, adapters: Path, titles: list[str], n_us
     histories = [[titles[i] for i in rng.choice(len(titles), 10, replace=False)] for _ in range(n_users + 1)]
     prompts = [render_prompt(h) for h in histories]
     trie = TokenTrie.from_titles(tok, titles)
-    from lure.llm.generate import _tree_supported  # which exact-ranking path applies to the merged model
+    from lure.llm.title_tree import tree_supported  # which exact-ranking path applies to the merged model
 
-    tree = _tree_supported(model)
+    tree = tree_supported(model)
     rank_catalogue(model, tok, prompts[:1], sequences=trie.sequences, batch=batch)  # warm-up
     constrained_beam_search(model, tok, prompts[:1], trie, beam=beam)
     users = prompts[1:]

@@ -1,7 +1,10 @@
 """Seconds per user of exact catalogue ranking and constrained beam search with the tiny Llama.
 
 Run: ``python bench/llm_bench.py [n_items] [n_users]``. Goal: <= 0.2 s per user for 2,000 items on 2 CPU cores
-(tiny model: hidden 128, 2 layers, 4 heads, 2,000-token BPE). Titles are synthetic (2-5 random words, seeded).
+(tiny model: hidden 128, 2 layers, 4 heads, 2,000-token BPE), for the exact top 10 with the user's 10 history
+items excluded, which is what the evaluation computes (``llm_rank_top10_s_per_user``); the full score matrix
+(every item's log-probability) is reported beside it. Titles are synthetic (2-5 random words, seeded). The model
+is untrained: near-uniform next-token distributions are the worst case for the top-10 pruning.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -25,12 +29,13 @@ def synthetic_titles(n: int, seed: int = 0) -> list[str]:
     return list(titles)
 
 
-def bench_llm(n_items: int = 2000, n_users: int = 20, beam: int = 10, batch: int = 256,
-              seed: int = 0) -> dict[str, float]:
-    """``{"llm_rank_s_per_user": ..., "llm_beam_s_per_user": ..., ...}`` on a synthetic catalogue."""
+def bench_llm(n_items: int = 2000, n_users: int = 20, beam: int = 10, batch: int = 256, seed: int = 0,
+              repeats: int = 2) -> dict[str, float]:
+    """``{"llm_rank_top10_s_per_user": ..., "llm_rank_s_per_user": ..., "llm_beam_s_per_user": ..., ...}`` on a
+    synthetic catalogue: exact top 10 (history excluded), the full score matrix, and beam search (beam 10)."""
     import torch
 
-    from lure.llm.generate import constrained_beam_search, rank_catalogue
+    from lure.llm.generate import constrained_beam_search, rank_catalogue, top_items
     from lure.llm.model import build_tiny_llama, set_torch_threads
     from lure.llm.prompts import render_prompt
     from lure.llm.tokenizer import train_tokenizer
@@ -39,16 +44,32 @@ def bench_llm(n_items: int = 2000, n_users: int = 20, beam: int = 10, batch: int
     threads = set_torch_threads()
     titles = synthetic_titles(n_items, seed)
     rng = np.random.default_rng(seed + 1)
-    histories = [[titles[i] for i in rng.choice(n_items, 10, replace=False)] for _ in range(n_users)]
+    seen = [rng.choice(n_items, 10, replace=False).tolist() for _ in range(n_users)]
+    histories = [[titles[i] for i in h] for h in seen]
     tok = train_tokenizer(titles, histories, vocab_size=2000)
     model = build_tiny_llama(tok, hidden=128, layers=2, heads=4, seed=seed)
     trie = TokenTrie.from_titles(tok, titles)
     prompts = [render_prompt(h) for h in histories]
     constrained_beam_search(model, tok, prompts[:1], trie, beam=beam)  # warm-up
     rank_catalogue(model, tok, prompts[:1], sequences=trie.sequences, batch=batch)
-    start = time.perf_counter()
-    scores = rank_catalogue(model, tok, prompts, sequences=trie.sequences, batch=batch)
-    rank_s = (time.perf_counter() - start) / n_users
+
+    def best_of(passes: int, fn: Any) -> tuple[float, Any]:
+        """Seconds per user of the fastest of ``passes`` passes (timeit's convention: the least disturbed one)."""
+        times, out = [], None
+        for _ in range(passes):
+            start = time.perf_counter()
+            out = fn()
+            times.append((time.perf_counter() - start) / n_users)
+        return min(times), out
+
+    rank_s, scores = best_of(repeats, lambda: rank_catalogue(model, tok, prompts, sequences=trie.sequences,
+                                                             batch=batch))
+    top10_s, top = best_of(repeats, lambda: rank_catalogue(model, tok, prompts, sequences=trie.sequences,
+                                                           batch=batch, top_k=10, exclude=seen))
+    for p, h in enumerate(seen):  # the same top 10 as the full scores give
+        full = scores[p].clone()
+        full[h] = -torch.inf
+        assert torch.equal(top_items(top[p:p + 1], 10), top_items(full[None], 10))
     few = prompts[: min(3, n_users)]  # the generic (cache-repeating) path, for comparison: a few users suffice
     start = time.perf_counter()
     generic = rank_catalogue(model, tok, few, sequences=trie.sequences, batch=batch, method="generic")
@@ -60,6 +81,7 @@ def bench_llm(n_items: int = 2000, n_users: int = 20, beam: int = 10, batch: int
     assert scores.shape == (n_users, n_items) and torch.isfinite(scores).all()
     return {
         "llm_rank_s_per_user": round(rank_s, 4),
+        "llm_rank_top10_s_per_user": round(top10_s, 4),
         "llm_rank_generic_s_per_user": round(generic_s, 4),
         "llm_beam_s_per_user": round(beam_s, 4),
         "llm_title_tokens_mean": round(float(np.mean([len(s) for s in trie.sequences])), 2),

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         "world_gen_s_10k": 30.0,
         "ml1m_propensity_logistic_fit_s": 60.0,
         "ml1m_zoo_total_s": 60.0,
-        "llm_rank_s_per_user": 0.2,
+        "llm_rank_top10_s_per_user": 0.2,
         "gdrt_over_sft_step_ratio": 1.10,
     }
     at_least = {"pairs_per_min": 1_000_000}

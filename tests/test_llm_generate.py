@@ -116,7 +116,7 @@ def test_dead_prefix_beams_are_dropped(setup):
 
 def test_tree_ranking_equals_generic_path(setup):
     """The trie path (one forward position per shared prefix) equals the cache-repeating generic path."""
-    from lure.llm import generate as gen
+    from lure.llm import title_tree
 
     tok, model, trie, prompts = setup
     tree = rank_catalogue(model, tok, prompts, TITLES, method="tree")
@@ -125,10 +125,10 @@ def test_tree_ranking_equals_generic_path(setup):
     assert torch.equal(rank_catalogue(model, tok, prompts, TITLES), tree)  # auto picks the tree for Llama
     # tiny chunks (several per depth), duplicate sequences, a sequence that is a prefix of another, length 1
     seqs = [*trie.sequences, trie.sequences[3], trie.sequences[4][:-1], trie.sequences[0][:1]]
-    t = gen._title_tree(seqs, chunk=2)
-    assert max(g.end - g.start for g in t.groups) <= 2
+    t = title_tree.build_title_tree(seqs)
     with torch.inference_mode():
-        small = torch.stack([gen._tree_scores(model, t, prompt_ids(tok, p)) for p in prompts])
+        small = torch.stack([title_tree.tree_scores(model, t, prompt_ids(tok, p), chunk=2, head_chunk=3)
+                             for p in prompts])
     generic = rank_catalogue(model, tok, prompts, sequences=seqs, batch=4, method="generic")
     assert torch.allclose(small, generic, atol=1e-4)
     assert torch.allclose(rank_catalogue(model, tok, prompts, sequences=seqs, method="tree"), generic, atol=1e-4)
@@ -155,7 +155,7 @@ def test_tree_ranking_grouped_query_attention_and_fallback(setup):
 def test_tree_ranking_threaded_users_equal_one_by_one(setup):
     """Several prompts scored concurrently (one per thread) give each prompt's one-by-one scores, whatever the
     prompt lengths, and the caller's torch thread count is restored; the memoised tree equals a fresh one."""
-    from lure.llm import generate as gen
+    from lure.llm import title_tree
 
     tok, model, trie, prompts = setup
     many = [*prompts, render_prompt(TITLES[:1]), render_prompt(TITLES[2:12]), prompts[0]]
@@ -168,19 +168,79 @@ def test_tree_ranking_threaded_users_equal_one_by_one(setup):
     assert torch.equal(together[0], together[-1])
     generic = rank_catalogue(model, tok, many, sequences=trie.sequences, batch=5, method="generic")
     assert torch.allclose(together, generic, atol=1e-4)
-    cached, fresh = gen._cached_tree(trie.sequences), gen._title_tree(trie.sequences)
-    assert gen._cached_tree([list(s) for s in trie.sequences]) is cached
+    cached, fresh = title_tree.cached_title_tree(trie.sequences), title_tree.build_title_tree(trie.sequences)
+    assert title_tree.cached_title_tree([list(s) for s in trie.sequences]) is cached
     assert torch.equal(cached.tokens, fresh.tokens) and torch.equal(cached.ends, fresh.ends)
 
 
 def test_tree_ranking_without_fused_attention_kernel(setup, monkeypatch):
     """The plain-matmul prompt attention (used off CPU, or where the fused kernel is missing) is exact too."""
-    from lure.llm import generate as gen
+    from lure.llm import title_tree
 
     tok, _, trie, prompts = setup
     gqa = build_tiny_llama(tok, hidden=32, layers=2, heads=4, kv_heads=2, seed=4)
     fused = rank_catalogue(gqa, tok, prompts, sequences=trie.sequences, method="tree")
-    monkeypatch.setattr(gen, "_FLASH_CPU", False)
+    monkeypatch.setattr(title_tree, "_FLASH_CPU", False)
     plain = rank_catalogue(gqa, tok, prompts, sequences=trie.sequences, method="tree", workers=1)
     generic = rank_catalogue(gqa, tok, prompts, sequences=trie.sequences, batch=6, method="generic")
     assert torch.allclose(plain, generic, atol=1e-4) and torch.allclose(fused, plain, atol=1e-4)
+
+
+def _with_excluded(scores: torch.Tensor, exclude) -> torch.Tensor:
+    out = scores.clone()
+    for p, cols in enumerate(exclude or []):
+        out[p, cols] = -torch.inf
+    return out
+
+
+def test_top_k_ranking_prunes_yet_returns_the_exact_top(setup, monkeypatch):
+    """With ``top_k`` (and items excluded per prompt) the tree path forwards only the title prefixes that can
+    still reach the top k, yet returns the full ranking's top k: the same items, order and scores."""
+    import copy
+
+    from lure.llm import title_tree
+
+    tok, model, trie, prompts = setup
+    sharp = copy.deepcopy(model)  # peaked next-token distributions, as after training: pruning bites early
+    with torch.no_grad():
+        sharp.lm_head.weight.copy_(torch.randn(sharp.lm_head.weight.shape, generator=torch.Generator().manual_seed(0)))
+    seqs = [*trie.sequences, trie.sequences[3]]  # a duplicate title, tied with its twin
+    rows = len(title_tree.build_title_tree(seqs).tokens)
+    forwarded: list[int] = []
+    forward = title_tree._TreePass.forward
+
+    def counting(self, r, depth):
+        forwarded.append(len(r))
+        return forward(self, r, depth)
+
+    monkeypatch.setattr(title_tree._TreePass, "forward", counting)
+    for m in (model, sharp):
+        full = rank_catalogue(m, tok, prompts, sequences=seqs, method="tree")
+        history = [top_items(full, 2)[p].tolist() for p in range(len(prompts))]  # the two favourites, excluded
+        for k in (1, 3, 10, len(seqs)):
+            for exclude in (None, history):
+                ref = _with_excluded(full, exclude)
+                forwarded.clear()
+                top = rank_catalogue(m, tok, prompts, sequences=seqs, method="tree", top_k=k, exclude=exclude)
+                best = top_items(ref, k)
+                assert torch.equal(top_items(top, k), best)
+                assert torch.allclose(top.gather(1, best), ref.gather(1, best), atol=1e-5)
+                assert torch.isfinite(top).sum(1).ge(min(k, len(seqs) - (2 if exclude else 0))).all()
+                if k == len(seqs) and exclude is None:
+                    assert torch.allclose(top, full, atol=1e-5)
+                if m is sharp and k <= 3:
+                    assert sum(forwarded) < 0.75 * rows * len(prompts), (k, sum(forwarded), rows)
+                generic = rank_catalogue(m, tok, prompts, sequences=seqs, method="generic", batch=5, top_k=k,
+                                         exclude=exclude)
+                assert torch.equal(top_items(generic, k), best)
+                assert torch.isfinite(generic).sum(1).le(k + 1).all()  # the k best, and a tied twin at most
+    # ties at the k-th place are kept: the duplicate and its twin score the same, and both survive
+    full = rank_catalogue(sharp, tok, prompts[:1], sequences=seqs)
+    k = int((top_items(full, len(seqs))[0] == 3).nonzero()[0, 0]) + 1  # the twins sit at places k and k + 1
+    top = rank_catalogue(sharp, tok, prompts[:1], sequences=seqs, top_k=k)
+    assert torch.isfinite(top[0, [3, len(seqs) - 1]]).all() and top[0, 3] == top[0, -1]
+    assert int(torch.isfinite(top).sum()) == k + 1
+    with pytest.raises(ValueError, match="top_k"):
+        rank_catalogue(model, tok, prompts, sequences=seqs, top_k=0)
+    with pytest.raises(ValueError, match="exclude"):
+        rank_catalogue(model, tok, prompts, sequences=seqs, exclude=[[0]])

@@ -44,7 +44,6 @@ def rank_llm(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], item_
 
     ``item_ids[j]`` is the id of ``titles[j]``; ``exclude`` lists item ids removed per prompt (e.g. its history).
     """
-    import torch
     from rich.progress import track
 
     from lure.llm.generate import constrained_beam_search, rank_catalogue, top_items
@@ -61,11 +60,10 @@ def rank_llm(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], item_
     for start in starts:
         if decoding == "exact":
             block = list(prompts[start : start + chunk])
-            scores = rank_catalogue(model, tokenizer, block, sequences=trie.sequences, batch=batch).clone()
-            if exclude is not None:
-                for row in range(len(block)):
-                    cols = [position[int(i)] for i in exclude[start + row] if int(i) in position]
-                    scores[row, cols] = -torch.inf
+            drop = None if exclude is None else [[position[int(i)] for i in exclude[start + row] if int(i) in position]
+                                                 for row in range(len(block))]
+            scores = rank_catalogue(model, tokenizer, block, sequences=trie.sequences, batch=batch, top_k=k,
+                                    exclude=drop)
             out[start : start + len(block)] = ids[top_items(scores, k).numpy()]
         elif decoding == "beam":
             drop = exclude[start] if exclude is not None else ()
