@@ -141,8 +141,9 @@ class LLMEvalSpec(Section):
 
     decoding: Literal["exact", "beam"] = Field(
         "exact",
-        description="'exact': every catalogue title scored by its sequence log-probability (the true top-K); "
-        "'beam': constrained beam search over the title trie (for catalogues too large to score).",
+        description="'exact': the true top-K of the catalogue by sequence log-probability (title prefixes that "
+        "provably cannot reach it are skipped); 'beam': constrained beam search over the title trie (for "
+        "catalogues too large to score).",
     )
     beam: int = Field(10, ge=1, le=1000, description="Beams of constrained beam search (at least max(ks)).")
     ks: list[int] = Field(default_factory=lambda: [5, 10], min_length=1, description="Cut-offs of HIT@K and NDCG@K.")
