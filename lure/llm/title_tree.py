@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from lure.llm.generate import run_prompt  # generate imports this module only inside rank_catalogue
+
 CHUNK = 2048  # rows per forward call (all of one depth): amortises per-call overhead, stays cache-sized
 HEAD_CHUNK = 256  # rows per lm-head block: the (rows x vocab) logits stay in cache for the fused log-softmax
 PROBE_BEAM = 64  # widest probe beam; at most a 16th of the catalogue, at least top_k (see tree_scores)
@@ -263,8 +265,6 @@ class _TreePass:
 
     def __init__(self, model: Any, tree: TitleTree, prompt: Sequence[int], weights: TreeWeights,
                  head_chunk: int) -> None:
-        from lure.llm.generate import run_prompt
-
         self.tree, self.w, self.head_chunk = tree, weights, head_chunk
         self.device = device = next(model.parameters()).device
         logp0, cache = run_prompt(model, prompt)
@@ -386,9 +386,9 @@ def tree_scores(model: Any, tree: TitleTree, prompt: Sequence[int], weights: Tre
     With ``top_k``, only prefixes that can still lead to one of the ``top_k`` best sequences (``exclude``:
     sequence indices that do not count) are forwarded: the top ``top_k`` get their exact scores, others may be
     -inf. Without it every sequence is scored. ``chunk``/``head_chunk`` bound the rows per forward / lm-head call;
-    ``probe`` is the width of the probe beam (0: none). Its default, ``top_k`` <= ``min(64, n / 16)``, was tuned
-    on the world's trained SFT model (800 titles, top 10): width 10 left tau so low that 2.5x more rows were
-    forwarded than with 60, and wider than ~100 costs more than it saves.
+    ``probe`` is the width of the probe beam (0: none). Its default, ``max(top_k, min(64, n / 16))`` for ``n``
+    sequences, was tuned on the world's trained SFT model (800 titles, top 10): with width 10, tau stayed so low
+    that ranking took 2.5x as long as with width 60, and widths beyond ~100 cost more than they save.
     """
     weights = tree_weights(model) if weights is None else weights
     run = _TreePass(model, tree, prompt, weights, head_chunk)
@@ -403,9 +403,13 @@ def tree_scores(model: Any, tree: TitleTree, prompt: Sequence[int], weights: Tre
 
     if probe is None:
         probe = max(top_k or 0, min(PROBE_BEAM, n_seq // 16))
-    if prune and probe > 0:  # a narrow beam down the tree finishes some titles, so that tau exists early
+    if prune and probe > 0:  # the probe beam finishes some titles, so that tau exists from the first depth
         for d in tree.row_depths:
             rows, score = run.pending(d)
+            live = score >= tau()  # a prefix below tau cannot raise tau: once none is left, the probe is done
+            if not live.any():
+                break
+            rows, score = rows[live], score[live]
             run.forward(rows[score.topk(min(probe, len(rows))).indices.sort().values], d)
     for d in tree.row_depths:
         rows, score = run.pending(d)
