@@ -209,9 +209,9 @@ def test_top_k_ranking_prunes_yet_returns_the_exact_top(setup, monkeypatch):
     forwarded: list[int] = []
     forward = title_tree._TreePass.forward
 
-    def counting(self, r, depth):
+    def counting(self, r, depth, tau=-float("inf")):
         forwarded.append(len(r))
-        return forward(self, r, depth)
+        return forward(self, r, depth, tau)
 
     monkeypatch.setattr(title_tree._TreePass, "forward", counting)
     for m in (model, sharp):
@@ -240,7 +240,52 @@ def test_top_k_ranking_prunes_yet_returns_the_exact_top(setup, monkeypatch):
     top = rank_catalogue(sharp, tok, prompts[:1], sequences=seqs, top_k=k)
     assert torch.isfinite(top[0, [3, len(seqs) - 1]]).all() and top[0, 3] == top[0, -1]
     assert int(torch.isfinite(top).sum()) == k + 1
+    flat = copy.deepcopy(model)  # every next token equally likely: the bound of the lm-head skip is exact here
+    with torch.no_grad():
+        flat.lm_head.weight.copy_(flat.lm_head.weight[:1].expand_as(flat.lm_head.weight))
+    for m in (model, sharp, flat):
+        full = rank_catalogue(m, tok, prompts, sequences=seqs, method="tree")
+        top = rank_catalogue(m, tok, prompts, sequences=seqs, method="tree", top_k=3)
+        assert torch.allclose(top.gather(1, top_items(full, 3)), full.gather(1, top_items(full, 3)), atol=1e-5)
     with pytest.raises(ValueError, match="top_k"):
         rank_catalogue(model, tok, prompts, sequences=seqs, top_k=0)
     with pytest.raises(ValueError, match="exclude"):
         rank_catalogue(model, tok, prompts, sequences=seqs, exclude=[[0]])
+
+
+def test_lm_head_bound_keeps_every_row_whose_child_reaches_tau(setup, monkeypatch):
+    """Rows whose children provably score below tau skip the lm head (log-sum-exp >= mean logit + log V). The
+    bound must hold for every row, with tau exactly at the row's best child (rounding included: on a model whose
+    next tokens are all equally likely the bound equals the exact score), and must drop the rows it should."""
+    import copy
+
+    from lure.llm import title_tree
+
+    tok, model, trie, prompts = setup
+    flat, sharp = copy.deepcopy(model), copy.deepcopy(model)
+    with torch.no_grad():
+        flat.lm_head.weight.copy_(flat.lm_head.weight[:1].expand_as(flat.lm_head.weight))
+        sharp.lm_head.weight.copy_(torch.randn(sharp.lm_head.weight.shape, generator=torch.Generator().manual_seed(0)))
+    seen: list[tuple] = []
+    score_children = title_tree._TreePass._score_children
+
+    def keeping(self, rows, x, tau):
+        score_children(self, rows, x, tau)
+        best = torch.stack([self.total[self.t["edge_child"][int(self.t["edge_ptr"][r]):int(self.t["edge_ptr"][r + 1])]]
+                            .max() for r in rows])
+        seen.append((self, rows, x, best))
+
+    monkeypatch.setattr(title_tree._TreePass, "_score_children", keeping)
+    tree = title_tree.build_title_tree(trie.sequences)
+    for m, name in ((model, "untrained"), (sharp, "sharp"), (flat, "flat")):
+        seen.clear()
+        title_tree.tree_scores(m, tree, prompt_ids(tok, prompts[0]), title_tree.tree_weights(m))
+        dropped = 0
+        for run, rows, x, best in seen:
+            for tau in best.tolist():
+                hopeful = run._hopeful(rows, x, tau)
+                assert hopeful[best >= tau].all(), (name, tau)
+                dropped += int((~hopeful).sum())
+            if m is flat:  # the bound is tight here: it only adds its rounding slack (~1e-3)
+                assert not run._hopeful(rows, x, float(best.max()) + 0.01).any()
+        assert dropped > 0 or m is flat, name  # (flat: all prefixes of a depth tie, so none is below another)

@@ -19,6 +19,7 @@ finish.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -189,6 +190,9 @@ class TreeWeights:
     eps_final: float
     w_lm: torch.Tensor  # lm_head weight with the final norm weight folded in
     b_lm: torch.Tensor | None
+    lm_mean: torch.Tensor  # (hidden + 1,) float32: the mean row of [w_lm | b_lm] (the bound of _TreePass._hopeful)
+    lm_norm_max: float  # largest row norm of w_lm
+    lm_bias_max: float  # largest |b_lm| (0 without a bias)
 
 
 def _cat_bias(*linears: torch.nn.Linear, scale: Sequence[float] | None = None) -> torch.Tensor | None:
@@ -200,6 +204,7 @@ def _cat_bias(*linears: torch.nn.Linear, scale: Sequence[float] | None = None) -
                       for lin, c in zip(linears, scale, strict=True)])
 
 
+@torch.no_grad()
 def tree_weights(model: Any) -> TreeWeights:
     layers = []
     for layer in model.model.layers[: model.config.num_hidden_layers]:
@@ -213,7 +218,11 @@ def tree_weights(model: Any) -> TreeWeights:
             attn.o_proj.weight, attn.o_proj.bias, layer.post_attention_layernorm.variance_epsilon, w_gu,
             _cat_bias(mlp.gate_proj, mlp.up_proj), mlp.down_proj.weight, mlp.down_proj.bias, mlp.act_fn))
     norm = model.model.norm
-    return TreeWeights(layers, norm.variance_epsilon, model.lm_head.weight * norm.weight, model.lm_head.bias)
+    w_lm, b_lm = model.lm_head.weight * norm.weight, model.lm_head.bias
+    bias = torch.zeros(len(w_lm), dtype=torch.float32, device=w_lm.device) if b_lm is None else b_lm.float()
+    lm_mean = torch.cat([w_lm.float().mean(0), bias.mean(0, keepdim=True)])
+    return TreeWeights(layers, norm.variance_epsilon, w_lm, b_lm, lm_mean, float(w_lm.float().norm(dim=1).max()),
+                       float(bias.abs().max()))
 
 
 def _rms(x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -309,8 +318,9 @@ class _TreePass:
         self.b_rot = [None if lw.b_qkv is None else _rotated(lw.b_qkv, n_rot, self.hd, c, s) for lw in self.w.layers]
         self.rot_depth = depth
 
-    def forward(self, rows: torch.Tensor, depth: int) -> None:
-        """Forward ``rows`` (ascending, all of ``depth``, ancestors done) and score their children."""
+    def forward(self, rows: torch.Tensor, depth: int, tau: float = -math.inf) -> None:
+        """Forward ``rows`` (ascending, all of ``depth``, ancestors done) and score their children (those that
+        may reach ``tau``, see :meth:`_score_children`)."""
         n, kv, gq, hd, d = len(rows), self.kv, self.gq, self.hd, depth
         if n == 0:
             return
@@ -349,19 +359,56 @@ class _TreePass:
             gu = torch.nn.functional.linear(_rms(h, lw.eps_post), lw.w_gu, lw.b_gu)
             half = gu.shape[-1] // 2
             h = h + torch.nn.functional.linear(lw.act(gu[:, :half]) * gu[:, half:], lw.w_down, lw.b_down)
-        self._score_children(rows, _rms(h, self.w.eps_final))
+        self._score_children(rows, _rms(h, self.w.eps_final), tau)
         self.done[rows] = True
 
-    def _score_children(self, rows: torch.Tensor, x: torch.Tensor) -> None:
-        """log P(child | row's prefix) for every child edge of ``rows``, added to the row's prefix score."""
-        t, hc, n = self.t, self.head_chunk, len(rows)
+    def _edges(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The child edges of ``rows``: each edge's index into ``rows``, its token and the node it leads to."""
+        t, n = self.t, len(rows)
         lo, count = t["edge_ptr"][rows], t["edge_ptr"][rows + 1] - t["edge_ptr"][rows]
         edge_row = torch.repeat_interleave(torch.arange(n, device=self.device), count)
         first = torch.cumsum(count, 0) - count
         edges = lo[edge_row] + torch.arange(len(edge_row), device=self.device) - first[edge_row]
-        tok, child = t["edge_tok"][edges], t["edge_child"][edges]
+        return edge_row, t["edge_tok"][edges], t["edge_child"][edges]
+
+    def _hopeful(self, rows: torch.Tensor, x: torch.Tensor, tau: float) -> torch.Tensor:
+        """Which of ``rows`` may have a child scoring >= ``tau``, decided without the lm head's full matmul.
+
+        Jensen: log-sum-exp(logits) >= mean(logits) + log V, so log P(child) <= logit(child) - mean(logits) - log V
+        (eq. of the bound: docs/llm.md, "Exact top k"). The child's logit and the mean logit are two dot products
+        per row instead of V; the slack covers their float rounding (|error| <= gamma_K * |x| * |w| for a dot product
+        of length K, plus the weights' own rounding when they are not float32), so the test never drops a row whose
+        exactly computed child would reach tau.
+        """
+        w = self.w
+        edge_row, tok, _ = self._edges(rows)
+        xf = x.float()
+        logit = (xf[edge_row] * w.w_lm[tok].float()).sum(-1)
+        if w.b_lm is not None:
+            logit = logit + w.b_lm[tok].float()
+        floor = xf @ w.lm_mean[:-1] + w.lm_mean[-1] + math.log(len(w.w_lm))  # <= log-sum-exp of the row's logits
+        prefix = self.total[self.t["row_node"][rows]]
+        bound = prefix[edge_row] + logit - floor[edge_row]
+        size = xf.norm(dim=-1) * w.lm_norm_max + w.lm_bias_max  # >= |logit| of any token, and >= |mean logit|
+        eps = 2 * (x.shape[-1] * torch.finfo(torch.float32).eps + torch.finfo(w.w_lm.dtype).eps)
+        slack = 1e-3 + 2 * eps * size[edge_row] + 1e-5 * (prefix[edge_row].abs() + floor[edge_row].abs())
+        hopeful = torch.zeros(len(rows), dtype=torch.bool, device=self.device)
+        hopeful[edge_row[bound + slack >= tau]] = True
+        return hopeful
+
+    def _score_children(self, rows: torch.Tensor, x: torch.Tensor, tau: float) -> None:
+        """log P(child | row's prefix) for every child edge of ``rows``, added to the row's prefix score.
+
+        With a finite ``tau``, rows none of whose children can reach it skip the lm head (their children stay
+        unreached, so -inf): on a near-uniform model that is a quarter of the forwarded rows.
+        """
+        if tau > -math.inf:
+            hopeful = self._hopeful(rows, x, tau)
+            rows, x = rows[hopeful], x[hopeful]
+        t, hc, n = self.t, self.head_chunk, len(rows)
+        edge_row, tok, child = self._edges(rows)
         bounds = torch.searchsorted(edge_row, torch.arange(0, n + hc, hc, device=self.device)).tolist()
-        picked = torch.empty(len(edges), dtype=torch.float32, device=self.device)
+        picked = torch.empty(len(edge_row), dtype=torch.float32, device=self.device)
         for b, i in enumerate(range(0, n, hc)):
             e0, e1 = bounds[b], bounds[b + 1]
             logp = torch.log_softmax(torch.nn.functional.linear(x[i:i + hc], self.w.w_lm, self.w.b_lm).float(), -1)
@@ -410,10 +457,10 @@ def tree_scores(model: Any, tree: TitleTree, prompt: Sequence[int], weights: Tre
             if not live.any():
                 break
             rows, score = rows[live], score[live]
-            run.forward(rows[score.topk(min(probe, len(rows))).indices.sort().values], d)
+            run.forward(rows[score.topk(min(probe, len(rows))).indices.sort().values], d, tau())
     for d in tree.row_depths:
         rows, score = run.pending(d)
         rows = rows[score >= tau()] if prune else rows
         for i in range(0, len(rows), chunk):
-            run.forward(rows[i:i + chunk], d)
+            run.forward(rows[i:i + chunk], d, tau())
     return run.total[run.t["ends"]]
