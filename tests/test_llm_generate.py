@@ -209,9 +209,9 @@ def test_top_k_ranking_prunes_yet_returns_the_exact_top(setup, monkeypatch):
     forwarded: list[int] = []
     forward = title_tree._TreePass.forward
 
-    def counting(self, r, depth, tau=-float("inf")):
+    def counting(self, r, depth, tau=-float("inf"), defer=False):
         forwarded.append(len(r))
-        return forward(self, r, depth, tau)
+        return forward(self, r, depth, tau, defer)
 
     monkeypatch.setattr(title_tree._TreePass, "forward", counting)
     for m in (model, sharp):
@@ -269,8 +269,8 @@ def test_lm_head_bound_keeps_every_row_whose_child_reaches_tau(setup, monkeypatc
     seen: list[tuple] = []
     score_children = title_tree._TreePass._score_children
 
-    def keeping(self, rows, x, tau):
-        score_children(self, rows, x, tau)
+    def keeping(self, rows, x, tau, defer=False):
+        score_children(self, rows, x, tau, defer)
         best = torch.stack([self.total[self.t["edge_child"][int(self.t["edge_ptr"][r]):int(self.t["edge_ptr"][r + 1])]]
                             .max() for r in rows])
         seen.append((self, rows, x, best))
@@ -279,7 +279,8 @@ def test_lm_head_bound_keeps_every_row_whose_child_reaches_tau(setup, monkeypatc
     tree = title_tree.build_title_tree(trie.sequences)
     for m, name in ((model, "untrained"), (sharp, "sharp"), (flat, "flat")):
         seen.clear()
-        title_tree.tree_scores(m, tree, prompt_ids(tok, prompts[0]), title_tree.tree_weights(m))
+        with torch.inference_mode():
+            title_tree.tree_scores(m, tree, prompt_ids(tok, prompts[0]), title_tree.tree_weights(m))
         dropped = 0
         for run, rows, x, best in seen:
             for tau in best.tolist():
@@ -289,3 +290,72 @@ def test_lm_head_bound_keeps_every_row_whose_child_reaches_tau(setup, monkeypatc
             if m is flat:  # the bound is tight here: it only adds its rounding slack (~1e-3)
                 assert not run._hopeful(rows, x, float(best.max()) + 0.01).any()
         assert dropped > 0 or m is flat, name  # (flat: all prefixes of a depth tie, so none is below another)
+
+
+def test_deferred_lm_heads_still_give_the_exact_top(setup, monkeypatch):
+    """Rows with a near-uniform next-token distribution defer their lm head: their children carry the Jensen
+    bound instead of an exact score, and only the paths of titles that may reach the top get exact scores. The
+    top k must still be the full ranking's, with its scores, whether all, some or none of the rows defer."""
+    import copy
+
+    from lure.llm import title_tree
+
+    tok, model, trie, prompts = setup
+    seqs = [*trie.sequences, trie.sequences[3]]
+    mixed = copy.deepcopy(model)
+    with torch.no_grad():
+        mixed.lm_head.weight.copy_(0.075 * torch.randn(mixed.lm_head.weight.shape,
+                                                       generator=torch.Generator().manual_seed(0)))
+    gaps: list[torch.Tensor] = []
+    heads: list[int] = []
+    forwarded: list[int] = []
+    jensen_gap, head, forward = title_tree._TreePass._jensen_gap, title_tree._TreePass._head, title_tree._TreePass.forward
+    monkeypatch.setattr(title_tree._TreePass, "_jensen_gap", lambda self, x: gaps.append(jensen_gap(self, x)) or gaps[-1])
+    monkeypatch.setattr(title_tree._TreePass, "_head",
+                        lambda self, rows, x, edges=None: heads.append(len(rows)) or head(self, rows, x, edges))
+    monkeypatch.setattr(title_tree._TreePass, "forward",
+                        lambda self, rows, *a, **kw: forwarded.append(len(rows)) or forward(self, rows, *a, **kw))
+    rank_catalogue(mixed, tok, prompts, sequences=seqs, top_k=3)
+    monkeypatch.setattr(title_tree, "DEFER_GAP", float(torch.cat(gaps).median()))  # about half the rows defer
+    deferred: list[torch.Tensor] = []
+    for m, share in ((model, "all"), (mixed, "some")):
+        full = rank_catalogue(m, tok, prompts, sequences=seqs, method="tree")
+        history = [top_items(full, 2)[p].tolist() for p in range(len(prompts))]
+        for k in (1, 3, 10):
+            for exclude in (None, history):
+                gaps.clear(), heads.clear(), forwarded.clear()
+                ref = _with_excluded(full, exclude)
+                top = rank_catalogue(m, tok, prompts, sequences=seqs, method="tree", top_k=k, exclude=exclude)
+                best = top_items(ref, k)
+                assert torch.equal(top_items(top, k), best), (share, k)
+                assert torch.allclose(top.gather(1, best), ref.gather(1, best), atol=1e-5)
+                lazy = torch.cat(gaps) < title_tree.DEFER_GAP
+                if share == "all":
+                    # only the rows on the paths of the k best titles (and of near misses) run their heads
+                    assert lazy.all() and sum(heads) < (0.5 if k == 1 else 1.0) * sum(forwarded), (k, sum(heads))
+                else:
+                    deferred.append(lazy)
+    assert torch.cat(deferred).any() and not torch.cat(deferred).all()  # the mixed model: some rows defer, some not
+
+
+def test_inexact_scores_bound_the_exact_ones(setup, monkeypatch):
+    """After a top-k walk with deferred lm heads, every reached prefix's score is an upper bound of its exact
+    score (what pruning relies on), and equals it wherever it is marked exact."""
+    from lure.llm import title_tree
+
+    tok, model, trie, prompts = setup
+    runs: list = []
+    init = title_tree._TreePass.__init__
+    monkeypatch.setattr(title_tree._TreePass, "__init__", lambda self, *a, **kw: runs.append(self) or init(self, *a, **kw))
+    tree = title_tree.build_title_tree(trie.sequences)
+    weights = title_tree.tree_weights(model)
+    for prompt in prompts:
+        ids = prompt_ids(tok, prompt)
+        title_tree.tree_scores(model, tree, ids, weights)  # every node, exactly
+        title_tree.tree_scores(model, tree, ids, weights, top_k=2)
+        full, top = runs[-2], runs[-1]
+        reached = top.reached.clone()
+        assert not top.exact[reached].all() and top.exact[reached].any()  # some scores stayed bounds
+        assert (top.total[reached] >= full.total[reached] - 1e-5).all()
+        exact = reached & top.exact
+        assert torch.allclose(top.total[exact], full.total[exact], atol=1e-5)

@@ -31,6 +31,7 @@ from lure.llm.generate import run_prompt  # generate imports this module only in
 CHUNK = 2048  # rows per forward call (all of one depth): amortises per-call overhead, stays cache-sized
 HEAD_CHUNK = 256  # rows per lm-head block: the (rows x vocab) logits stay in cache for the fused log-softmax
 PROBE_BEAM = 64  # widest probe beam; at most a 16th of the catalogue, at least top_k (see tree_scores)
+DEFER_GAP = 0.1  # rows whose lm-head bound overshoots by less (nats, estimated) defer their head (_score_children)
 _CACHE: dict[tuple[Any, ...], TitleTree] = {}  # recent trees by content; see cached_title_tree
 _CACHE_SIZE = 4
 
@@ -55,6 +56,7 @@ class TitleTree:
     ends: torch.Tensor  # (n_sequences,) node reached by each full sequence
     n_nodes: int
     max_depth: int  # of any node (the deepest rows are one shallower)
+    parent_row: torch.Tensor  # (n_nodes,) the row of each node's parent (-1: the root and its children)
 
     @property
     def row_depths(self) -> range:
@@ -127,6 +129,7 @@ def build_title_tree(sequences: Sequence[Sequence[int]]) -> TitleTree:
         ends=torch.tensor([new[e] for e in ends], dtype=long),
         n_nodes=n_nodes,
         max_depth=max(dep),
+        parent_row=torch.tensor([-1 if n == 0 else row_of.get(par[n], -1) for n in range(n_nodes)], dtype=long),
     )
 
 
@@ -193,6 +196,7 @@ class TreeWeights:
     lm_mean: torch.Tensor  # (hidden + 1,) float32: the mean row of [w_lm | b_lm] (the bound of _TreePass._hopeful)
     lm_norm_max: float  # largest row norm of w_lm
     lm_bias_max: float  # largest |b_lm| (0 without a bias)
+    lm_cov: torch.Tensor  # (hidden + 1, hidden + 1) float32: covariance of the rows of [w_lm | b_lm] (_jensen_gap)
 
 
 def _cat_bias(*linears: torch.nn.Linear, scale: Sequence[float] | None = None) -> torch.Tensor | None:
@@ -220,9 +224,10 @@ def tree_weights(model: Any) -> TreeWeights:
     norm = model.model.norm
     w_lm, b_lm = model.lm_head.weight * norm.weight, model.lm_head.bias
     bias = torch.zeros(len(w_lm), dtype=torch.float32, device=w_lm.device) if b_lm is None else b_lm.float()
-    lm_mean = torch.cat([w_lm.float().mean(0), bias.mean(0, keepdim=True)])
-    return TreeWeights(layers, norm.variance_epsilon, w_lm, b_lm, lm_mean, float(w_lm.float().norm(dim=1).max()),
-                       float(bias.abs().max()))
+    rows = torch.cat([w_lm.float(), bias[:, None]], dim=1)
+    spread = rows[:: max(1, len(rows) // 4096)]  # a cost estimate only: 4,096 rows of a large vocabulary suffice
+    return TreeWeights(layers, norm.variance_epsilon, w_lm, b_lm, rows.mean(0), float(w_lm.float().norm(dim=1).max()),
+                       float(bias.abs().max()), torch.cov(spread.T, correction=0))
 
 
 def _rms(x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -293,13 +298,20 @@ class _TreePass:
         self.cos, self.sin = self.rotary(self.keys_p[0], position_ids=pos)  # (1, depths, hd)
         self.rot_depth, self.w_rot, self.b_rot = 0, [], []  # q|k|v weights rotated for one depth (memory: one copy)
         t = {name: getattr(tree, name).to(device) for name in
-             ("tokens", "row_node", "edge_ptr", "edge_tok", "edge_child", "root_tok", "root_child", "ends")}
+             ("tokens", "row_node", "edge_ptr", "edge_tok", "edge_child", "root_tok", "root_child", "ends",
+              "parent_row")}
         self.t = t
         self.total = torch.full((tree.n_nodes,), -torch.inf, dtype=torch.float32, device=device)  # log P(prefix)
         self.total[t["root_child"]] = logp0[t["root_tok"]]
         self.reached = torch.zeros(tree.n_nodes, dtype=torch.bool, device=device)  # its parent was forwarded
         self.reached[t["root_child"]] = True
         self.done = torch.zeros(rows, dtype=torch.bool, device=device)
+        # deferred lm heads (see _score_children): which scores are exact, which rows' heads ran, their edges' log P
+        self.exact = torch.zeros(tree.n_nodes, dtype=torch.bool, device=device)
+        self.exact[t["root_child"]] = True
+        self.head_done = torch.zeros(rows, dtype=torch.bool, device=device)
+        self.edge_logp = torch.full((len(tree.edge_tok),), torch.nan, dtype=torch.float32, device=device)
+        self.x: torch.Tensor | None = None  # (rows, hidden) lm-head inputs of deferred rows, allocated on first use
 
     def pending(self, depth: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows of ``depth`` whose parent was forwarded but which were not, and their prefix scores."""
@@ -318,9 +330,9 @@ class _TreePass:
         self.b_rot = [None if lw.b_qkv is None else _rotated(lw.b_qkv, n_rot, self.hd, c, s) for lw in self.w.layers]
         self.rot_depth = depth
 
-    def forward(self, rows: torch.Tensor, depth: int, tau: float = -math.inf) -> None:
+    def forward(self, rows: torch.Tensor, depth: int, tau: float = -math.inf, defer: bool = False) -> None:
         """Forward ``rows`` (ascending, all of ``depth``, ancestors done) and score their children (those that
-        may reach ``tau``, see :meth:`_score_children`)."""
+        may reach ``tau``; ``defer``: see :meth:`_score_children`)."""
         n, kv, gq, hd, d = len(rows), self.kv, self.gq, self.hd, depth
         if n == 0:
             return
@@ -359,72 +371,142 @@ class _TreePass:
             gu = torch.nn.functional.linear(_rms(h, lw.eps_post), lw.w_gu, lw.b_gu)
             half = gu.shape[-1] // 2
             h = h + torch.nn.functional.linear(lw.act(gu[:, :half]) * gu[:, half:], lw.w_down, lw.b_down)
-        self._score_children(rows, _rms(h, self.w.eps_final), tau)
+        self._score_children(rows, _rms(h, self.w.eps_final), tau, defer)
         self.done[rows] = True
 
-    def _edges(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The child edges of ``rows``: each edge's index into ``rows``, its token and the node it leads to."""
+    def _edges(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The child edges of ``rows``: each edge's index into ``rows``, its id, its token and the node it leads to."""
         t, n = self.t, len(rows)
         lo, count = t["edge_ptr"][rows], t["edge_ptr"][rows + 1] - t["edge_ptr"][rows]
         edge_row = torch.repeat_interleave(torch.arange(n, device=self.device), count)
         first = torch.cumsum(count, 0) - count
         edges = lo[edge_row] + torch.arange(len(edge_row), device=self.device) - first[edge_row]
-        return edge_row, t["edge_tok"][edges], t["edge_child"][edges]
+        return edge_row, edges, t["edge_tok"][edges], t["edge_child"][edges]
 
-    def _hopeful(self, rows: torch.Tensor, x: torch.Tensor, tau: float) -> torch.Tensor:
-        """Which of ``rows`` may have a child scoring >= ``tau``, decided without the lm head's full matmul.
+    def _bounds(self, rows: torch.Tensor, x: torch.Tensor, edge_row: torch.Tensor,
+                tok: torch.Tensor) -> torch.Tensor:
+        """An upper bound of the score each child edge of ``rows`` (``edge_row``/``tok``: see :meth:`_edges`) will
+        get, without the lm head's full matmul.
 
         Jensen: log-sum-exp(logits) >= mean(logits) + log V, so log P(child) <= logit(child) - mean(logits) - log V
-        (eq. of the bound: docs/llm.md, "Exact top k"). The child's logit and the mean logit are two dot products
-        per row instead of V; the slack covers their float rounding (|error| <= gamma_K * |x| * |w| for a dot product
-        of length K, plus the weights' own rounding when they are not float32), so the test never drops a row whose
-        exactly computed child would reach tau.
+        (docs/llm.md, "Exact top k"). The child's logit and the mean logit are two dot products per row instead of
+        V; the slack covers their float rounding (|error| <= gamma_K * |x| * |w| for a dot product of length K, plus
+        the weights' own rounding when they are not float32), so the bound holds for the computed scores too.
         """
         w = self.w
-        edge_row, tok, _ = self._edges(rows)
         xf = x.float()
         logit = (xf[edge_row] * w.w_lm[tok].float()).sum(-1)
         if w.b_lm is not None:
             logit = logit + w.b_lm[tok].float()
         floor = xf @ w.lm_mean[:-1] + w.lm_mean[-1] + math.log(len(w.w_lm))  # <= log-sum-exp of the row's logits
         prefix = self.total[self.t["row_node"][rows]]
-        bound = prefix[edge_row] + logit - floor[edge_row]
         size = xf.norm(dim=-1) * w.lm_norm_max + w.lm_bias_max  # >= |logit| of any token, and >= |mean logit|
         eps = 2 * (x.shape[-1] * torch.finfo(torch.float32).eps + torch.finfo(w.w_lm.dtype).eps)
-        slack = 1e-3 + 2 * eps * size[edge_row] + 1e-5 * (prefix[edge_row].abs() + floor[edge_row].abs())
+        slack = 1e-3 + 2 * eps * size + 1e-5 * (prefix.abs() + floor.abs())
+        return (prefix - floor + slack)[edge_row] + logit
+
+    def _hopeful(self, rows: torch.Tensor, x: torch.Tensor, tau: float) -> torch.Tensor:
+        """Which of ``rows`` may have a child scoring >= ``tau`` (by :meth:`_bounds`)."""
+        edge_row, _, tok, _ = self._edges(rows)
         hopeful = torch.zeros(len(rows), dtype=torch.bool, device=self.device)
-        hopeful[edge_row[bound + slack >= tau]] = True
+        hopeful[edge_row[self._bounds(rows, x, edge_row, tok) >= tau]] = True
         return hopeful
 
-    def _score_children(self, rows: torch.Tensor, x: torch.Tensor, tau: float) -> None:
-        """log P(child | row's prefix) for every child edge of ``rows``, added to the row's prefix score.
+    def _jensen_gap(self, x: torch.Tensor) -> torch.Tensor:
+        """About how far :meth:`_bounds` overshoots each row's children: log-mean-exp minus the mean of the
+        logits, ~ half their variance over the vocabulary (exact for Gaussian logits), from the lm head's
+        covariance. Only a cost estimate: which rows defer their lm head, never what is returned."""
+        cov = self.w.lm_cov
+        xt = torch.cat([x.float(), torch.ones(len(x), 1, dtype=torch.float32, device=self.device)], dim=1)
+        return 0.5 * ((xt @ cov) * xt).sum(-1)
 
-        With a finite ``tau``, rows none of whose children can reach it skip the lm head (their children stay
-        unreached, so -inf): on a near-uniform model that is a quarter of the forwarded rows.
-        """
-        if tau > -math.inf:
-            hopeful = self._hopeful(rows, x, tau)
-            rows, x = rows[hopeful], x[hopeful]
-        t, hc, n = self.t, self.head_chunk, len(rows)
-        edge_row, tok, child = self._edges(rows)
+    def _head(self, rows: torch.Tensor, x: torch.Tensor,
+              edges: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Run the lm head on ``rows``: log P(child | row's prefix) of each child edge (``edges``: their
+        :meth:`_edges`), kept in ``edge_logp`` and returned."""
+        hc, n = self.head_chunk, len(rows)
+        edge_row, edge, tok, _ = self._edges(rows) if edges is None else edges
         bounds = torch.searchsorted(edge_row, torch.arange(0, n + hc, hc, device=self.device)).tolist()
-        picked = torch.empty(len(edge_row), dtype=torch.float32, device=self.device)
+        picked = torch.empty(len(edge), dtype=torch.float32, device=self.device)
         for b, i in enumerate(range(0, n, hc)):
             e0, e1 = bounds[b], bounds[b + 1]
             logp = torch.log_softmax(torch.nn.functional.linear(x[i:i + hc], self.w.w_lm, self.w.b_lm).float(), -1)
             picked[e0:e1] = logp[edge_row[e0:e1] - i, tok[e0:e1]]
-        self.total[child] = self.total[t["row_node"][rows]][edge_row] + picked
+        self.edge_logp[edge] = picked
+        self.head_done[rows] = True
+        return picked
+
+    def _score_children(self, rows: torch.Tensor, x: torch.Tensor, tau: float, defer: bool = False) -> None:
+        """Score the children of ``rows``: each child's prefix score is its row's plus log P(child | row's prefix).
+
+        With a finite ``tau``, rows none of whose children can reach it (by :meth:`_bounds`) skip the lm head;
+        their children stay unreached (-inf). With ``defer`` too, rows whose bound is nearly tight (a near-uniform
+        next-token distribution, as before or early in training) also skip it for now: their children get the
+        bound as an inexact score, which prunes about as well as the exact one would, and :meth:`resolve` runs
+        the heads of the few rows on the paths of titles that may reach the top.
+        """
+        edge_row, edge, tok, child = self._edges(rows)
+        if tau > -math.inf:
+            bound = self._bounds(rows, x, edge_row, tok)
+            hopeful = torch.zeros(len(rows), dtype=torch.bool, device=self.device)
+            hopeful[edge_row[bound >= tau]] = True
+            if defer:
+                lazy = hopeful & (self._jensen_gap(x) < DEFER_GAP)
+                if lazy.any():
+                    if self.x is None:
+                        self.x = torch.empty(len(self.tree.tokens), x.shape[-1], dtype=x.dtype, device=self.device)
+                    self.x[rows[lazy]] = x[lazy]
+                    on = lazy[edge_row]
+                    self.total[child[on]] = bound[on]
+                    self.exact[child[on]] = False
+                    self.reached[child[on]] = True
+                    hopeful &= ~lazy
+            on = hopeful[edge_row]
+            rows, x = rows[hopeful], x[hopeful]
+            renumber = torch.cumsum(hopeful, 0) - 1
+            edge_row, edge, tok, child = renumber[edge_row[on]], edge[on], tok[on], child[on]
+        picked = self._head(rows, x, (edge_row, edge, tok, child))
+        parent = self.t["row_node"][rows][edge_row]
+        self.total[child] = self.total[parent] + picked
+        self.exact[child] = self.exact[parent]
         self.reached[child] = True
 
-    def finished(self, exclude: torch.Tensor | None) -> torch.Tensor:
-        """Scores of the finished sequences (-inf for unfinished and excluded ones)."""
+    def resolve(self, nodes: torch.Tensor) -> None:
+        """Make the scores of reached ``nodes`` exact: run the deferred lm heads on their paths (from the inputs
+        kept), then re-add the paths' log-probabilities from the root down (siblings on the way become exact too)."""
+        nodes = nodes[~self.exact[nodes]]
+        if len(nodes) == 0:
+            return
+        tree, parent = self.tree, self.t["parent_row"][nodes]
+        starts = torch.tensor(tree.depth_start, device=self.device)
+        depth = torch.searchsorted(starts, parent, right=True)  # rows of depth d lie in depth_start[d - 1]:[d]
+        paths = [tree.ancestors[d - 1].to(self.device)[parent[depth == d] - tree.depth_start[d - 1]].reshape(-1)
+                 for d in depth.unique().tolist()]
+        path = torch.cat(paths).unique()  # ascending: shallower rows first
+        missing = path[~self.head_done[path]]
+        if len(missing):
+            assert self.x is not None
+            self._head(missing, self.x[missing])
+        path_depth = torch.searchsorted(starts, path, right=True)
+        for d in path_depth.unique().tolist():  # parents before children
+            rows = path[path_depth == d]
+            edge_row, edges, _, child = self._edges(rows)
+            parent_node = self.t["row_node"][rows][edge_row]
+            self.total[child] = self.total[parent_node] + self.edge_logp[edges]
+            self.exact[child] = self.exact[parent_node]
+
+    def finished(self, exclude: torch.Tensor | None, exact: bool = False) -> torch.Tensor:
+        """Scores of the finished sequences (-inf for unfinished and excluded ones; with ``exact``, also for those
+        whose score is still an upper bound)."""
         ends = self.t["ends"]
-        s = torch.where(self.reached[ends], self.total[ends], -torch.inf)
+        done = self.reached[ends] & self.exact[ends] if exact else self.reached[ends]
+        s = torch.where(done, self.total[ends], -torch.inf)
         if exclude is not None and len(exclude):
             s[exclude] = -torch.inf
         return s
 
 
+@torch.inference_mode()
 def tree_scores(model: Any, tree: TitleTree, prompt: Sequence[int], weights: TreeWeights | None = None,
                 top_k: int | None = None, exclude: Sequence[int] | None = None, chunk: int = CHUNK,
                 head_chunk: int = HEAD_CHUNK, probe: int | None = None) -> torch.Tensor:
@@ -443,10 +525,20 @@ def tree_scores(model: Any, tree: TitleTree, prompt: Sequence[int], weights: Tre
     prune = top_k is not None and 0 < top_k < n_seq
     excl = None if exclude is None else torch.as_tensor(list(exclude), dtype=torch.long, device=run.device)
 
-    def tau() -> float:
+    def tau() -> float:  # from exact scores only: the k-th best of them bounds the catalogue's k-th from below
         if not prune:
             return -float("inf")
-        return float(run.finished(excl).topk(top_k).values[-1])
+        return float(run.finished(excl, exact=True).topk(top_k).values[-1])
+
+    def settle() -> None:  # finished titles whose inexact score (an upper bound) reaches tau get their exact one
+        ends = run.t["ends"]
+        while True:
+            score = run.finished(excl)  # -inf: unfinished or excluded, neither of which needs an exact score
+            todo = (score > -torch.inf) & (score >= tau()) & ~run.exact[ends]
+            if not todo.any():
+                return
+            run.resolve(ends[todo])
+            assert run.exact[ends[todo]].all(), "resolve left a title's score inexact"
 
     if probe is None:
         probe = max(top_k or 0, min(PROBE_BEAM, n_seq // 16))
@@ -462,5 +554,8 @@ def tree_scores(model: Any, tree: TitleTree, prompt: Sequence[int], weights: Tre
         rows, score = run.pending(d)
         rows = rows[score >= tau()] if prune else rows
         for i in range(0, len(rows), chunk):
-            run.forward(rows[i:i + chunk], d, tau())
-    return run.total[run.t["ends"]]
+            run.forward(rows[i:i + chunk], d, tau(), defer=prune)
+        if prune:
+            settle()
+    ends = run.t["ends"]
+    return torch.where(run.exact[ends], run.total[ends], -torch.inf)
