@@ -14,7 +14,10 @@ remaining tokens, each <= 0 (also in floating point: adding a non-positive float
 titles are finished, the k-th best of their scores, tau, bounds the k-th best score of the catalogue from below,
 so a prefix scoring below tau leads to no title of the top k and is not forwarded. A probe beam (a few dozen
 rows wide) first finishes some titles, so that tau exists from the first depths on; it then rises as titles
-finish.
+finish. Any upper bound of a prefix's score prunes as validly as the score itself: rows whose children provably
+miss tau skip the lm head (Jensen's bound on its log-sum-exp), and rows whose next-token distribution is
+near-uniform defer it, their children carrying the bound until a title below them may reach the top
+(docs/llm.md, "Exact top k").
 """
 
 from __future__ import annotations
@@ -193,7 +196,7 @@ class TreeWeights:
     eps_final: float
     w_lm: torch.Tensor  # lm_head weight with the final norm weight folded in
     b_lm: torch.Tensor | None
-    lm_mean: torch.Tensor  # (hidden + 1,) float32: the mean row of [w_lm | b_lm] (the bound of _TreePass._hopeful)
+    lm_mean: torch.Tensor  # (hidden + 1,) float32: the mean row of [w_lm | b_lm] (the bound of _TreePass._bounds)
     lm_norm_max: float  # largest row norm of w_lm
     lm_bias_max: float  # largest |b_lm| (0 without a bias)
     lm_cov: torch.Tensor  # (hidden + 1, hidden + 1) float32: covariance of the rows of [w_lm | b_lm] (_jensen_gap)
@@ -224,10 +227,12 @@ def tree_weights(model: Any) -> TreeWeights:
     norm = model.model.norm
     w_lm, b_lm = model.lm_head.weight * norm.weight, model.lm_head.bias
     bias = torch.zeros(len(w_lm), dtype=torch.float32, device=w_lm.device) if b_lm is None else b_lm.float()
-    rows = torch.cat([w_lm.float(), bias[:, None]], dim=1)
-    spread = rows[:: max(1, len(rows) // 4096)]  # a cost estimate only: 4,096 rows of a large vocabulary suffice
-    return TreeWeights(layers, norm.variance_epsilon, w_lm, b_lm, rows.mean(0), float(w_lm.float().norm(dim=1).max()),
-                       float(bias.abs().max()), torch.cov(spread.T, correction=0))
+    mean = torch.cat([w_lm.mean(0, dtype=torch.float32), bias.mean(0, keepdim=True)])  # no float copy of w_lm
+    norm_max = float(torch.linalg.vector_norm(w_lm, dim=1, dtype=torch.float32).max())
+    step = max(1, len(w_lm) // 4096)  # a cost estimate only: 4,096 rows of a large vocabulary suffice
+    spread = torch.cat([w_lm[::step].float(), bias[::step, None]], dim=1)
+    return TreeWeights(layers, norm.variance_epsilon, w_lm, b_lm, mean, norm_max, float(bias.abs().max()),
+                       torch.cov(spread.T, correction=0))
 
 
 def _rms(x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -514,7 +519,8 @@ def tree_scores(model: Any, tree: TitleTree, prompt: Sequence[int], weights: Tre
 
     With ``top_k``, only prefixes that can still lead to one of the ``top_k`` best sequences (``exclude``:
     sequence indices that do not count) are forwarded: the top ``top_k`` get their exact scores, others may be
-    -inf. Without it every sequence is scored. ``chunk``/``head_chunk`` bound the rows per forward / lm-head call;
+    -inf (rows may defer their lm head meanwhile: :meth:`_TreePass._score_children`). Without it every sequence is
+    scored. ``chunk``/``head_chunk`` bound the rows per forward / lm-head call;
     ``probe`` is the width of the probe beam (0: none). Its default, ``max(top_k, min(64, n / 16))`` for ``n``
     sequences, was tuned on the world's trained SFT model (800 titles, top 10): with width 10, tau stayed so low
     that ranking took 2.5x as long as with width 60, and widths beyond ~100 cost more than they save.
