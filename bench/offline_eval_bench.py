@@ -42,7 +42,7 @@ def _timed(fn):  # noqa: ANN001, ANN202 - tiny local helper
 
 def bench_offline_eval(seed: int = 0, pairs_target: int = 1_000_000) -> dict[str, float | str]:
     from lure.data.prepare import prepare
-    from lure.estimators import evaluate_zoo
+    from lure.evaluation import evaluate_zoo
     from lure.models.zoo import build_model, top_k
     from lure.pairs import load_candidates, sample_pairs
     from lure.propensity import fit_propensity
@@ -58,7 +58,7 @@ def bench_offline_eval(seed: int = 0, pairs_target: int = 1_000_000) -> dict[str
         stats, out["ml1m_prepare_s"] = _timed(lambda: prepare(DataSpec(source="movielens-1m", raw_dir=str(RAW)), seed, d))
         out["ml1m_interactions"] = stats["interactions"]
         model, out["ml1m_propensity_logistic_fit_s"] = _timed(
-            lambda: fit_propensity(PropensitySpec(model="logistic"), d, seed)
+            lambda: fit_propensity(PropensitySpec(model={"name": "logistic"}), d, seed)
         )
         test = pd.read_parquet(d / "splits" / "holdout_test.parquet")
         train = pd.read_parquet(d / "splits" / "holdout_train.parquet")
@@ -83,7 +83,9 @@ def bench_offline_eval(seed: int = 0, pairs_target: int = 1_000_000) -> dict[str
             )
         pi = model.predict(test["user_id"].to_numpy(), test["item_id"].to_numpy())
         _, out["ml1m_evaluate_s"] = _timed(
-            lambda: evaluate_zoo(topk, test, pi, list(eval_spec.ks), train, None, None, eval_spec.bootstrap, 0.95, seed)
+            lambda: evaluate_zoo(
+                topk, test, pi, list(eval_spec.ks), train, None, None, eval_spec.bootstrap, eval_spec.confidence, seed
+            )
         )
         out["ml1m_zoo_total_s"] = round(time.perf_counter() - t_zoo, 3)
     return out

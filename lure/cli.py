@@ -174,28 +174,11 @@ def _run(args: list[str]) -> int:
 
 
 def _set_preserving_comments(text: str, overrides: list[str]) -> str:
-    """Apply -S overrides to YAML text with ruamel (keeps comments and order), as dvc exp run -S does."""
-    import io
-
-    from ruamel.yaml import YAML
-
+    """Apply -S overrides to params.yaml's text, keeping comments and order, as dvc exp run -S does."""
+    from lure.io import set_yaml_values
     from lure.spec.load import parse_override
 
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    doc = yaml.load(text) or {}
-    for item in overrides:
-        key, value = parse_override(item)
-        node = doc
-        parts = key.split(".")
-        for part in parts[:-1]:
-            if part not in node or node[part] is None:
-                node[part] = {}
-            node = node[part]
-        node[parts[-1]] = value
-    buf = io.StringIO()
-    yaml.dump(doc, buf)
-    return buf.getvalue()
+    return set_yaml_values(text, [parse_override(item) for item in overrides], PARAMS)
 
 
 @app.command("summary")
@@ -291,7 +274,7 @@ def study(
 
 def _evaluation_table(result: dict[str, Any], metric: str = "recall_at_10") -> Table:
     """Model × estimator means of one metric, with the 95% CI of each estimate."""
-    reserved = {"users", "comparisons", "summary"}  # the non-model blocks of lure.estimators.evaluate_zoo
+    reserved = {"users", "comparisons", "summary"}  # the non-model blocks of lure.evaluation.evaluate_zoo
     models = [m for m, v in result.items() if m not in reserved and isinstance(v, dict)]
     estimators = [e for e in ("naive", "ips", "snips", "truth", "mar") if any(e in result[m] for m in models)]
     table = Table(title=f"offline evaluation: {metric} (mean [CI]); target = {result.get('summary', {}).get('target')}")

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lure.propensity.data import HOLDOUT_TEST, HOLDOUT_TRAIN, RELEVANCE, contains, pair_keys, primary_genre, read_split
+from lure.data.layout import Prepared
+from lure.propensity.data import contains, pair_keys, primary_genre
 from lure.propensity.fitted import FittedPropensity
 
 #: Floor of Eq. 1 (LURE §2.1).
@@ -77,11 +78,11 @@ class Candidates:
 
 
 def load_candidates(match_on: list[str] | tuple[str, ...], prepared_dir: Path) -> Candidates:
-    prepared_dir = Path(prepared_dir)
-    items = pd.read_parquet(prepared_dir / "items.parquet")
+    prepared = Prepared(prepared_dir)
+    items = prepared.read_items()
     n_items = len(items)
     if not np.array_equal(items["item_id"].to_numpy(), np.arange(n_items)):
-        raise ValueError(f"{prepared_dir / 'items.parquet'}: item_id must be 0..n-1 in order")
+        raise ValueError(f"{prepared.items}: item_id must be 0..n-1 in order")
     items = items.assign(genre=primary_genre(items["genres"]))
     match_on = tuple(match_on)
     codes = np.stack([pd.factorize(items[c], sort=True)[0] for c in match_on], axis=1)
@@ -92,8 +93,8 @@ def load_candidates(match_on: list[str] | tuple[str, ...], prepared_dir: Path) -
     cell_size = np.bincount(cell, minlength=len(first)).astype(np.int64)
     cell_start = np.concatenate([[0], np.cumsum(cell_size)[:-1]]).astype(np.int64)
 
-    train = read_split(prepared_dir, HOLDOUT_TRAIN)
-    test = read_split(prepared_dir, HOLDOUT_TEST)
+    train = prepared.read_split("holdout", "train")
+    test = prepared.read_split("holdout", "test")
     both_u = np.concatenate([train["user_id"].to_numpy(np.int64), test["user_id"].to_numpy(np.int64)])
     both_i = np.concatenate([train["item_id"].to_numpy(np.int64), test["item_id"].to_numpy(np.int64)])
     seen = pair_keys(both_u, both_i, n_items)
@@ -103,7 +104,6 @@ def load_candidates(match_on: list[str] | tuple[str, ...], prepared_dir: Path) -
     slots = int(max(both_u.max(initial=-1), 0)) + 1
     train_users = np.zeros(slots, dtype=bool)
     train_users[train["user_id"].to_numpy(np.int64)] = True
-    rel_path = prepared_dir / RELEVANCE
     return Candidates(
         match_on=match_on,
         items=items[["item_id", "popularity", "year", "pop_bin", "age_bin", "genre"]],
@@ -118,7 +118,7 @@ def load_candidates(match_on: list[str] | tuple[str, ...], prepared_dir: Path) -
         user_cell_count=user_cell_count.astype(np.int64),
         test=test_pairs.reset_index(drop=True),
         train_users=train_users,
-        relevance=np.load(rel_path, mmap_mode="r") if rel_path.exists() else None,
+        relevance=prepared.read_relevance(),
     )
 
 

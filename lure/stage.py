@@ -16,8 +16,10 @@ from typing import Any
 
 from rich.console import Console
 
+from lure.data.layout import metrics_file
 from lure.io import write_json
-from lure.pipeline.stages import StageDef, read_dep_metrics
+from lure.pipeline.stages import read_dep_metrics
+from lure.registry import StageDef
 from lure.spec.load import SpecError, load_spec
 from lure.spec.view import SpecView
 
@@ -77,4 +79,4 @@ def run_stage(name: str, *, write_metrics: bool = True) -> Iterator[StageRun]:
     yield run
     if write_metrics and is_main_process():
         run.metrics["wall_time_s"] = round(time.perf_counter() - t0, 3)
-        write_json(f"metrics/{name}.json", run.metrics)
+        write_json(metrics_file(name), run.metrics)

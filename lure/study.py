@@ -1,10 +1,10 @@
 """Across-seed comparison of the method under study with a baseline, from DVC experiments.
 
 Run each seed as an experiment (``dvc exp run --queue -S seed=1`` ...), then ``lure study`` collects every finished
-experiment's ``metrics/llm-report.json`` through ``dvc exp show --json --all-commits`` and reports, per metric, the mean over seeds
-with a Student-t confidence interval for each recommender, and the paired difference (method − baseline, same seed)
-with its t interval. Seeds, not test windows, are the unit here: each seed redraws the world, the model
-initialisation, the training sample and the evaluation sample.
+experiment's ``metrics/llm-report.json`` through ``dvc exp show --json --all-commits`` and reports, per metric, the
+mean over seeds with a Student-t confidence interval for each recommender, and the paired difference (method −
+baseline, same seed) with its t interval (:func:`lure.stats.t_interval`). Seeds, not test windows, are the unit here:
+each seed redraws the world, the model initialisation, the training sample and the evaluation sample.
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-REPORT_METRICS = "metrics/llm-report.json"
+from lure.data.layout import metrics_file
+from lure.stats import t_interval
+
+REPORT_METRICS = metrics_file("llm-report")
 
 
 def _walk(obj: Any) -> Iterable[dict[str, Any]]:
@@ -68,20 +71,8 @@ def same_spec(reports: Sequence[Mapping[str, Any]], params: Mapping[str, Any],
     return kept, [r for r in reports if r not in kept]
 
 
-def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high) of a Student-t interval for the mean; low = high = mean with one value."""
-    from scipy import stats
-
-    x = np.asarray(values, dtype=np.float64)
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, mean, mean
-    half = float(stats.t.ppf((1 + confidence) / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
-    return mean, mean - half, mean + half
-
-
 def seed_study(reports: Sequence[Mapping[str, Any]], study: str, baseline: str, dataset: str,
-               metrics: Sequence[str], confidence: float = 0.95) -> pd.DataFrame:
+               metrics: Sequence[str], confidence: float) -> pd.DataFrame:
     """One row per (metric, what): ``what`` is a recommender (its mean over seeds) or ``study-baseline`` (the
     paired difference); columns n_seeds, mean, ci_low, ci_high, values (per seed, seed order)."""
     by_seed = {}

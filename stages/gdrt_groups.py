@@ -10,7 +10,7 @@ from lure.io import write_json, write_parquet
 from lure.llm.base import load_base, load_trained
 from lure.llm.data import load_window_split, sample_windows, sft_examples, title_lookup
 from lure.llm.model import set_torch_threads
-from lure.pipeline.stages import GDRT_GROUPS, LLM_BASE, PREPARED, llm_model_dir
+from lure.data.layout import GDRT_CENTERS, GDRT_TOKEN_GROUPS, LLM_BASE, Prepared, llm_model_dir
 from lure.stage import run_stage
 from lure.train.gdrt import dataset_token_relevance, group_tokens
 
@@ -18,8 +18,8 @@ if __name__ == "__main__":
     with run_stage("gdrt-groups") as st:
         spec = st.spec
         set_torch_threads()
-        prepared = Path(PREPARED)
-        titles = title_lookup(pd.read_parquet(prepared / "items.parquet"))
+        prepared = Prepared()
+        titles = title_lookup(prepared.read_items())
         windows = sample_windows(load_window_split(prepared, "train"), spec.train.max_samples, spec.seed)
         if spec.method.relevance_model == "sft":
             model, tokenizer = load_trained(Path(llm_model_dir("sft")), Path(LLM_BASE), spec.model)
@@ -38,9 +38,8 @@ if __name__ == "__main__":
             "relevance": [r.astype(np.float32) for r in relevance],
             "groups": [groups[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
         })
-        out = Path(GDRT_GROUPS)
-        write_parquet(out / "token_groups.parquet", frame)
-        write_json(out / "centers.json", {"centers": centers.tolist(), "grouping": spec.method.grouping})
+        write_parquet(GDRT_TOKEN_GROUPS, frame)
+        write_json(GDRT_CENTERS, {"centers": centers.tolist(), "grouping": spec.method.grouping})
         sizes = np.bincount(groups, minlength=len(centers))
         st.metrics.update(
             tokens=int(flat.size),

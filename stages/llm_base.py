@@ -3,20 +3,18 @@ pointer to a pretrained Hugging Face model), and its language-bias attribution b
 
 from pathlib import Path
 
-import pandas as pd
-
 from lure.llm.base import build_base, load_base
 from lure.llm.data import load_window_split, sample_windows, title_lookup
 from lure.llm.diagnostics import segment_attribution
 from lure.llm.model import set_torch_threads
-from lure.pipeline.stages import LLM_BASE, PREPARED
+from lure.data.layout import LLM_BASE, Prepared
 from lure.stage import run_stage
 
 if __name__ == "__main__":
     with run_stage("llm-base") as st:
         set_torch_threads()
-        prepared = Path(PREPARED)
-        titles = title_lookup(pd.read_parquet(prepared / "items.parquet"))
+        prepared = Prepared()
+        titles = title_lookup(prepared.read_items())
         train = load_window_split(prepared, "train")
         sample = sample_windows(train, 2000, st.spec.seed)  # prompts the tokenizer learns merges from
         histories = [[titles[int(i)] for i in h] for h in sample["history"]]

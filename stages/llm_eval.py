@@ -14,14 +14,22 @@ from lure.llm.evaluate import (
     accuracy,
     coverage,
     fairness,
-    group_shares,
     rank_llm,
     rank_scores,
     true_relevance,
     window_prompt_ids,
 )
-from lure.pipeline.stages import ITEM_RELEVANCE, LLM_BASE, LLM_METHODS, PREPARED, llm_eval_dir, llm_model_dir
-from lure.propensity.data import RELEVANCE
+from lure.metrics.fairness import group_shares
+from lure.data.layout import (
+    ITEM_RELEVANCE_ITEMS,
+    LLM_BASE,
+    Prepared,
+    llm_eval_course,
+    llm_eval_per_sample,
+    llm_model_course,
+    llm_model_dir,
+)
+from lure.registry import METHODS
 from lure.stage import run_stage
 
 if __name__ == "__main__":
@@ -29,18 +37,17 @@ if __name__ == "__main__":
     with run_stage(f"llm-eval-{name}") as st:
         cfg = st.spec.eval.llm
         seed = st.spec.seed
-        prepared = Path(PREPARED)
-        items = pd.read_parquet(prepared / "items.parquet", columns=["item_id", "title"])
+        prepared = Prepared()
+        items = prepared.read_items(columns=["item_id", "title"])
         titles = title_lookup(items)
         test = sample_windows(load_window_split(prepared, "test"), cfg.max_samples, seed)
-        relevance = pd.read_parquet(Path(ITEM_RELEVANCE) / "items.parquet")
+        relevance = pd.read_parquet(ITEM_RELEVANCE_ITEMS)
         item_group = dict(zip(relevance["item_id"].astype(int), relevance["group"].astype(int), strict=True))
         histories = [np.asarray(h, dtype=np.int64) for h in test["history"]]
         exclude = histories if cfg.exclude_history else None
         k = max(*cfg.ks, cfg.fairness_k)
-        out = Path(llm_eval_dir(name))
         extra: dict = {}
-        if name in LLM_METHODS:
+        if name in METHODS:
             from lure.llm.base import load_trained
             from lure.llm.diagnostics import segment_attribution
             from lure.llm.model import set_torch_threads
@@ -57,9 +64,9 @@ if __name__ == "__main__":
                 model, tokenizer, [[titles[int(i)] for i in h] for h in few["history"]],
                 [titles[int(i)] for i in few["item_id"]], template,
             ).ratios()
-            course = pd.read_parquet(Path(llm_model_dir(name)) / "course.parquet")
+            course = pd.read_parquet(llm_model_course(name))
             course["group"] = [item_group.get(int(i), -1) for i in course["item_id"]]
-            write_parquet(out / "course.parquet", course)
+            write_parquet(llm_eval_course(name), course)
         else:
             from lure.models.zoo import build_model
 
@@ -73,17 +80,17 @@ if __name__ == "__main__":
                 scores = model.score(test["user_id"].to_numpy())
             ranked = rank_scores(scores, k, exclude)
         per_sample = accuracy(ranked, test["item_id"].to_numpy(), cfg.ks)
-        truth = prepared / RELEVANCE
-        if truth.is_file():  # the simulated world: how well the list fits the user, beyond the one logged target
+        truth = prepared.read_relevance()
+        if truth is not None:  # the simulated world: how well the list fits the user, beyond the one logged target
             per_sample[f"true_relevance_at_{max(cfg.ks)}"] = true_relevance(
-                ranked, test["user_id"].to_numpy(), np.load(truth, mmap_mode="r"), max(cfg.ks))
+                ranked, test["user_id"].to_numpy(), truth, max(cfg.ks))
         frame = pd.DataFrame({
             "user_id": test["user_id"].to_numpy(),
             "item_id": test["item_id"].to_numpy(),
             "ranked": list(ranked),
             **per_sample,
         })
-        write_parquet(out / "per_sample.parquet", frame)
+        write_parquet(llm_eval_per_sample(name), frame)
         fair = fairness(ranked, histories, item_group, cfg.fairness_k, cfg.fairness_groups, cfg.fairness_average)
         st.metrics.update({m: float(v.mean()) for m, v in per_sample.items()})
         st.metrics.update(fair, samples=len(frame))

@@ -4,29 +4,29 @@
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from lure.io import write_parquet
 from lure.llm.base import load_base, load_trained
-from lure.llm.evaluate import item_relevance, relevance_groups
+from lure.llm.evaluate import item_relevance
 from lure.llm.model import set_torch_threads
-from lure.pipeline.stages import ITEM_RELEVANCE, LLM_BASE, PREPARED, llm_model_dir
+from lure.metrics.fairness import item_groups_by_relevance
+from lure.data.layout import ITEM_RELEVANCE_ITEMS, LLM_BASE, Prepared, llm_model_dir
 from lure.stage import run_stage
 
 if __name__ == "__main__":
     with run_stage("llm-relevance") as st:
         cfg = st.spec.eval.llm
         set_torch_threads()
-        items = pd.read_parquet(Path(PREPARED) / "items.parquet", columns=["item_id", "title"])
+        items = Prepared().read_items(columns=["item_id", "title"])
         if cfg.fairness_scorer == "sft":
             model, tokenizer = load_trained(Path(llm_model_dir("sft")), Path(LLM_BASE), st.spec.model)
         else:
             model, tokenizer = load_base(Path(LLM_BASE), st.spec.model)
         relevance = item_relevance(model, tokenizer, items["title"].tolist(), batch=cfg.rank_batch,
                                    template=st.spec.model.template)
-        groups = relevance_groups(items["item_id"].tolist(), relevance, cfg.fairness_groups)
+        groups = item_groups_by_relevance([int(i) for i in items["item_id"]], relevance, cfg.fairness_groups)
         frame = items.assign(relevance=relevance, group=[groups[int(i)] for i in items["item_id"]])
-        write_parquet(Path(ITEM_RELEVANCE) / "items.parquet", frame)
+        write_parquet(ITEM_RELEVANCE_ITEMS, frame)
         st.metrics.update(
             items=len(frame),
             scorer=cfg.fairness_scorer,

@@ -6,10 +6,11 @@ from pathlib import Path
 import pandas as pd
 
 from lure.io import write_text
-from lure.llm.evaluate import paired_bootstrap
-from lure.pipeline.stages import LLM_METHODS, LLM_REPORT_DIR, llm_eval_dir
+from lure.data.layout import LLM_REPORT_RESULTS, llm_eval_course, llm_eval_per_sample, plots_dir
+from lure.registry import METHODS
 from lure.plots.llm import write_attribution_plot, write_course_plot, write_top1_groups_plot
 from lure.stage import run_stage
+from lure.stats import paired_bootstrap
 
 REPORTED = ("ndcg_at_5", "ndcg_at_10", "hit_at_5", "hit_at_10", "mgu_at_5", "dgu_at_5")
 
@@ -28,24 +29,24 @@ if __name__ == "__main__":
         results = {n: {k: v for k, v in deps[f"llm-eval-{n}"].items()
                        if k in REPORTED or k.startswith(("hit", "ndcg", "true_relevance", "coverage"))}
                    for n in names}
-        per_sample = {n: pd.read_parquet(Path(llm_eval_dir(n)) / "per_sample.parquet") for n in names}
+        per_sample = {n: pd.read_parquet(llm_eval_per_sample(n)) for n in names}
         comparison = {}
         study = spec.method.name
         for other in spec.baselines:
             comparison[f"{study}_vs_{other}"] = {
                 metric: paired_bootstrap(per_sample[study][metric].to_numpy(), per_sample[other][metric].to_numpy(),
-                                         cfg.bootstrap, 0.95, spec.seed)
+                                         cfg.bootstrap, spec.eval.confidence, spec.seed)
                 for metric in (f"ndcg_at_{max(cfg.ks)}", f"hit_at_{max(cfg.ks)}", f"true_relevance_at_{max(cfg.ks)}")
                 if metric in per_sample[study]
             }
             for metric in (f"mgu_at_{cfg.fairness_k}", f"dgu_at_{cfg.fairness_k}"):
                 comparison[f"{study}_vs_{other}"][metric] = {"diff": results[study][metric] - results[other][metric]}
         table = pd.DataFrame([{"model": n, **results[n]} for n in names])
-        write_text(Path(LLM_REPORT_DIR) / "results.csv", table.to_csv(index=False))
+        write_text(LLM_REPORT_RESULTS, table.to_csv(index=False))
 
-        plots = Path("plots/llm")
+        plots = Path(plots_dir("llm"))
         attribution = [("base", deps["llm-base"]["attribution"])]
-        attribution += [(n, deps[f"llm-eval-{n}"]["attribution"]) for n in LLM_METHODS if n in names]  # before→after
+        attribution += [(n, deps[f"llm-eval-{n}"]["attribution"]) for n in METHODS.names() if n in names]  # before→after
         write_attribution_plot(pd.DataFrame(
             [{"model": m, "ratio": r, "value": a[r]} for m, a in attribution
              for r in ("ratio_task_to_history", "ratio_first_token_to_history")]), plots)
@@ -56,7 +57,7 @@ if __name__ == "__main__":
         write_top1_groups_plot(pd.DataFrame(shares), plots)
         course_rows = []
         for n in names:
-            path = Path(llm_eval_dir(n)) / "course.parquet"
+            path = Path(llm_eval_course(n))
             if path.is_file():
                 c = pd.read_parquet(path)
                 c = c[c["group"] >= 0]

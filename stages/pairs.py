@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
+from lure.data.layout import PAIRS, PREPARED, PROPENSITY_MODEL
 from lure.io import write_parquet
 from lure.pairs import balance_diagnostics, load_candidates, sample_pairs
-from lure.pipeline.stages import PAIRS, PREPARED, PROPENSITY_MODEL
 from lure.propensity.fitted import FittedPropensity
 from lure.stage import run_stage
 

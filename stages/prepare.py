@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
+from lure.data.layout import PREPARED, Prepared, plots_dir
 from lure.data.prepare import prepare
 from lure.io import fingerprint
-from lure.pipeline.stages import PREPARED
 from lure.plots.popularity import write_popularity_plot
 from lure.stage import run_stage
 
@@ -13,4 +13,4 @@ if __name__ == "__main__":
         out = Path(PREPARED)
         st.metrics.update(prepare(st.spec.data, st.spec.seed, out))
         st.metrics["data_fingerprint"] = fingerprint(out)
-        write_popularity_plot(out / "items.parquet", Path("plots/prepare"))
+        write_popularity_plot(Prepared(out).items, Path(plots_dir("prepare")))

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from lure.pipeline.stages import PREPARED, PROPENSITY_MODEL
+from lure.data.layout import PREPARED, PROPENSITY_MODEL, plots_dir
 from lure.plots.calibration import write_calibration_plot
 from lure.propensity.fitted import fit_propensity
 from lure.propensity.metrics import propensity_report
@@ -14,4 +14,4 @@ if __name__ == "__main__":
         model.save(PROPENSITY_MODEL)
         metrics, calibration = propensity_report(model, Path(PREPARED), st.spec.seed)
         st.metrics.update(metrics)
-        write_calibration_plot(calibration, Path("plots/propensity"))
+        write_calibration_plot(calibration, Path(plots_dir("propensity")))

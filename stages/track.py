@@ -3,8 +3,9 @@
 import os
 from pathlib import Path
 
+from lure.data.layout import MLFLOW_RUN, is_data_output
 from lure.io import read_json, write_json
-from lure.pipeline.stages import MLFLOW_RUN, pipeline_stages
+from lure.pipeline.stages import pipeline_stages
 from lure.spec.load import flatten, load_spec, spec_hash
 from lure.spec.model import spec_to_dict
 from lure.stage import run_stage
@@ -18,7 +19,7 @@ if __name__ == "__main__":
             from lure.tracking import git_rev, log_pipeline_run, repo_root
 
             stage_metrics = {s.name: read_json(s.metrics) for s in stages if s.metrics and Path(s.metrics).is_file()}
-            artifacts = [Path(p) for s in stages for p in (*s.outs, *s.plots) if not p.startswith("data/")]
+            artifacts = [Path(p) for s in stages for p in (*s.outs, *s.plots) if not is_data_output(p)]
             exp_name = os.environ.get("DVC_EXP_NAME", "workspace")
             tags = {
                 "git_rev": git_rev(repo_root()),

@@ -3,7 +3,8 @@ metrics towards the truth and ranks the zoo at least as well as the naive estima
 
 Runs the real DVC pipeline up to `evaluate` (prepare → propensity → pairs → zoo → evaluate) with the fitted logistic
 propensity model — not the true propensities — on the default simulated world and on Coat (MAR test = truth).
-Claims that do not hold are recorded as strict xfails with the measured numbers, never tuned away.
+Claims that do not hold are recorded as strict xfails with the measured numbers, never tuned away. Both projects are
+built once per test run (``world_project`` and ``coat_project`` in conftest.py).
 """
 
 from __future__ import annotations
@@ -12,34 +13,22 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
-
-from tests.conftest import ROOT, dvc, make_project
 
 pytestmark = pytest.mark.slow
-SHARED = ROOT.parent / "shared" / "data"
 
 
 def summary_of(root: Path) -> dict:
-    dvc("repro", "evaluate", cwd=root, timeout=900)  # the offline-evaluation part only
     return json.loads((root / "metrics" / "evaluate.json").read_text())["summary"]
 
 
 @pytest.fixture(scope="module")
-def world_summary(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    # The default world (exposure_bias 1.0 > 0, seed 0) and the default zoo; fewer bootstrap draws for speed.
-    spec = {"tracking": {"enabled": False}, "eval": {"bootstrap": 100}}
-    return summary_of(make_project(tmp_path_factory.mktemp("world") / "p", yaml.safe_dump(spec)))
+def world_summary(world_project: Path) -> dict:
+    return summary_of(world_project)
 
 
 @pytest.fixture(scope="module")
-def coat_summary(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    if not (SHARED / "coat" / "train.ascii").is_file():
-        pytest.skip(f"Coat files not found under {SHARED}/coat (the shared data folder is absent)")
-    spec = yaml.safe_load((ROOT / "specs" / "coat.yaml").read_text())
-    spec["data"]["raw_dir"] = str(SHARED)
-    spec.update(tracking={"enabled": False}, eval={"bootstrap": 100})
-    return summary_of(make_project(tmp_path_factory.mktemp("coat") / "p", yaml.safe_dump(spec)))
+def coat_summary(coat_project: Path) -> dict:
+    return summary_of(coat_project)
 
 
 def test_world_ips_halves_the_error_of_the_naive_estimate(world_summary: dict) -> None:

@@ -173,15 +173,17 @@ def test_tree_ranking_threaded_users_equal_one_by_one(setup):
     assert torch.equal(cached.tokens, fresh.tokens) and torch.equal(cached.ends, fresh.ends)
 
 
-def test_tree_ranking_without_fused_attention_kernel(setup, monkeypatch):
+def test_tree_ranking_without_fused_attention_kernel(setup):
     """The plain-matmul prompt attention (used off CPU, or where the fused kernel is missing) is exact too."""
     from lure.llm import title_tree
 
     tok, _, trie, prompts = setup
     gqa = build_tiny_llama(tok, hidden=32, layers=2, heads=4, kv_heads=2, seed=4)
     fused = rank_catalogue(gqa, tok, prompts, sequences=trie.sequences, method="tree")
-    monkeypatch.setattr(title_tree, "_FLASH_CPU", False)
-    plain = rank_catalogue(gqa, tok, prompts, sequences=trie.sequences, method="tree", workers=1)
+    tree, weights = title_tree.build_title_tree(trie.sequences), title_tree.tree_weights(gqa)
+    plain = torch.stack([
+        title_tree.tree_scores(gqa, tree, prompt_ids(tok, p), weights, fused_attention=False) for p in prompts
+    ])
     generic = rank_catalogue(gqa, tok, prompts, sequences=trie.sequences, batch=6, method="generic")
     assert torch.allclose(plain, generic, atol=1e-4) and torch.allclose(fused, plain, atol=1e-4)
 
@@ -309,8 +311,9 @@ def test_deferred_lm_heads_still_give_the_exact_top(setup, monkeypatch):
     gaps: list[torch.Tensor] = []
     heads: list[int] = []
     forwarded: list[int] = []
-    jensen_gap, head, forward = title_tree._TreePass._jensen_gap, title_tree._TreePass._head, title_tree._TreePass.forward
-    monkeypatch.setattr(title_tree._TreePass, "_jensen_gap", lambda self, x: gaps.append(jensen_gap(self, x)) or gaps[-1])
+    tree_pass = title_tree._TreePass
+    jensen_gap, head, forward = tree_pass._jensen_gap, tree_pass._head, tree_pass.forward
+    monkeypatch.setattr(tree_pass, "_jensen_gap", lambda self, x: gaps.append(jensen_gap(self, x)) or gaps[-1])
     monkeypatch.setattr(title_tree._TreePass, "_head",
                         lambda self, rows, x, edges=None: heads.append(len(rows)) or head(self, rows, x, edges))
     monkeypatch.setattr(title_tree._TreePass, "forward",
@@ -346,7 +349,8 @@ def test_inexact_scores_bound_the_exact_ones(setup, monkeypatch):
     tok, model, trie, prompts = setup
     runs: list = []
     init = title_tree._TreePass.__init__
-    monkeypatch.setattr(title_tree._TreePass, "__init__", lambda self, *a, **kw: runs.append(self) or init(self, *a, **kw))
+    monkeypatch.setattr(title_tree._TreePass, "__init__",
+                        lambda self, *a, **kw: runs.append(self) or init(self, *a, **kw))
     tree = title_tree.build_title_tree(trie.sequences)
     weights = title_tree.tree_weights(model)
     for prompt in prompts:

@@ -1,6 +1,7 @@
 """The LLM part of the pipeline through real DVC: base model, SFT, GDRT (groups scored by the SFT model), Eq. 2
-item groups, window evaluation of every recommender, the report and its plots. (That `dvc exp run -S method.tau=...`
-re-runs GDRT training and what follows only is checked on the probe project of test_dvc_pipeline.py.)"""
+item groups, window evaluation of every recommender, the report and its plots; and `dvc exp run -S method.tau=...`
+re-training GDRT only. The project is built once per test run (``llm_project`` in conftest.py); the experiment runs
+on a copy."""
 
 from __future__ import annotations
 
@@ -9,41 +10,25 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SMALL_LLM, dvc, make_project
+from tests.conftest import copy_project, dvc, ran
 
 pytestmark = pytest.mark.slow
 
-LLM_WORLD = """\
-seed: 0
-data:
-  world: {n_users: 80, n_items: 60, activity_mean: 12, mar_fraction: 0.2, mar_exposures_per_user: 10}
-method: {name: gdrt, tau: 0.5, groups: 3, relevance_model: sft}
-baselines: [sft, sasrec, popularity]
-eval:
-  models: [popularity]
-  bootstrap: 20
-  sasrec: {epochs: 2, hidden: 16}
-  llm: {max_samples: 12, attribution_samples: 3, fairness_scorer: sft, bootstrap: 50}
-tracking: {enabled: false}
-""" + SMALL_LLM.replace("course_points: 1", "course_points: 2")
-
 RECOMMENDERS = ("gdrt", "sft", "sasrec", "popularity")
-
-
-@pytest.fixture(scope="module")
-def llm_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    root = make_project(tmp_path_factory.mktemp("llm") / "proj", LLM_WORLD)
-    out = dvc("repro", cwd=root).stdout
-    return root, out
 
 
 def metrics(root: Path, stage: str) -> dict:
     return json.loads((root / "metrics" / f"{stage}.json").read_text())
 
 
+def skipped(output: str) -> set[str]:
+    lines = output.splitlines()
+    return {line.split("'")[1] for line in lines if line.startswith("Stage '") and "didn't change" in line}
+
+
 def test_every_llm_stage_ran_in_order(llm_project: tuple[Path, str]) -> None:
     root, out = llm_project
-    order = [line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage '")]
+    order = ran(out)
     llm = [s for s in order if s.startswith(("llm-", "train-", "gdrt-"))]
     assert llm[:4] == ["llm-base", "train-sft", "gdrt-groups", "train-gdrt"], order
     assert set(llm) == {"llm-base", "train-sft", "gdrt-groups", "train-gdrt", "llm-relevance", "llm-report",
@@ -79,3 +64,16 @@ def test_report_has_every_recommender_and_plausible_values(llm_project: tuple[Pa
     for name in ("attribution", "top1_groups", "course"):
         for ext in ("csv", "png"):
             assert (root / "plots" / "llm" / f"{name}.{ext}").stat().st_size > 0
+
+
+def test_set_tau_retrains_gdrt_only(llm_project: tuple[Path, str], tmp_path: Path) -> None:
+    root = copy_project(llm_project[0], tmp_path / "proj")
+    before = metrics(root, "train-sft")
+    out = dvc("exp", "run", "-S", "method.tau=0.3", cwd=root).stdout
+    # tau re-trains GDRT and re-evaluates it; the base model, SFT, the token groups, the item groups and the
+    # baselines' evaluation are reused
+    assert set(ran(out)) == {"validate", "train-gdrt", "llm-eval-gdrt", "llm-report", "tables", "track"}, out
+    assert {"llm-base", "train-sft", "gdrt-groups", "llm-relevance", "prepare"} <= skipped(out), out
+    assert {"llm-eval-sft", "llm-eval-sasrec", "llm-eval-popularity"} <= skipped(out), out
+    assert metrics(root, "train-sft") == before
+    assert metrics(root, "train-gdrt")["rows"] == 32

@@ -7,7 +7,6 @@ import itertools
 import pytest
 
 from lure.llm.prompts import (
-    PROMPTS_DIR,
     PromptTemplate,
     encode_completion,
     encode_prompt,
@@ -17,6 +16,7 @@ from lure.llm.prompts import (
     render_prompt,
 )
 from lure.llm.tokenizer import train_tokenizer
+from lure.paths import template_names
 
 TITLES = ["Toy Story (1995)", "Heat (1995)", "Amélie", "The Matrix", "Alien", "Aliens", "Up"]
 
@@ -47,7 +47,7 @@ def test_masking_replaces_only_that_segment():
         render_prompt(TITLES, mask=("nope",))
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in PROMPTS_DIR.glob("*.j2")))
+@pytest.mark.parametrize("name", template_names())
 def test_every_shipped_template_keeps_the_segment_contract(name):
     """Each template in prompts/ (the paper's and the compact CPU one) partitions its text into the three segments,
     masks only the asked segment, and closes the title with a terminator that is not part of any title."""
@@ -110,7 +110,7 @@ def test_sft_examples_mask_the_prompt(tok):
                             "timestamp": [10, 20]})
     titles = title_lookup(items)
     rows = sft_examples(windows, titles, tok)
-    for row, target in zip(rows, windows["item_id"]):
+    for row, target in zip(rows, windows["item_id"], strict=True):
         comp = encode_completion(tok, TITLES[target])
         n = len(row["input_ids"]) - len(comp)
         assert row["input_ids"][n:] == comp and row["labels"][n:] == comp

@@ -1,4 +1,7 @@
-"""A real MLflow server on a loopback port receives one run per pipeline execution that produced results."""
+"""A real MLflow server on a loopback port receives one run per pipeline execution that produced results.
+
+Works on a copy of the offline project built once per test run (conftest.py), with tracking switched on: the first
+`dvc repro` re-runs validate and track only, so the run it logs must still carry every stage's metrics."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SMALL_WORLD, dvc, make_project, tool_env
+from tests.conftest import PROBE_SPEC, dvc, lure, ran, spec_text, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -62,18 +65,22 @@ def mlflow_server(tmp_path: Path):
         proc.kill()
 
 
-def test_baseline_and_experiment_runs_reach_the_server(tmp_path: Path, mlflow_server: str) -> None:
-    spec = SMALL_WORLD.replace("tracking: {enabled: false}", "tracking: {enabled: true, experiment: lure-test}")
-    root = make_project(tmp_path / "proj", spec)
+def test_baseline_and_experiment_runs_reach_the_server(offline_copy: Path, mlflow_server: str) -> None:
+    root = offline_copy
+    spec = {**PROBE_SPEC, "tracking": {"enabled": True, "experiment": "lure-test"}}
+    (root / "specs" / "test.yaml").write_text(spec_text(spec))
+    lure("spec", "use", "specs/test.yaml", cwd=root)
     env = tool_env(MLFLOW_TRACKING_URI=mlflow_server)
-    dvc("repro", cwd=root, env=env)
+    first = dvc("repro", cwd=root, env=env).stdout
+    assert "track" in ran(first) and "prepare" not in ran(first), first
     dvc("repro", cwd=root, env=env)  # a no-op: must not log a third run
     subprocess.run(["git", "add", "-A"], cwd=root, env=env, check=True)
     subprocess.run(["git", "commit", "-qm", "baseline"], cwd=root, env=env, check=True)
-    dvc("exp", "run", "-n", "tau-03", "-S", "method.tau=0.3", cwd=root, env=env)
+    dvc("exp", "run", "-n", "boot-30", "-S", "eval.bootstrap=30", cwd=root, env=env)
 
     exp = api(mlflow_server, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=lure-test")["experiment"]
-    runs = api(mlflow_server, "/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100})["runs"]
+    search = {"experiment_ids": [exp["experiment_id"]], "max_results": 100}
+    runs = api(mlflow_server, "/api/2.0/mlflow/runs/search", search)["runs"]
 
     def tags(r: dict) -> dict:
         return {t["key"]: t["value"] for t in r["data"].get("tags", [])}
@@ -82,9 +89,9 @@ def test_baseline_and_experiment_runs_reach_the_server(tmp_path: Path, mlflow_se
     children = [r for r in runs if "mlflow.parentRunId" in tags(r)]
     assert len(parents) == 2, [tags(r).get("dvc_exp_name") for r in parents]
     by_name = {tags(r)["dvc_exp_name"]: r for r in parents}
-    assert set(by_name) == {"workspace", "tau-03"}
+    assert set(by_name) == {"workspace", "boot-30"}
     params = {n: {p["key"]: p["value"] for p in r["data"]["params"]} for n, r in by_name.items()}
-    assert params["workspace"]["method.tau"] == "0.5" and params["tau-03"]["method.tau"] == "0.3"
+    assert params["workspace"]["eval.bootstrap"] == "50" and params["boot-30"]["eval.bootstrap"] == "30"
     assert params["workspace"]["data.world.n_users"] == "80"
     for name, r in by_name.items():
         t = tags(r)
@@ -93,10 +100,11 @@ def test_baseline_and_experiment_runs_reach_the_server(tmp_path: Path, mlflow_se
         # metrics of stages that did not re-run in the experiment are still there
         assert metrics["prepare.users"] > 0 and "prepare.wall_time_s" in metrics and "tables.cells" in metrics
         assert all(ch.isalnum() or ch in "_-. /" for key in metrics for ch in key)
-    assert tags(by_name["workspace"])["spec_hash"] != tags(by_name["tau-03"])["spec_hash"]
-    assert tags(by_name["workspace"])["data_fingerprint"] == tags(by_name["tau-03"])["data_fingerprint"]
+    assert tags(by_name["workspace"])["spec_hash"] != tags(by_name["boot-30"])["spec_hash"]
+    assert tags(by_name["workspace"])["data_fingerprint"] == tags(by_name["boot-30"])["data_fingerprint"]
     child_stages = {tags(c)["stage"] for c in children}
     assert {"prepare", "tables"} <= child_stages
     assert all(any(m["key"] == "wall_time_s" for m in c["data"]["metrics"]) for c in children)
-    arts = api(mlflow_server, f"/api/2.0/mlflow/artifacts/list?run_id={by_name['workspace']['info']['run_id']}&path=reports/tables")
+    run_id = by_name["workspace"]["info"]["run_id"]
+    arts = api(mlflow_server, f"/api/2.0/mlflow/artifacts/list?run_id={run_id}&path=reports/tables")
     assert any(f["path"].endswith(".md") for f in arts.get("files", []))

@@ -27,7 +27,7 @@ def prepared(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def propensity(prepared) -> FittedPropensity:
-    return fit_propensity(PropensitySpec(model="logistic"), prepared, seed=0)
+    return fit_propensity(PropensitySpec(model={"name": "logistic"}), prepared, seed=0)
 
 
 @pytest.fixture(scope="module")

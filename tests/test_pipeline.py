@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from lure.cli import app
 from lure.pipeline.generate import diff_dvc_yaml, recorded_shape, render_dvc_yaml, shape_mismatch
 from lure.pipeline.stages import pipeline_stages
-from lure.spec.load import leaf_paths, validate_spec
+from lure.spec.load import SpecError, leaf_paths, validate_spec
 from lure.spec.model import Spec
 from lure.spec.view import SpecView, UndeclaredParamError
 
@@ -82,8 +82,8 @@ def test_view_allows_declared_and_refuses_undeclared() -> None:
         _ = view.method.groups
     with pytest.raises(UndeclaredParamError, match="'data.bins'"):
         _ = view.data.bins
-    with pytest.raises(UndeclaredParamError, match="'judge'"):
-        _ = view.judge
+    with pytest.raises(UndeclaredParamError, match="'pairs'"):
+        _ = view.pairs
     with pytest.raises(AttributeError, match="no field 'data.nope'"):
         _ = view.data.nope
     with pytest.raises(AttributeError, match="read-only"):
@@ -92,9 +92,9 @@ def test_view_allows_declared_and_refuses_undeclared() -> None:
 
 def test_plugin_stages_join_the_pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "my_plugin.py").write_text(
-        "from lure.pipeline.stages import StageDef\n"
-        "def stages(spec):\n"
-        "    return [StageDef(name='mine', params=('method.tau',), outs=('out/mine',), module='my_plugin')]\n"
+        "from lure.registry import ANALYSES, Definition, StageDef\n"
+        "ANALYSES.add(Definition('mine', stages=lambda spec: [\n"
+        "    StageDef(name='mine', params=('method.tau',), outs=('out/mine',), module='my_plugin')]))\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     spec = validate_spec({"plugins": ["my_plugin"]})
@@ -105,8 +105,8 @@ def test_plugin_stages_join_the_pipeline(tmp_path: Path, monkeypatch: pytest.Mon
     doc = yaml.safe_load(render_dvc_yaml(spec))
     assert doc["stages"]["mine"]["cmd"] == "python -m my_plugin"
     assert "metrics/mine.json" in doc["stages"]["tables"]["deps"]
-    with pytest.raises(ValueError, match="plugins: cannot import 'not_there'"):
-        pipeline_stages(validate_spec({"plugins": ["not_there"]}))
+    with pytest.raises(SpecError, match="plugins: cannot import plugin module 'not_there'"):
+        validate_spec({"plugins": ["not_there"]})
 
 
 def test_a_stage_reading_an_undeclared_field_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,9 +114,9 @@ def test_a_stage_reading_an_undeclared_field_fails(tmp_path: Path, monkeypatch: 
     from lure.stage import run_stage
 
     (tmp_path / "sneaky_plugin.py").write_text(
-        "from lure.pipeline.stages import StageDef\n"
-        "def stages(spec):\n"
-        "    return [StageDef(name='sneaky', params=('method.tau',), module='sneaky_plugin')]\n"
+        "from lure.registry import ANALYSES, Definition, StageDef\n"
+        "ANALYSES.add(Definition('sneaky', stages=lambda spec: [\n"
+        "    StageDef(name='sneaky', params=('method.tau',), module='sneaky_plugin')]))\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.chdir(tmp_path)
@@ -126,9 +126,9 @@ def test_a_stage_reading_an_undeclared_field_fails(tmp_path: Path, monkeypatch: 
         assert st.spec.method.tau == 0.5
     assert (tmp_path / "metrics" / "sneaky.json").is_file()
     (tmp_path / "metrics" / "sneaky.json").unlink()
-    with pytest.raises(UndeclaredParamError, match="stage 'sneaky' read spec field 'judge'"):
+    with pytest.raises(UndeclaredParamError, match="stage 'sneaky' read spec field 'pairs'"):
         with run_stage("sneaky") as st:
-            _ = st.spec.judge.temperature
+            _ = st.spec.pairs.per_user
     assert not (tmp_path / "metrics" / "sneaky.json").exists(), "a failed stage must not write its metrics"
 
 
@@ -156,7 +156,8 @@ def _stages(**overrides):
     from lure.pipeline.stages import pipeline_stages
     from lure.spec.load import apply_overrides, validate_spec
 
-    return {s.name: s for s in pipeline_stages(validate_spec(apply_overrides({}, [f"{k}={v}" for k, v in overrides.items()])))}
+    spec = validate_spec(apply_overrides({}, [f"{k}={v}" for k, v in overrides.items()]))
+    return {s.name: s for s in pipeline_stages(spec)}
 
 
 def test_llm_stage_graph_follows_the_spec() -> None:
@@ -170,16 +171,34 @@ def test_llm_stage_graph_follows_the_spec() -> None:
     assert readers == ["track", "train-gdrt", "validate"]
     assert "data/llm/sft" in default["gdrt-groups"].deps and "data/llm/sft" in default["llm-relevance"].deps
     # Eq. 3 and Eq. 2 scored by the base model, no SFT baseline: no SFT training at all
-    lean = _stages(**{"method.name": "gdrt", "method.relevance_model": "base", "eval.llm.fairness_scorer": "base", "baselines": "[popularity]"})
+    lean = _stages(**{"method.name": "gdrt", "method.relevance_model": "base", "eval.llm.fairness_scorer": "base",
+                      "baselines": "[popularity]"})
     assert "train-sft" not in lean and "llm-eval-sft" not in lean
+    assert {n for n in lean if n.startswith(("llm-", "train-", "gdrt-"))} == {
+        "llm-base", "gdrt-groups", "train-gdrt", "llm-relevance", "llm-eval-gdrt", "llm-eval-popularity", "llm-report",
+    }
     assert "data/llm/base" in lean["gdrt-groups"].deps and "data/llm/sft" not in lean["gdrt-groups"].deps
     # SFT under study: no GDRT stages
     sft = _stages(**{"method.name": "sft", "baselines": "[popularity]"})
     assert "train-gdrt" not in sft and "gdrt-groups" not in sft and "llm-eval-sft" in sft
     # several processes: the training stages launch through accelerate with the repository's config
     multi = _stages(**{"train.processes": 4})
-    assert multi["train-gdrt"].cmd.startswith("accelerate launch --config_file accelerate/multi_gpu.yaml --num_processes 4 -m stages.train gdrt")
+    assert multi["train-gdrt"].cmd.startswith(
+        "accelerate launch --config_file accelerate/multi_gpu.yaml --num_processes 4 -m stages.train gdrt"
+    )
     assert default["train-gdrt"].cmd == "python -m stages.train gdrt"
+
+
+def test_no_method_under_study_means_no_llm_stage() -> None:
+    """`method: null` with no baselines: the offline pipeline alone (the DVC tests' spec, tests/conftest.py)."""
+    offline = _stages(**{"method": "null", "baselines": "[]", "eval.models": "[random, popularity]"})
+    assert list(offline) == [
+        "validate", "prepare", "propensity", "pairs", "zoo-random", "zoo-popularity", "evaluate", "tables", "track",
+    ]
+    assert not any(p.startswith("data/llm") for s in offline.values() for p in (*s.deps, *s.outs))
+    from tests.conftest import SMALL_OFFLINE
+
+    assert [s.name for s in pipeline_stages(validate_spec(SMALL_OFFLINE))] == list(offline)
 
 
 def test_dvc_reads_yaml_with_the_c_parser() -> None:

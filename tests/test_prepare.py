@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from lure.data.canonical import age_bins, gini, popularity_bins, quantile_bins
+from lure.data.layout import Prepared
 from lure.data.prepare import prepare
 from lure.spec.data import DataSpec
 
@@ -38,6 +39,15 @@ def prepared(tmp_path_factory):
 
 def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_the_written_files_are_the_layouts(prepared):
+    _, out, _ = prepared
+    p = Prepared(out)
+    world = [p.items, p.interactions, *p.split_files(), p.relevance, p.exposure_prob, p.exposures, p.mar,
+             p.truth_users, p.truth_items]  # fmt: skip
+    assert sorted(path.relative_to(out).as_posix() for path in world) == sorted(FILES) == sorted(_files(out))
+    assert p.read_items().equals(pd.read_parquet(out / "items.parquet"))
 
 
 def test_layout_and_columns(prepared):

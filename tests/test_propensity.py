@@ -45,7 +45,7 @@ def prepared(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def logistic(prepared) -> FittedPropensity:
-    return fit_propensity(PropensitySpec(model="logistic"), prepared, seed=0)
+    return fit_propensity(PropensitySpec(model={"name": "logistic"}), prepared, seed=0)
 
 
 # ------------------------------------------------------------------------------------------ true exposure
@@ -187,7 +187,7 @@ def test_logistic_prior_correction_recovers_the_true_probability(synthetic, max_
 
 def test_logistic_calibrated_on_held_out_when_correctly_specified(synthetic):
     out, _ = synthetic
-    model = fit_propensity(PropensitySpec(model="logistic", metrics_sample=100_000), out, seed=0)
+    model = fit_propensity(PropensitySpec(model={"name": "logistic"}, metrics_sample=100_000), out, seed=0)
     metrics, table = propensity_report(model, out, seed=0)
     assert len(table) == PropensitySpec().calibration_bins
     assert list(table.columns) == ["bin", "n", "pred_mean", "obs_rate", "pred_min", "pred_max"]
@@ -222,14 +222,14 @@ def test_logistic_ranks_pairs_like_the_true_exposure_on_the_world(prepared, logi
 
 
 def test_true_model_scores_perfectly_and_only_on_the_world(prepared, synthetic):
-    fitted = fit_propensity(PropensitySpec(model="true"), prepared, seed=0)
+    fitted = fit_propensity(PropensitySpec(model={"name": "true"}), prepared, seed=0)
     truth = np.load(prepared / "truth" / "exposure_prob.npy")
     u, i = np.array([0, 5, 9]), np.array([3, 2, 1])
     np.testing.assert_array_equal(fitted.raw(u, i), truth[u, i])
     metrics, _ = propensity_report(fitted, prepared, seed=0)
     assert metrics["true_spearman"] == pytest.approx(1.0) and metrics["true_male"] == 0.0
     with pytest.raises(FileNotFoundError, match="only the simulated world"):
-        fit_propensity(PropensitySpec(model="true"), synthetic[0], seed=0)
+        fit_propensity(PropensitySpec(model={"name": "true"}), synthetic[0], seed=0)
 
 
 def test_popularity_formula_by_hand(tmp_path):
@@ -249,7 +249,7 @@ def test_popularity_formula_by_hand(tmp_path):
     train = train.assign(timestamp=0, rating=1.0, source="real")
     write_parquet(tmp_path / "items.parquet", catalog)
     write_parquet(tmp_path / "splits" / "holdout_train.parquet", train)
-    fitted = fit_propensity(PropensitySpec(model="popularity", popularity_eta=0.5, clip_min=0.01), tmp_path, 0)
+    fitted = fit_propensity(PropensitySpec(model={"name": "popularity", "eta": 0.5}, clip_min=0.01), tmp_path, 0)
     items = np.arange(4)
     users = np.zeros(4, dtype=np.int64)
     np.testing.assert_allclose(fitted.raw(users, items), [1.0, 0.5, 0.0, np.sqrt(0.5)])
@@ -306,8 +306,8 @@ def test_save_load_round_trip(tmp_path, prepared, logistic):
 
 
 def test_fit_is_deterministic_by_seed(prepared, logistic):
-    again = fit_propensity(PropensitySpec(model="logistic"), prepared, seed=0)
-    other = fit_propensity(PropensitySpec(model="logistic"), prepared, seed=1)
+    again = fit_propensity(PropensitySpec(model={"name": "logistic"}), prepared, seed=0)
+    other = fit_propensity(PropensitySpec(model={"name": "logistic"}), prepared, seed=1)
     u, i = np.full(120, 3), np.arange(120)
     np.testing.assert_array_equal(again.predict(u, i), logistic.predict(u, i))
     assert not np.array_equal(other.raw(u, i), logistic.raw(u, i))
@@ -322,4 +322,4 @@ def test_spec_sections_validate_and_describe_every_field():
     with pytest.raises(ValidationError, match="must not repeat"):
         PairsSpec(match_on=["pop_bin", "pop_bin"])
     with pytest.raises(ValidationError):
-        PropensitySpec(logistic_c=0)
+        PropensitySpec(model={"name": "logistic", "c": 0})

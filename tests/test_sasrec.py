@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from lure.estimators import list_ranks, naive
+from lure.estimators import naive
+from lure.metrics.ranking import list_ranks
 from lure.models import PopularityRecommender, Recommender, SASRecRecommender, build_model, top_k
 from lure.models.sasrec import last_items
 from lure.spec.eval import EvalSpec

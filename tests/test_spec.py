@@ -28,7 +28,10 @@ runner = CliRunner()
 
 # (spec fragment, field path that must be named, text the message must contain)
 MALFORMED = [
-    ({"judge": {"temperature": 5}}, "judge.temperature", "must be <= 2.0, got 5"),
+    ({"judge": {"temperature": 1.0}}, "judge", "unknown key"),  # no section before the judge issue defines it
+    ({"propensity": {"model": {"name": "logistic", "c": 0}}}, "propensity.model.c", "must be > 0"),
+    ({"propensity": {"model": {"name": "ips"}}}, "propensity.model", "'logistic', 'popularity', 'true'"),
+    ({"propensity": {"model": {"name": "true", "eta": 1}}}, "propensity.model.eta", "unknown key (allowed here: name)"),
     ({"bogus": 1}, "bogus", "unknown key"),
     ({"data": {"wrld": {}}}, "data.wrld", "unknown key"),
     ({"method": {"name": "gdrt", "tau": -1}}, "method.tau", "must be > 0.0"),
@@ -42,9 +45,9 @@ MALFORMED = [
     ({"propensity": {"clip_min": 0.5, "clip_max": 0.4}}, "propensity", "clip_min must be < clip_max"),
     ({"eval": {"ks": [10, 10]}}, "eval", "distinct"),
     ({"seed": -3}, "seed", "must be >= 0"),
-    ({"baselines": ["gdrt"]}, "", "must not contain the method under study"),
-    ({"judge": {"backend": "openai"}}, "judge", "needs base_url"),
-    ({"judge": {"api_key_env": "sk-abc"}}, "judge.api_key_env", "pattern"),
+    ({"method": {"name": "sft"}, "baselines": ["sft"]}, "", "must not contain the method under study"),
+    ({"baselines": ["gdrt"]}, "baselines.0", "'sft', 'sasrec'"),
+    ({"method": None, "baselines": ["sft"]}, "", "baselines need a method under study"),
     ({"data": {"source": "netflix"}}, "data.source", "'world'"),
     ({"model": {"template": "chat"}}, "model.template", "no file prompts/chat.j2 (known templates: next_item"),
 ]
@@ -160,7 +163,11 @@ def test_schema_and_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     result = runner.invoke(app, ["spec", "schema", "--out", "schema.json"])
     assert result.exit_code == 0
     schema = json.loads((tmp_path / "schema.json").read_text())
-    assert schema["properties"]["method"]["discriminator"]["propertyName"] == "name"
+    method_union = next(x for x in schema["properties"]["method"]["anyOf"] if "discriminator" in x)
+    assert method_union["discriminator"]["propertyName"] == "name"
+    propensity = schema["$defs"]["PropensitySpec"]["properties"]["model"]
+    assert propensity["discriminator"]["propertyName"] == "name"
+    assert set(propensity["discriminator"]["mapping"]) == {"logistic", "popularity", "true"}
     result = runner.invoke(app, ["spec", "show"], env={"COLUMNS": "250"})
     assert result.exit_code == 0
     assert "method.tau" in result.output and "Group-DRO temperature" in result.output

@@ -1,11 +1,13 @@
-"""Across-seed study from `dvc exp show --json` (lure.study): parsing and the t intervals, checked by hand."""
+"""Across-seed study from `dvc exp show --json` (lure.study): parsing, same-spec filtering and the per-seed pairing
+(the t interval itself is tested in test_stats.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from lure.study import experiment_reports, same_spec, seed_study, t_interval
+from lure.stats import t_interval
+from lure.study import experiment_reports, same_spec, seed_study
 
 
 def row(rev: str, name: str | None, seed: int, gdrt: float, sft: float) -> dict:
@@ -34,21 +36,17 @@ def test_reports_are_found_once_per_seed() -> None:
     assert sorted(r["seed"] for r in reports) == [0, 1, 2]
 
 
-def test_t_interval_by_hand() -> None:
-    mean, lo, hi = t_interval([1.0, 2.0, 3.0], 0.95)
-    half = 4.302652729911275 * 1.0 / np.sqrt(3)  # t_{0.975, 2} * s / sqrt(n), s = 1
-    assert mean == 2.0 and lo == pytest.approx(2 - half) and hi == pytest.approx(2 + half)
-    assert t_interval([5.0]) == (5.0, 5.0, 5.0)
-
-
 def test_seed_study_pairs_by_seed() -> None:
-    frame = seed_study(experiment_reports(SHOWN), "gdrt", "sft", "world", ["ndcg_at_10"])
+    frame = seed_study(experiment_reports(SHOWN), "gdrt", "sft", "world", ["ndcg_at_10"], 0.9)
     diff = frame[frame["what"] == "gdrt-sft"].iloc[0]
+    # seeds 0, 1, 2: gdrt - sft = 0.30 - 0.20, 0.25 - 0.22, 0.35 - 0.24 (paired by seed)
     assert diff["n_seeds"] == 3 and diff["values"] == [0.1, 0.03, 0.11]
-    assert diff["mean"] == pytest.approx(np.mean([0.1, 0.03, 0.11]))
-    assert diff["ci_low"] < diff["mean"] < diff["ci_high"]
+    paired = np.subtract([0.30, 0.25, 0.35], [0.20, 0.22, 0.24])
+    assert (diff["mean"], diff["ci_low"], diff["ci_high"]) == t_interval(paired, 0.9)
+    gdrt = frame[frame["what"] == "gdrt"].iloc[0]
+    assert (gdrt["mean"], gdrt["ci_low"], gdrt["ci_high"]) == t_interval([0.30, 0.25, 0.35], 0.9)
     with pytest.raises(ValueError, match="no experiment"):
-        seed_study(experiment_reports(SHOWN), "gdrt", "sasrec", "world", ["ndcg_at_10"])
+        seed_study(experiment_reports(SHOWN), "gdrt", "sasrec", "world", ["ndcg_at_10"], 0.95)
 
 
 def test_only_experiments_of_the_same_spec_count() -> None:

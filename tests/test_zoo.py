@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from lure.estimators import list_ranks, naive
+from lure.estimators import naive
+from lure.metrics.ranking import list_ranks
 from lure.models import (
     ALSRecommender,
     BPRRecommender,
@@ -24,7 +25,8 @@ from lure.models import (
     score_pairs,
     top_k,
 )
-from lure.models.zoo import MODELS, _top_mask
+from lure.models.zoo import ZOO as ZOO_REGISTRY
+from lure.models.zoo import _top_mask
 from lure.spec.eval import EvalSpec, ZooModel
 
 ZOO = ("random", "popularity", "itemknn", "als", "bpr")
@@ -58,7 +60,9 @@ def test_registry() -> None:
     assert isinstance(build_model("bpr"), BPRRecommender)
     with pytest.raises(KeyError, match="unknown zoo model"):
         build_model("svd")
-    assert set(MODELS) == set(get_args(ZooModel)), "every model the spec accepts has a builder"
+    assert ZOO_REGISTRY.names() == list(get_args(ZooModel)), "every model the spec accepts has a definition"
+    for definition in ZOO_REGISTRY:  # its parameter section is the eval field of the same name
+        assert definition.spec is None or EvalSpec.model_fields[definition.name].annotation is definition.spec
 
 
 def test_spec_topk_covers_ks() -> None:

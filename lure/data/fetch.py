@@ -3,10 +3,10 @@
 ``ensure_raw`` is what ``prepare`` calls. It never touches files that are already present. When some are
 missing it calls :func:`fetch`, which downloads the official archive with ``urllib`` (retrying network faults
 with exponential backoff), extracts it into a temporary folder next to the target, checks the sha256 of every
-file the adapter reads, and only then moves the files into place (one ``rename`` of the whole folder when the
-target does not exist yet), so an interrupted or corrupt download never leaves half a dataset behind. When the
-download is impossible (offline, no archive for this source, checksum mismatch), the error says exactly which
-files to put where and where to get them.
+file the adapter reads, and only then swaps the complete folder into place (``lure.io.atomic_dir``; files already
+there that the archive lacks are copied over first), so an interrupted or corrupt download never leaves half a
+dataset behind and never damages what was there. When the download is impossible (offline, no archive for this
+source, checksum mismatch), the error says exactly which files to put where and where to get them.
 
 Checksums are of the extracted files, not of the zip: they are what the adapters read, they are the same
 whoever repackages the archive, and they are the values published with the MovieLens test copies
@@ -23,23 +23,19 @@ import http.client
 import os
 import shutil
 import socket
-import tempfile
 import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from lure.data.sources.amazon import BEAUTY_META, cache_files, download_amazon2023
-from lure.data.sources.base import RawDataMissingError, registry, source_dir
+from lure.data.sources.base import RawDataMissingError, source_dir
+from lure.io import atomic_dir
+from lure.registry import SOURCES
 
 _CHUNK = 1 << 20
-#: Indirection so tests can stub the network and skip the backoff waits.
-urlopen: Callable[..., Any] = urllib.request.urlopen
-sleep: Callable[[float], None] = time.sleep
 
 
 @dataclass(frozen=True)
@@ -120,12 +116,12 @@ def missing_files(source: str, raw_dir: str | Path, *, amazon_category: str = "A
         if not (folder / "items_with_titles.tsv").is_file() and not all((folder / m).is_file() for m in BEAUTY_META):
             needed = (*needed, "items_with_titles.tsv")
     else:
-        needed = registry()[source].required
+        needed = SOURCES.get(source).required
     return [folder / name for name in needed if not (folder / name).is_file()]
 
 
 def _describe_missing(paths: list[Path]) -> str:
-    """Say "data/raw/x/a.dat, b.dat, c.dat are missing": the folder once, then the bare file names."""
+    """Say "<raw_dir>/x/a.dat, b.dat, c.dat are missing": the folder once, then the bare file names."""
     folder = paths[0].parent
     names = [str(paths[0])] + [p.name if p.parent == folder else str(p) for p in paths[1:]]
     return f"{', '.join(names)} {'is' if len(paths) == 1 else 'are'} missing"
@@ -160,14 +156,14 @@ def download(url: str, dest: Path, *, attempts: int = 4, backoff_s: float = 1.0,
     """
     for attempt in range(attempts):
         try:
-            with urlopen(url, timeout=timeout_s) as response, open(dest, "wb") as out:
+            with urllib.request.urlopen(url, timeout=timeout_s) as response, open(dest, "wb") as out:
                 while block := response.read(_CHUNK):
                     out.write(block)
             return
         except Exception as exc:
             if not _retryable(exc) or attempt == attempts - 1:
                 raise
-            sleep(backoff_s * 2**attempt)
+            time.sleep(backoff_s * 2**attempt)
 
 
 def sha256_of(path: Path, *, normalise_newlines: bool = False) -> str:
@@ -203,19 +199,21 @@ def _dataset_root(extracted: Path, expected: dict[str, str]) -> Path:
     return hits[0]
 
 
-def _install(root: Path, target: Path) -> None:
-    """Move the verified files into ``target``: one rename when it does not exist (or is empty), else one
-    ``os.replace`` per top-level entry (files already there that the archive lacks are kept)."""
-    if target.is_dir() and not any(target.iterdir()):
-        target.rmdir()
-    if not target.exists():
-        os.rename(root, target)
-        return
+def _install(root: Path, staging: Path, target: Path) -> None:
+    """Fill ``staging`` (the folder that will replace ``target``): the verified dataset files, then copies of the
+    entries of an existing ``target`` that the archive lacks (they are kept; the archive's own entries win)."""
     for entry in sorted(root.iterdir()):
-        dest = target / entry.name
-        if entry.is_dir() and dest.is_dir():
-            shutil.rmtree(dest)
-        os.replace(entry, dest)
+        shutil.move(entry, staging / entry.name)
+    if not target.is_dir():
+        return
+    for entry in sorted(target.iterdir()):
+        dest = staging / entry.name
+        if dest.exists() or dest.is_symlink():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, dest, symlinks=True)
+        else:
+            shutil.copy2(entry, dest, follow_symlinks=False)
 
 
 def fetch(
@@ -240,9 +238,9 @@ def fetch(
     if source not in ARCHIVES:
         raise RawDataMissingError(f"{source} has no automatic download")
     archive = ARCHIVES[source]
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{source}.", suffix=".tmp", dir=raw_dir))
-    try:
+    with atomic_dir(target) as staging:  # replaces target only when complete; on any error nothing changes
+        work = staging / ".download"  # the zip and its extraction, removed before the swap
+        work.mkdir()
         zip_path = work / "archive.zip"
         download(archive.url, zip_path, attempts=attempts, backoff_s=backoff_s)
         try:
@@ -252,9 +250,8 @@ def fetch(
             raise ChecksumError(f"{archive.url} is not a valid zip archive ({exc})") from None
         root = _dataset_root(work / "x", archive.sha256)
         verify(root, archive.sha256)
-        _install(root, target)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        _install(root, staging, target)
+        shutil.rmtree(work)
     return target
 
 

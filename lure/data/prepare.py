@@ -3,7 +3,8 @@
 ``data.source`` selects the simulated world or a real dataset (``lure.data.sources``, docs/datasets.md); every
 source goes through the same filter, order, bins and splits, so later stages cannot tell them apart.
 
-Layout under ``out_dir`` (all writes atomic through ``lure.io``; same spec and seed -> byte-identical files):
+Layout under ``out_dir`` (file names: ``lure.data.layout.Prepared``; all writes atomic through ``lure.io``; same
+spec and seed -> byte-identical files):
 
 * ``items.parquet``         item_id, title, genres ("|"-joined), year, popularity, pop_bin, age_bin
 * ``interactions.parquet``  user_id, item_id, timestamp (int64 unix s), rating (float), source ("real"/"synth")
@@ -38,6 +39,7 @@ from lure.data.canonical import (
     sort_interactions,
 )
 from lure.data.fetch import ensure_raw
+from lure.data.layout import SPLITS, Prepared
 from lure.data.sources import RawDataset, load_source
 from lure.data.splits import holdout_split, loo_split, window_samples, window_split
 from lure.data.world import World, generate_world
@@ -80,7 +82,7 @@ def _prepare_world(data: DataSpec, seed: int, out_dir: Path) -> dict[str, float]
     stats = dataset_stats(items, interactions, data.bins.n_pop_bins)
     stats["users_dropped"] = int(raw["user_id"].nunique()) - stats["users"]
     stats.update(_write_canonical(data, items, interactions, out_dir))
-    _write_truth(world, out_dir / "truth")
+    _write_truth(world, Prepared(out_dir))
     stats.update(world_stats(world))
     return stats
 
@@ -90,16 +92,13 @@ def _write_canonical(data: DataSpec, items: pd.DataFrame, interactions: pd.DataF
     loo = loo_split(interactions)
     window = window_split(window_samples(interactions, data.splits.history_max), data.splits.ratios)
     holdout = holdout_split(interactions, data.splits.holdout_fraction)
-    write_parquet(out_dir / "items.parquet", items)
-    write_parquet(out_dir / "interactions.parquet", interactions)
+    prepared = Prepared(out_dir)
+    write_parquet(prepared.items, items)
+    write_parquet(prepared.interactions, interactions)
     sizes: dict[str, int] = {}
-    for kind, names, parts in (
-        ("loo", ("train", "valid", "test"), loo),
-        ("window", ("train", "valid", "test"), window),
-        ("holdout", ("train", "test"), holdout),
-    ):
-        for name, part in zip(names, parts, strict=True):
-            write_parquet(out_dir / "splits" / f"{kind}_{name}.parquet", part)
+    for kind, parts in zip(SPLITS, (loo, window, holdout), strict=True):  # loo, window, holdout
+        for name, part in zip(SPLITS[kind], parts, strict=True):
+            write_parquet(prepared.split(kind, name), part)
             sizes[f"{kind}_{name}"] = len(part)
     return sizes
 
@@ -157,7 +156,7 @@ def mar_truth(raw: RawDataset, data: DataSpec) -> pd.DataFrame:
 
 def _prepare_real(data: DataSpec, seed: int, out_dir: Path) -> dict[str, float]:
     ensure_raw(data.source, data.raw_dir, amazon_category=data.amazon_category)
-    raw = load_source(data.source, data.raw_dir, amazon_category=data.amazon_category)
+    raw = load_source(data.source, data.raw_dir, data)
     interactions, counts = real_interactions(raw, data, seed)
     if interactions.empty:
         raise ValueError(
@@ -170,14 +169,15 @@ def _prepare_real(data: DataSpec, seed: int, out_dir: Path) -> dict[str, float]:
     if raw.time_kind != "unix":
         stats["time_span_days"] = 0.0  # no clock: Beauty's timestamps are sequence positions, Coat/LastFM's all 0
     stats.update(_write_canonical(data, items, interactions, out_dir))
-    write_parquet(out_dir / "ids" / "users.parquet", raw.users)
-    write_parquet(out_dir / "ids" / "items.parquet", raw.items[["item_id", "raw_id"]])
+    prepared = Prepared(out_dir)
+    write_parquet(prepared.user_ids, raw.users)
+    write_parquet(prepared.item_ids, raw.items[["item_id", "raw_id"]])
     stats.update(counts)
     stats["raw_items"] = len(raw.items)
     stats.update({f"raw_{key}": value for key, value in raw.notes.items()})
     if raw.mar is not None:
         mar = mar_truth(raw, data)
-        write_parquet(out_dir / "truth" / "mar.parquet", mar)
+        write_parquet(prepared.mar, mar)
         stats["mar_ratings"] = len(mar)
         stats["mar_users"] = int(mar["user_id"].nunique())
         stats["mar_click_rate"] = float(mar["clicked"].mean()) if len(mar) else 0.0
@@ -199,10 +199,10 @@ def world_stats(world: World) -> dict[str, float]:
     }
 
 
-def _write_truth(world: World, truth: Path) -> None:
-    write_npy(truth / "relevance.npy", world.relevance)
-    write_npy(truth / "exposure_prob.npy", world.exposure_prob)
-    write_parquet(truth / "exposures.parquet", world.exposures)
-    write_parquet(truth / "mar.parquet", world.mar)
-    write_parquet(truth / "users.parquet", world.users)
-    write_parquet(truth / "items.parquet", world.items[["item_id", "popularity_prior", "quality"]])
+def _write_truth(world: World, prepared: Prepared) -> None:
+    write_npy(prepared.relevance, world.relevance)
+    write_npy(prepared.exposure_prob, world.exposure_prob)
+    write_parquet(prepared.exposures, world.exposures)
+    write_parquet(prepared.mar, world.mar)
+    write_parquet(prepared.truth_users, world.users)
+    write_parquet(prepared.truth_items, world.items[["item_id", "popularity_prior", "quality"]])

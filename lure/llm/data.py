@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from lure.data.layout import Prepared
 from lure.llm.prompts import PromptTemplate, encode_completion, encode_prompt, render_completion, render_prompt
 
 IGNORE_INDEX = -100
@@ -107,20 +108,13 @@ def sample_windows(windows: pd.DataFrame, max_samples: int | None, seed: int) ->
 
 
 def load_window_split(prepared: Any, split: str) -> pd.DataFrame:
-    """``splits/window_<split>.parquet`` of a prepared dataset (GDRT §4.1.1 sliding windows)."""
-    from pathlib import Path
-
-    path = Path(prepared) / "splits" / f"window_{split}.parquet"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run the prepare stage first")
-    return pd.read_parquet(path)
+    """The window split ``split`` of a prepared dataset (GDRT §4.1.1 sliding windows)."""
+    return Prepared(prepared).read_split("window", split)
 
 
 def window_training_interactions(prepared: Any) -> pd.DataFrame:
     """Interactions a classic baseline may learn from in the window protocol: everything before the first
     validation target (the split is global by target time, so this is exactly what the training windows see)."""
-    from pathlib import Path
-
-    interactions = pd.read_parquet(Path(prepared) / "interactions.parquet", columns=["user_id", "item_id", "timestamp"])
+    interactions = Prepared(prepared).read_interactions(columns=["user_id", "item_id", "timestamp"])
     cutoff = int(load_window_split(prepared, "valid")["timestamp"].min())
     return interactions[interactions["timestamp"] < cutoff].reset_index(drop=True)

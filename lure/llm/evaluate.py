@@ -5,7 +5,7 @@ window; :func:`accuracy` (HIT/NDCG by exact title match, i.e. by item id since t
 :func:`fairness` (MGU/DGU over Eq. 2 relevance groups) then treat them identically.
 
 LLM rankings come from exact scoring of every catalogue title (``decoding: exact``) or from trie-constrained beam
-search (``decoding: beam``), both in :mod:`lure.llm.generate`.
+search (``decoding: beam``), both in :mod:`lure.llm.generate`. The metrics themselves are :mod:`lure.metrics`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lure.llm.metrics import group_unfairness, item_groups_by_relevance, target_ranks
 from lure.llm.prompts import PromptTemplate, encode_completion, encode_prompt, render_prompt
+from lure.metrics.fairness import dgu, group_unfairness, mgu
+from lure.metrics.ranking import hit_at_k, ndcg_at_k, target_ranks
 
 
 def window_prompt_ids(windows: pd.DataFrame, titles: Mapping[int, str], tokenizer: Any, max_length: int,
@@ -86,13 +87,12 @@ def rank_scores(scores: np.ndarray, k: int, exclude: Sequence[Sequence[int]] | N
 
 
 def accuracy(ranked: np.ndarray, targets: Sequence[int], ks: Sequence[int]) -> dict[str, np.ndarray]:
-    """Per-sample HIT@K and NDCG@K (one target per window; NDCG = 1/log2(rank+1) within K, the ideal DCG is 1)."""
-    ranks = target_ranks([list(map(int, r)) for r in ranked], [int(t) for t in targets])
+    """Per-sample HIT@K and NDCG@K of the ranked item ids (one target per window, :mod:`lure.metrics.ranking`)."""
+    ranks = target_ranks(np.asarray(ranked, dtype=np.int64), np.asarray(targets, dtype=np.int64))
     out: dict[str, np.ndarray] = {}
     for k in ks:
-        hit = ranks <= k
-        out[f"hit_at_{k}"] = hit.astype(np.float64)
-        out[f"ndcg_at_{k}"] = np.where(hit, 1.0 / np.log2(np.minimum(ranks, k) + 1.0), 0.0)
+        out[f"hit_at_{k}"] = hit_at_k(ranks, k)
+        out[f"ndcg_at_{k}"] = ndcg_at_k(ranks, k)
     return out
 
 
@@ -131,34 +131,9 @@ def item_relevance(model: Any, tokenizer: Any, titles: Sequence[str], batch: int
 
 def fairness(ranked: np.ndarray, histories: Sequence[Sequence[int]], item_group: Mapping[int, int], k: int,
              n_groups: int, average: str) -> dict[str, Any]:
-    """MGU@K, DGU@K (§4.1.4) and the signed per-group discrepancies GU(g)."""
+    """MGU@K, DGU@K (§4.1.4, :mod:`lure.metrics.fairness`) and the signed per-group discrepancies GU(g) of the
+    ranked item ids (-1 slots skipped)."""
     top = [[int(i) for i in row[:k] if i >= 0] for row in ranked]
     hist = [[int(i) for i in h] for h in histories]
     gu = group_unfairness(top, hist, item_group, k, n_groups, average=average)  # type: ignore[arg-type]
-    return {f"mgu_at_{k}": float(np.mean(np.abs(gu))), f"dgu_at_{k}": float(gu.max() - gu.min()),
-            "gu": [float(x) for x in gu]}
-
-
-def group_shares(items: Sequence[int], item_group: Mapping[int, int], n_groups: int) -> np.ndarray:
-    """Share of each relevance group among ``items`` (GDRT Figs. 3/8: top-1 recommendations vs the test targets)."""
-    counts = np.bincount([item_group[int(i)] for i in items if int(i) >= 0], minlength=n_groups).astype(float)
-    return counts / counts.sum() if counts.sum() else counts
-
-
-def relevance_groups(item_ids: Sequence[int], relevance: Sequence[float], n_groups: int) -> dict[int, int]:
-    """item id -> group (0 = most relevant to the auxiliary tokens), equal-count split by Eq. 2 relevance."""
-    keys = [str(int(i)) for i in item_ids]
-    groups = item_groups_by_relevance(keys, np.asarray(relevance, dtype=np.float64), n_groups)
-    return {int(k): g for k, g in groups.items()}
-
-
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int, confidence: float, seed: int) -> dict[str, float]:
-    """Mean of a − b over samples with a percentile bootstrap CI (same resampled samples for both)."""
-    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    out = {"diff": float(d.mean())}
-    if resamples and d.size:
-        rng = np.random.default_rng(seed)
-        means = d[rng.integers(0, d.size, size=(resamples, d.size))].mean(axis=1)
-        lo, hi = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
-        out.update(ci_low=float(lo), ci_high=float(hi))
-    return out
+    return {f"mgu_at_{k}": mgu(gu), f"dgu_at_{k}": dgu(gu), "gu": [float(x) for x in gu]}

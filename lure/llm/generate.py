@@ -29,7 +29,9 @@ from typing import Any
 
 import torch
 
+from lure.llm.forward import model_device, run_prompt
 from lure.llm.prompts import EncodedPrompt, Prompt, PromptTemplate, encode_completion, encode_prompt
+from lure.llm.title_tree import cached_title_tree, tree_scores, tree_supported, tree_weights
 from lure.llm.trie import TokenTrie
 
 PromptLike = Prompt | EncodedPrompt | Sequence[int]
@@ -52,17 +54,6 @@ def prompt_ids(tokenizer: Any, prompt: PromptLike) -> list[int]:
     return [int(t) for t in prompt]
 
 
-def _device(model: Any) -> torch.device:
-    return next(model.parameters()).device
-
-
-def run_prompt(model: Any, ids: Sequence[int]) -> tuple[torch.Tensor, Any]:
-    """Forward the prompt once: log-probabilities of the next token (vocab,) and the KV cache."""
-    x = torch.tensor([list(ids)], dtype=torch.long, device=_device(model))
-    out = model(input_ids=x, use_cache=True)
-    return torch.log_softmax(out.logits[0, -1].float(), dim=-1), out.past_key_values
-
-
 @torch.inference_mode()
 def constrained_beam_search(model: Any, tokenizer: Any, prompts: Sequence[PromptLike], trie: TokenTrie,
                             beam: int = 10, top_k: int | None = None,
@@ -78,7 +69,7 @@ def constrained_beam_search(model: Any, tokenizer: Any, prompts: Sequence[Prompt
     model.eval()
     top_k = beam if top_k is None else top_k
     max_steps = trie.max_depth if max_steps is None else max_steps
-    device = _device(model)
+    device = model_device(model)
     results: list[BeamResult] = []
     for prompt in prompts:
         logp, cache = run_prompt(model, prompt_ids(tokenizer, prompt))
@@ -157,8 +148,6 @@ def rank_catalogue(model: Any, tokenizer: Any, prompts: Sequence[PromptLike],
     the rest are -inf, so :func:`top_items` up to ``top_k`` returns exactly what full scores would; the tree path
     then skips every title prefix that provably cannot reach the top (see :mod:`lure.llm.title_tree`).
     """
-    from lure.llm.title_tree import cached_title_tree, tree_scores, tree_supported, tree_weights
-
     if sequences is None:
         if catalogue_titles is None:
             raise ValueError("give catalogue_titles or sequences")
@@ -189,7 +178,7 @@ def rank_catalogue(model: Any, tokenizer: Any, prompts: Sequence[PromptLike],
     threads = torch.get_num_threads()
     workers = threads if workers is None else max(1, int(workers))
     workers = min(workers, len(ids))
-    if workers <= 1 or _device(model).type != "cpu":
+    if workers <= 1 or model_device(model).type != "cpu":
         for p in range(len(ids)):
             score(p)
         return _keep_top(scores, top_k, exclude)
@@ -219,7 +208,7 @@ def _keep_top(scores: torch.Tensor, top_k: int | None, exclude: Sequence[Sequenc
 def _rank_generic(model: Any, tokenizer: Any, prompts: Sequence[PromptLike], sequences: Sequence[Sequence[int]],
                   batch: int) -> torch.Tensor:
     """The prompt's KV cache repeated over batches of length-sorted, right-padded titles (any causal LM)."""
-    device = _device(model)
+    device = model_device(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     ids, lengths = pad_sequences(sequences, pad_id)
     order = torch.argsort(lengths, stable=True)

@@ -23,8 +23,8 @@ from typing import Any
 
 import jinja2
 
-#: ``prompts/`` at the repository root (the package is installed editable, so this is the checkout's folder).
-PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
+from lure.paths import TEMPLATE_SUFFIX, prompts_dir
+
 DEFAULT_TEMPLATE = "next_item"
 #: Prompt segments in rendering order; the template must define a block for each.
 SEGMENTS: tuple[str, ...] = ("task", "history", "response")
@@ -54,19 +54,22 @@ class EncodedPrompt:
 
 
 class PromptTemplate:
-    """A ``prompts/<name>.j2`` template rendered block by block; see the module docstring for the block contract."""
+    """A ``prompts/<name>.j2`` template rendered block by block; see the module docstring for the block contract.
+
+    ``directory`` defaults to :func:`lure.paths.prompts_dir` (the project's ``prompts/``, else the packaged copy).
+    """
 
     def __init__(self, name: str = DEFAULT_TEMPLATE, directory: str | Path | None = None,
                  segments: Sequence[str] = SEGMENTS) -> None:
         self.name = name
-        self.directory = Path(directory) if directory is not None else PROMPTS_DIR
+        self.directory = Path(directory) if directory is not None else prompts_dir()
         env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(self.directory)),
             undefined=jinja2.StrictUndefined,  # a missing variable is a bug, not an empty string
             autoescape=False,
             keep_trailing_newline=True,
         )
-        self._template = env.get_template(f"{name}.j2")
+        self._template = env.get_template(f"{name}{TEMPLATE_SUFFIX}")
         self.segments = tuple(segments)
         missing = [b for b in (*self.segments, COMPLETION_BLOCK, MASK_BLOCK) if b not in self._template.blocks]
         if missing:
@@ -103,9 +106,17 @@ class PromptTemplate:
         return self._block(COMPLETION_BLOCK, target=title)
 
 
-@lru_cache(maxsize=16)
 def load_template(name: str = DEFAULT_TEMPLATE, directory: str | None = None) -> PromptTemplate:
-    """Cached :class:`PromptTemplate` by name (templates are immutable files, parsing them once is enough)."""
+    """Cached :class:`PromptTemplate` by name (templates are immutable files, parsing them once is enough).
+
+    The folder is resolved before the cache is consulted, so a change of directory never serves another
+    project's template.
+    """
+    return _load_template(name, str(prompts_dir() if directory is None else directory))
+
+
+@lru_cache(maxsize=16)
+def _load_template(name: str, directory: str) -> PromptTemplate:
     return PromptTemplate(name, directory)
 
 

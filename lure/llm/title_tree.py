@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from lure.llm.generate import run_prompt  # generate imports this module only inside rank_catalogue
+from lure.llm.forward import run_prompt
 
 CHUNK = 2048  # rows per forward call (all of one depth): amortises per-call overhead, stays cache-sized
 HEAD_CHUNK = 256  # rows per lm-head block: the (rows x vocab) logits stay in cache for the fused log-softmax
@@ -254,23 +254,21 @@ def _rotated(w: torch.Tensor, n_rot: int, hd: int, cos: torch.Tensor, sin: torch
     return torch.cat([out.reshape(n_rot * hd, *tail), w[n_rot * hd:]])
 
 
-_FLASH_CPU = True  # the fused CPU attention kernel that also returns the log-sum-exp; cleared if it is unavailable
-
-
-def attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+           fused: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """softmax(q k^T) v (q pre-scaled, no mask) and the float32 log-sum-exp of the scores.
 
-    q: (B, H, L, hd), keys/values: (B, H, S, hd); returns (B, H, L, hd) and (B, H, L). On CPU the fused
-    flash-attention kernel does it without materialising the (L x S) scores.
+    q: (B, H, L, hd), keys/values: (B, H, S, hd); returns (B, H, L, hd) and (B, H, L). On CPU (and ``fused``)
+    PyTorch's fused flash-attention kernel, which also returns the log-sum-exp, does it without materialising the
+    (L x S) scores; elsewhere, or where this torch build lacks that kernel, two matmuls do.
     """
-    global _FLASH_CPU
-    if _FLASH_CPU and q.device.type == "cpu":
+    if fused and q.device.type == "cpu":
         try:
             o, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, keys, values, 0.0, False,
                                                                                 scale=1.0)[:2]
             return o, lse.float()
         except (AttributeError, RuntimeError, NotImplementedError, TypeError):  # pragma: no cover - old/odd builds
-            _FLASH_CPU = False
+            pass
     s = torch.matmul(q, keys.transpose(-1, -2)).float()
     m = s.amax(dim=-1, keepdim=True)
     e = s.sub_(m).exp_()
@@ -283,8 +281,9 @@ class _TreePass:
     """One prompt's walk over the tree: the rows' keys and values so far, and every node's prefix score."""
 
     def __init__(self, model: Any, tree: TitleTree, prompt: Sequence[int], weights: TreeWeights,
-                 head_chunk: int) -> None:
+                 head_chunk: int, fused_attention: bool = True) -> None:
         self.tree, self.w, self.head_chunk = tree, weights, head_chunk
+        self.fused_attention = fused_attention
         self.device = device = next(model.parameters()).device
         logp0, cache = run_prompt(model, prompt)
         inner = model.model
@@ -353,7 +352,8 @@ class _TreePass:
             r = len(qkv)  # distinct tokens in the first layer, rows after it
             q = qkv[:, :n_q].view(r, kv, gq, hd)
             # the prompt, through the fused kernel: one batch, r * gq queries per kv head
-            o_p, lse_p = attend(q.permute(1, 0, 2, 3).reshape(1, kv, r * gq, hd), self.keys_p[li], self.vals_p[li])
+            o_p, lse_p = attend(q.permute(1, 0, 2, 3).reshape(1, kv, r * gq, hd), self.keys_p[li], self.vals_p[li],
+                                self.fused_attention)
             o_p = o_p.view(kv, r, gq, hd).permute(1, 0, 2, 3)  # (r, kv, gq, hd)
             lse_p = lse_p.view(kv, r, gq).permute(1, 0, 2)  # (r, kv, gq)
             if li == 0:
@@ -514,7 +514,7 @@ class _TreePass:
 @torch.inference_mode()
 def tree_scores(model: Any, tree: TitleTree, prompt: Sequence[int], weights: TreeWeights | None = None,
                 top_k: int | None = None, exclude: Sequence[int] | None = None, chunk: int = CHUNK,
-                head_chunk: int = HEAD_CHUNK, probe: int | None = None) -> torch.Tensor:
+                head_chunk: int = HEAD_CHUNK, probe: int | None = None, fused_attention: bool = True) -> torch.Tensor:
     """log P(sequence | prompt) of every sequence of ``tree`` (float32, on the model's device).
 
     With ``top_k``, only prefixes that can still lead to one of the ``top_k`` best sequences (``exclude``:
@@ -524,9 +524,10 @@ def tree_scores(model: Any, tree: TitleTree, prompt: Sequence[int], weights: Tre
     ``probe`` is the width of the probe beam (0: none). Its default, ``max(top_k, min(64, n / 16))`` for ``n``
     sequences, was tuned on the world's trained SFT model (800 titles, top 10): with width 10, tau stayed so low
     that ranking took 2.5x as long as with width 60, and widths beyond ~100 cost more than they save.
+    ``fused_attention=False`` attends to the prompt by plain matmuls on CPU too (as off CPU; equally exact).
     """
     weights = tree_weights(model) if weights is None else weights
-    run = _TreePass(model, tree, prompt, weights, head_chunk)
+    run = _TreePass(model, tree, prompt, weights, head_chunk, fused_attention)
     n_seq = len(tree.ends)
     prune = top_k is not None and 0 < top_k < n_seq
     excl = None if exclude is None else torch.as_tensor(list(exclude), dtype=torch.long, device=run.device)

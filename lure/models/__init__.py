@@ -3,7 +3,7 @@
 from typing import Any
 
 from lure.models.zoo import (
-    MODELS,
+    ZOO,
     ALSRecommender,
     BPRRecommender,
     ItemKNNRecommender,
@@ -17,7 +17,7 @@ from lure.models.zoo import (
 )
 
 __all__ = [
-    "MODELS",
+    "ZOO",
     "ALSRecommender",
     "BPRRecommender",
     "ItemKNNRecommender",

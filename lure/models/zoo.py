@@ -9,14 +9,14 @@ All models see the training data as a *binary* user x item matrix (a repeated pa
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from lure.spec.eval import EvalSpec
+from lure.registry import ZOO, Definition
+from lure.spec.eval import ALSParams, BPRParams, EvalSpec, ItemKNNParams, SASRecParams
 
 
 @runtime_checkable
@@ -228,25 +228,20 @@ class BPRRecommender(_FactorModel):
         )
 
 
-MODELS: dict[str, Callable[[EvalSpec], Recommender]] = {
-    "random": lambda spec: RandomRecommender(),
-    "popularity": lambda spec: PopularityRecommender(),
-    "itemknn": lambda spec: ItemKNNRecommender(neighbors=spec.itemknn.neighbors),
-    "als": lambda spec: ALSRecommender(
-        factors=spec.als.factors,
-        iterations=spec.als.iterations,
-        regularization=spec.als.regularization,
-        alpha=spec.als.alpha,
-        threads=spec.threads,
-    ),
-    "bpr": lambda spec: BPRRecommender(
-        factors=spec.bpr.factors,
-        iterations=spec.bpr.iterations,
-        learning_rate=spec.bpr.learning_rate,
-        regularization=spec.bpr.regularization,
-    ),
-    "sasrec": lambda spec: _sasrec(spec),
-}
+
+
+def _als(spec: EvalSpec) -> Recommender:
+    p = spec.als
+    return ALSRecommender(
+        factors=p.factors, iterations=p.iterations, regularization=p.regularization, alpha=p.alpha, threads=spec.threads
+    )
+
+
+def _bpr(spec: EvalSpec) -> Recommender:
+    p = spec.bpr
+    return BPRRecommender(
+        factors=p.factors, iterations=p.iterations, learning_rate=p.learning_rate, regularization=p.regularization
+    )
 
 
 def _sasrec(spec: EvalSpec) -> Recommender:
@@ -266,11 +261,31 @@ def _sasrec(spec: EvalSpec) -> Recommender:
     )
 
 
+# The zoo's definitions (registry: lure.registry.ZOO). Each says its parameter section, the spec fields its stage
+# reads besides ``seed`` and ``eval.topk``, and builds an unfitted model from the ``eval`` section.
+ZOO.add(Definition("random", lambda spec: RandomRecommender(), description="uniform random scores (seeded)"))
+ZOO.add(Definition("popularity", lambda spec: PopularityRecommender(), description="training-set popularity"))
+ZOO.add(
+    Definition(
+        "itemknn",
+        lambda spec: ItemKNNRecommender(neighbors=spec.itemknn.neighbors),
+        spec=ItemKNNParams,
+        reads=("eval.itemknn",),
+        description="item-based kNN, cosine similarity",
+    )
+)
+ZOO.add(Definition("als", _als, spec=ALSParams, reads=("eval.als", "eval.threads"), description="implicit ALS"))
+ZOO.add(Definition("bpr", _bpr, spec=BPRParams, reads=("eval.bpr",), description="implicit BPR"))
+ZOO.add(
+    Definition(
+        "sasrec", _sasrec, spec=SASRecParams, reads=("eval.sasrec", "eval.threads"), description="SASRec (torch)"
+    )
+)
+
+
 def build_model(name: str, eval_spec: EvalSpec | None = None) -> Recommender:
     """An unfitted zoo model configured from the ``eval`` section (defaults if None)."""
-    if name not in MODELS:
-        raise KeyError(f"unknown zoo model {name!r}; known: {', '.join(MODELS)}")
-    return MODELS[name](eval_spec or EvalSpec())
+    return ZOO.get(name).build(eval_spec or EvalSpec())
 
 
 def _top_mask(scores: np.ndarray, k: int) -> np.ndarray:

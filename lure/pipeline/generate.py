@@ -14,7 +14,9 @@ from typing import Any
 
 import yaml
 
-from lure.pipeline.stages import COMMON_CODE, StageDef, pipeline_stages
+from lure.pipeline.code_deps import code_deps
+from lure.pipeline.stages import pipeline_stages
+from lure.registry import StageDef
 from lure.spec.load import canonical_json, structural_values
 from lure.spec.model import Spec
 
@@ -27,8 +29,12 @@ HEADER = (
 )
 
 
-def stage_entry(stage: StageDef) -> dict[str, Any]:
-    code = [stage.script, *COMMON_CODE, *stage.code]
+def stage_entry(stage: StageDef, root: str | Path = ".", derived: list[str] | None = None) -> dict[str, Any]:
+    """The ``dvc.yaml`` entry of ``stage``. Its code deps: its script, the project modules the script imports
+    (``derived``, default :func:`lure.pipeline.code_deps.code_deps` of its module under the project ``root``), then
+    ``stage.code`` (the non-Python files it reads, e.g. ``prompts``, and any code declared explicitly)."""
+    derived = code_deps(stage.module_name, root) if derived is None else derived
+    code = [stage.script, *derived, *stage.code]
     entry: dict[str, Any] = {"cmd": stage.cmd}
     deps = list(dict.fromkeys([*([] if stage.name == "validate" else [".lure/spec.ok"]), *code, *stage.deps]))
     entry["deps"] = deps
@@ -44,9 +50,11 @@ def stage_entry(stage: StageDef) -> dict[str, Any]:
     return entry
 
 
-def render_dvc_yaml(spec: Spec) -> str:
+def render_dvc_yaml(spec: Spec, root: str | Path = ".") -> str:
+    """``dvc.yaml`` for ``spec``; ``root`` is the project root (where DVC runs the stages), default the current one."""
     stages = pipeline_stages(spec)
-    doc = {"stages": {s.name: stage_entry(s) for s in stages}}
+    derived = {m: code_deps(m, root) for m in dict.fromkeys(s.module_name for s in stages)}
+    doc = {"stages": {s.name: stage_entry(s, root, derived[s.module_name]) for s in stages}}
     shape = SHAPE_PREFIX + canonical_json(structural_values(spec)) + "\n"
     return HEADER + shape + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=120)
 

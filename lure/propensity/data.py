@@ -1,6 +1,6 @@
 """What propensity models are fitted on: the canonical items and the training part of the per-user holdout.
 
-Files read from the prepared directory (written by ``prepare``, see ``lure/data/prepare.py``):
+Files read from the prepared directory (written by ``prepare``; their names are ``lure.data.layout.Prepared``'s):
 
 * ``items.parquet``                   the whole catalogue (item_id = 0..n-1, genres, pop_bin, age_bin, ...);
 * ``splits/holdout_train.parquet``    per user all but the last ceil(0.2 n_u) interactions (the fit data);
@@ -17,18 +17,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-HOLDOUT_TRAIN = "splits/holdout_train.parquet"
-HOLDOUT_TEST = "splits/holdout_test.parquet"
-EXPOSURE_PROB = "truth/exposure_prob.npy"
-RELEVANCE = "truth/relevance.npy"
-
-
-def read_split(prepared_dir: Path, rel: str) -> pd.DataFrame:
-    """One holdout split (user_id, item_id, timestamp, ...); a clear error when ``prepare`` did not write it."""
-    path = Path(prepared_dir) / rel
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run the prepare stage (it writes the per-user holdout split)")
-    return pd.read_parquet(path)
+from lure.data.layout import Prepared
 
 
 def hour_weekday(timestamps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -69,17 +58,18 @@ class PropensityData:
     @classmethod
     def load(cls, prepared_dir: Path) -> PropensityData:
         prepared_dir = Path(prepared_dir)
-        items = pd.read_parquet(prepared_dir / "items.parquet")
+        prepared = Prepared(prepared_dir)
+        items = prepared.read_items()
         n_items = len(items)
         if not np.array_equal(items["item_id"].to_numpy(), np.arange(n_items)):
-            raise ValueError(f"{prepared_dir / 'items.parquet'}: item_id must be 0..n-1 in order")
-        train = read_split(prepared_dir, HOLDOUT_TRAIN).reset_index(drop=True)
+            raise ValueError(f"{prepared.items}: item_id must be 0..n-1 in order")
+        train = prepared.read_split("holdout", "train").reset_index(drop=True)
         if len(train) == 0:
-            raise ValueError(f"{prepared_dir / HOLDOUT_TRAIN} has no rows")
+            raise ValueError(f"{prepared.holdout_train} has no rows")
         users = train["user_id"].to_numpy(dtype=np.int64)
         item_ids = train["item_id"].to_numpy(dtype=np.int64)
         if users.min() < 0 or item_ids.min() < 0 or item_ids.max() >= n_items:
-            raise ValueError(f"{prepared_dir / HOLDOUT_TRAIN}: ids out of range")
+            raise ValueError(f"{prepared.holdout_train}: ids out of range")
         return cls(
             prepared_dir=prepared_dir,
             items=items,

@@ -15,9 +15,7 @@ import numpy as np
 
 from lure.io import write_with
 from lure.propensity.data import PropensityData
-from lure.propensity.logistic import LogisticPropensity
-from lure.propensity.popularity import PopularityPropensity
-from lure.propensity.true import TruePropensity
+from lure.registry import PROPENSITY_MODELS
 
 
 class PropensityModel(Protocol):
@@ -111,14 +109,8 @@ class FittedPropensity:
 
 
 def make_model(spec: Any, seed: int) -> Any:
-    """The unfitted model named by ``spec.model`` with its settings from the spec."""
-    if spec.model == "logistic":
-        return LogisticPropensity(spec.negative_ratio, spec.logistic_c, spec.max_fit_pairs, seed)
-    if spec.model == "popularity":
-        return PopularityPropensity(spec.popularity_eta)
-    if spec.model == "true":
-        return TruePropensity()
-    raise ValueError(f"unknown propensity model {spec.model!r}")
+    """The unfitted model chosen by ``spec.model`` (a member of the propensity-model union), configured from it."""
+    return PROPENSITY_MODELS.get(spec.model.name).build(spec.model, seed)
 
 
 def fit_propensity(spec: Any, prepared_dir: Path, seed: int) -> FittedPropensity:
@@ -132,7 +124,7 @@ def fit_propensity(spec: Any, prepared_dir: Path, seed: int) -> FittedPropensity
         known_users=data.user_counts() > 0,
         n_items=data.n_items,
         settings={
-            "model": spec.model,
+            "model": spec.model.name,
             "calibration_bins": int(spec.calibration_bins),
             "metrics_sample": int(spec.metrics_sample),
         },

@@ -21,6 +21,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from lure.propensity.data import PropensityData, contains, hour_weekday
+from lure.registry import PROPENSITY_MODELS, Definition
+from lure.spec.propensity import LogisticModel
 
 #: Iterations of L-BFGS (standardised features converge in well under 100).
 MAX_ITER = 300
@@ -197,3 +199,6 @@ class LogisticPropensity:
         for name in ("log_user_freq", "log_item_pop", "user_genre_entropy"):
             out[f"logistic_coef_{name}"] = self.coef_[name]
         return out
+
+
+PROPENSITY_MODELS.add(Definition("logistic", lambda spec, seed: LogisticPropensity(spec.negative_ratio, spec.c, spec.max_fit_pairs, seed), spec=LogisticModel, reads=("propensity.model",)))

@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lure.propensity.data import EXPOSURE_PROB, HOLDOUT_TEST, HOLDOUT_TRAIN, contains, pair_keys, read_split
+from lure.data.layout import Prepared
+from lure.propensity.data import contains, pair_keys
 from lure.propensity.fitted import FittedPropensity
 
 
@@ -40,9 +41,9 @@ def propensity_metrics(model: FittedPropensity, prepared_dir: Path, seed: int) -
 
 def propensity_report(model: FittedPropensity, prepared_dir: Path, seed: int) -> tuple[dict[str, float], pd.DataFrame]:
     """(metrics, calibration table). Table columns: bin, n, pred_mean, obs_rate, pred_min, pred_max."""
-    prepared_dir = Path(prepared_dir)
-    train = read_split(prepared_dir, HOLDOUT_TRAIN)
-    test = read_split(prepared_dir, HOLDOUT_TEST)
+    prepared = Prepared(prepared_dir)
+    train = prepared.read_split("holdout", "train")
+    test = prepared.read_split("holdout", "test")
     calib_rng, truth_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     n_sample = int(model.settings["metrics_sample"])
 
@@ -50,9 +51,9 @@ def propensity_report(model: FittedPropensity, prepared_dir: Path, seed: int) ->
     table, calib = calibration_table(model, train, test, n_sample, int(model.settings["calibration_bins"]), calib_rng)
     metrics.update(calib)
 
-    truth_path = prepared_dir / EXPOSURE_PROB
-    if truth_path.exists():
-        metrics.update(truth_metrics(model, train, np.load(truth_path, mmap_mode="r"), n_sample, truth_rng))
+    exposure_prob = prepared.read_exposure_prob()
+    if exposure_prob is not None:
+        metrics.update(truth_metrics(model, train, exposure_prob, n_sample, truth_rng))
     summary = getattr(model.model, "summary", None)
     if callable(summary):
         metrics.update(summary())

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from lure.propensity.data import PropensityData
+from lure.registry import PROPENSITY_MODELS, Definition
+from lure.spec.propensity import PopularityModel
 
 
 class PopularityPropensity:
@@ -28,3 +30,6 @@ class PopularityPropensity:
 
     def predict(self, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
         return self.item_prob_[item_ids]
+
+
+PROPENSITY_MODELS.add(Definition("popularity", lambda spec, seed: PopularityPropensity(spec.eta), spec=PopularityModel, reads=("propensity.model",)))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from lure.propensity.data import EXPOSURE_PROB, PropensityData
+from lure.data.layout import Prepared
+from lure.propensity.data import PropensityData
+from lure.registry import PROPENSITY_MODELS, Definition
+from lure.spec.propensity import TrueModel
 
 
 class TruePropensity:
@@ -17,7 +20,7 @@ class TruePropensity:
     name = "true"
 
     def fit(self, data: PropensityData) -> TruePropensity:
-        path = data.prepared_dir / EXPOSURE_PROB
+        path = Prepared(data.prepared_dir).exposure_prob
         if not path.exists():
             raise FileNotFoundError(
                 f"propensity model 'true' needs {path}, which only the simulated world has (data.source: world); "
@@ -33,3 +36,6 @@ class TruePropensity:
 
     def predict(self, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
         return self.prob_[user_ids, item_ids].astype(np.float64)
+
+
+PROPENSITY_MODELS.add(Definition("true", lambda spec, seed: TruePropensity(), spec=TrueModel, reads=("propensity.model",)))

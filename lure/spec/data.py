@@ -13,6 +13,7 @@ from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
+from lure.data.layout import RAW_DIR
 from lure.spec.base import Section, structural
 
 #: Genres available to the world generator (``lure.data.vocab.GENRES`` holds the names and their title words).
@@ -168,7 +169,7 @@ class DataSpec(Section):
         "'movielens-1m', 'movielens-100k', 'coat', 'amazon-beauty', 'amazon-2023', 'lastfm'.",
     )
     raw_dir: str = Field(
-        "data/raw",
+        RAW_DIR,
         min_length=1,
         max_length=1024,
         description="Folder of the raw files of real datasets: those of source X live in <raw_dir>/X/ (fetched "

@@ -75,10 +75,10 @@ class ModelSpec(Section):
     @field_validator("template")
     @classmethod
     def _template_exists(cls, name: str) -> str:
-        from lure.llm.prompts import PROMPTS_DIR
+        from lure.paths import prompts_dir, template_names
 
-        if not (PROMPTS_DIR / f"{name}.j2").is_file():
-            known = sorted(p.stem for p in PROMPTS_DIR.glob("*.j2"))
+        if not (prompts_dir() / f"{name}.j2").is_file():
+            known = template_names()
             raise ValueError(f"no file prompts/{name}.j2 (known templates: {', '.join(known)})")
         return name
 

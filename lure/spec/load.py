@@ -14,11 +14,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
+from lure.io import DuplicateKeyError, YamlError, parse_yaml, read_yaml
 from lure.spec.base import STRUCTURAL_KEY
-from lure.spec.model import Spec, spec_to_dict
+from lure.spec.model import Spec, spec_model, spec_to_dict
 
 
 class SpecError(Exception):
@@ -41,11 +41,9 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise SpecError(str(path), [("", "file not found (expected a YAML spec)")])
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError(str(path), [("", f"invalid YAML{where}: {getattr(exc, 'problem', exc)}")]) from None
+        data = read_yaml(p)
+    except YamlError as exc:  # a syntax error or a duplicate key, with its line
+        raise SpecError(str(path), [("", exc.problem)]) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -54,10 +52,16 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
 
 
 def validate_spec(data: Mapping[str, Any], source: str = "params.yaml") -> Spec:
+    plugins = data.get("plugins")
+    named = plugins if isinstance(plugins, list) and all(isinstance(p, str) for p in plugins) else []
     try:
-        return Spec.model_validate(dict(data))
+        model = spec_model(named)  # imports the plugins: their methods join the spec's unions
+    except ValueError as exc:
+        raise SpecError(source, [("plugins", str(exc))]) from None
+    try:
+        return model.model_validate(dict(data))
     except ValidationError as exc:
-        raise SpecError(source, [_describe(err) for err in exc.errors()]) from None
+        raise SpecError(source, [_describe(err, model) for err in exc.errors()]) from None
 
 
 def load_spec(path: str | Path = "params.yaml") -> Spec:
@@ -76,8 +80,10 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not key or any(not part for part in key.split(".")):
         raise SpecError("-S", [(text, "empty key or empty path segment")])
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = parse_yaml(raw, "-S") if raw.strip() else ""
+    except DuplicateKeyError as exc:
+        raise SpecError("-S", [(text, exc.problem)]) from None
+    except YamlError:  # not YAML: the text itself, as dvc exp run -S takes it
         value = raw
     return key, value
 
@@ -176,9 +182,9 @@ def _submodels(annotation: Any) -> list[type[BaseModel]]:
 # ---------------------------------------------------------------- error messages
 
 
-def _describe(err: Mapping[str, Any]) -> tuple[str, str]:
+def _describe(err: Mapping[str, Any], root: type[BaseModel] = Spec) -> tuple[str, str]:
     raw_loc = tuple(err.get("loc", ()))
-    loc = _strip_union_tags(raw_loc)
+    loc = _strip_union_tags(raw_loc, root)
     path = ".".join(str(p) for p in loc)
     kind = err.get("type", "")
     ctx = err.get("ctx") or {}
@@ -189,7 +195,7 @@ def _describe(err: Mapping[str, Any]) -> tuple[str, str]:
         op, key = bounds[kind]
         return path, f"must be {op} {ctx.get(key)}, got {given!r}"
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(raw_loc[:-1])
+        allowed = _allowed_keys(raw_loc[:-1], root)
         hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
         return path, f"unknown key{hint}"
     if kind == "missing":
@@ -202,10 +208,10 @@ def _describe(err: Mapping[str, Any]) -> tuple[str, str]:
     return path, f"{msg[0].lower() + msg[1:]}, got {given!r}"
 
 
-def _strip_union_tags(loc: Iterable[Any]) -> list[Any]:
+def _strip_union_tags(loc: Iterable[Any], root: type[BaseModel] = Spec) -> list[Any]:
     """Pydantic inserts the discriminator tag into the location of union members; users never write it."""
     out: list[Any] = []
-    model: Any = Spec
+    model: Any = root
     for part in loc:
         if isinstance(model, list):  # several union members: this part is the tag
             chosen = [m for m in model if _tag_of(m) == part]
@@ -227,9 +233,9 @@ def _tag_of(model: type[BaseModel]) -> Any:
     return field.default if field is not None else None
 
 
-def _allowed_keys(raw_loc: Iterable[Any]) -> list[str]:
+def _allowed_keys(raw_loc: Iterable[Any], root: type[BaseModel] = Spec) -> list[str]:
     """Keys allowed at a location that still carries pydantic's union tags (they pick the member)."""
-    model: Any = Spec
+    model: Any = root
     for part in raw_loc:
         if isinstance(model, list):
             chosen = [m for m in model if _tag_of(m) == part]

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, Union, get_args
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, create_model, model_validator
 
 from lure.spec.base import STRUCTURAL_KEY, Section
 from lure.spec.data import DataSpec
 from lure.spec.eval import EvalSpec
 from lure.spec.llm import ModelSpec, TrainSpec
 from lure.spec.propensity import PairsSpec, PropensitySpec
-from lure.spec.sections import BaselineName, CalibrateSpec, ExpoSynthSpec, JudgeSpec, Method, TrackingSpec
+from lure.spec.method import BaselineName, Method
 from lure.spec.tables import TablesSpec
+from lure.spec.tracking import TrackingSpec
 
 
 class Spec(Section):
@@ -22,18 +24,18 @@ class Spec(Section):
     data: DataSpec = Field(default_factory=DataSpec, description="Dataset source, world generator, bins, splits.")
     propensity: PropensitySpec = Field(default_factory=PropensitySpec, description="Propensity estimation.")
     pairs: PairsSpec = Field(default_factory=PairsSpec, description="Matched item pairs.")
-    judge: JudgeSpec = Field(default_factory=JudgeSpec, description="Pairwise LLM judge.")
-    exposynth: ExpoSynthSpec = Field(default_factory=ExpoSynthSpec, description="Synthetic interactions.")
     model: ModelSpec = Field(default_factory=ModelSpec, description="Causal LM of the generative recommenders.")
     train: TrainSpec = Field(default_factory=TrainSpec, description="Fine-tuning of the generative recommenders.")
-    method: Method = Field(default_factory=lambda: {"name": "gdrt"}, description="The method under study.")
+    method: Method | None = Field(
+        default_factory=lambda: {"name": "gdrt"},
+        description="The method under study (null with no baselines: offline evaluation only, no LLM stage).",
+    )
     baselines: list[BaselineName] = Field(
         default_factory=lambda: ["sft", "sasrec", "popularity"],
         description="Methods the method under study is compared with (one training stage each).",
         json_schema_extra={STRUCTURAL_KEY: True},
     )
     eval: EvalSpec = Field(default_factory=EvalSpec, description="Offline evaluation.")
-    calibrate: CalibrateSpec = Field(default_factory=CalibrateSpec, description="Calib-Link calibration.")
     tables: TablesSpec = Field(default_factory=TablesSpec, description="Paper tables.")
     tracking: TrackingSpec = Field(default_factory=TrackingSpec, description="MLflow tracking.")
     plugins: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w.]*$")]] = Field(
@@ -46,11 +48,42 @@ class Spec(Section):
     def _baselines(self) -> Spec:
         if len(set(self.baselines)) != len(self.baselines):
             raise ValueError(f"baselines must not repeat, got {self.baselines}")
+        if self.method is None:
+            if self.baselines:
+                raise ValueError(f"baselines need a method under study to compare with; got method null, "
+                                 f"baselines {self.baselines}")
+            return self
         if self.method.name in self.baselines:
             raise ValueError(
                 f"baselines must not contain the method under study ({self.method.name!r}); got {self.baselines}"
             )
         return self
+
+
+def spec_model(plugins: Sequence[str] = ()) -> type[Spec]:
+    """The spec model for a spec naming ``plugins``: :class:`Spec`, with the ``method`` union (and the names
+    ``baselines`` accepts) extended by the methods those modules register with a spec class of their own.
+
+    Built-in methods are members of the static union; a plugin method joins it here, so it is validated, described
+    and rejected with the same messages as a built-in one (docs/pipeline.md, "Adding a method as a plugin").
+    """
+    from lure.registry import METHODS, load_plugins
+
+    if not plugins:
+        return Spec
+    load_plugins(plugins)
+    added = [d for d in METHODS.registered_by(plugins) if d.spec is not None]
+    if not added:
+        return Spec
+    builtin = get_args(get_args(Method)[0])
+    members = Union[(*builtin, *(d.spec for d in added))]  # noqa: UP007 - built from a tuple
+    names = Literal[(*get_args(BaselineName), *(d.name for d in added))]  # type: ignore[valid-type]
+    return create_model(  # type: ignore[no-any-return]
+        "Spec",
+        __base__=Spec,
+        method=(Annotated[members, Field(discriminator="name")] | None, Spec.model_fields["method"]),
+        baselines=(list[names], Spec.model_fields["baselines"]),
+    )
 
 
 def section_names() -> list[str]:

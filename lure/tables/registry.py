@@ -13,9 +13,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lure.io import YamlError, read_yaml
 from lure.spec.tables import PAPERS, PaperId
 
 DEFAULT_PATH = Path(__file__).with_name("paper_numbers.yaml")
@@ -148,30 +148,13 @@ class PaperTable(_Model):
                 yield row.label, column, row.cells[column]
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate mapping keys (PyYAML silently keeps the last one)."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def load_tables(path: str | os.PathLike[str] = DEFAULT_PATH) -> dict[str, PaperTable]:
     """Read and validate the data file; returns {table id: table} in file order."""
     path = Path(path)
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        raise PaperTablesError(f"{path}: not valid YAML: {exc}") from None
+        data = read_yaml(path)
+    except YamlError as exc:  # a syntax error or a duplicate key: the message names the file and the line
+        raise PaperTablesError(str(exc)) from None
     return parse_tables(data, source=str(path))
 
 

@@ -19,7 +19,10 @@ from typing import Any
 import pandas as pd
 import torch
 
-CHECKPOINT_ROOT = Path(".lure/checkpoints")
+from lure.data.layout import CHECKPOINTS, COURSE
+from lure.io import atomic_dir
+
+CHECKPOINT_ROOT = Path(CHECKPOINTS)
 
 
 def run_key(*parts: Any) -> str:
@@ -92,14 +95,10 @@ def sft_config(train: Any, output_dir: Path, seed: int, n_rows: int) -> Any:
 
 
 def save_atomically(out_dir: Path, save: Callable[[str], Any]) -> Path:
-    """Write a model folder through ``save(path)`` into a sibling temp folder, then rename it into place."""
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save(str(tmp))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
-    return out_dir
+    """Write a model folder through ``save(path)`` into a sibling temp folder, then swap it into place."""
+    with atomic_dir(out_dir) as tmp:
+        save(str(tmp))
+    return Path(out_dir)
 
 
 def last_checkpoint(directory: Path) -> str | None:
@@ -136,8 +135,8 @@ def make_course_callback(record: Callable[[Any, int], list[dict[str, Any]]], poi
             self.steps = set(course_steps(state.max_steps, points))
             resumed = Path(args.output_dir)
             ckpt = last_checkpoint(resumed)
-            if ckpt and (Path(ckpt) / "course.parquet").is_file() and not self.rows:
-                self.rows = pd.read_parquet(Path(ckpt) / "course.parquet").to_dict("records")
+            if ckpt and (Path(ckpt) / COURSE).is_file() and not self.rows:
+                self.rows = pd.read_parquet(Path(ckpt) / COURSE).to_dict("records")
 
         def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
             if state.global_step in self.steps and model is not None:
@@ -156,7 +155,7 @@ def make_course_callback(record: Callable[[Any, int], list[dict[str, Any]]], poi
 
             ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if ckpt.is_dir():
-                write_parquet(ckpt / "course.parquet", pd.DataFrame(self.rows, columns=COURSE_COLUMNS))
+                write_parquet(ckpt / COURSE, pd.DataFrame(self.rows, columns=COURSE_COLUMNS))
 
     return CourseCallback()
 

@@ -39,8 +39,10 @@ import numpy as np
 import pandas as pd
 
 from lure.data.sources.base import (
+    SOURCES,
     RawDataMissingError,
     RawDataset,
+    SourceDefinition,
     SourceFormatError,
     contiguous,
     interactions_frame,
@@ -294,3 +296,16 @@ def download_amazon2023(folder: Path, category: str) -> None:
     reviews = load(f"raw_review_{category}", REVIEW_COLUMNS)
     write_parquet(folder / meta_file, meta)
     write_parquet(folder / reviews_file, reviews)
+
+
+SOURCES.add(
+    SourceDefinition(
+        "amazon-beauty", lambda folder, data: load_beauty(folder), required=BEAUTY_FILES, reads=("data.raw_dir",), description="Amazon Beauty 5-core, P5 files"
+    )
+)
+
+SOURCES.add(
+    SourceDefinition(
+        "amazon-2023", lambda folder, data: load_amazon2023(folder, category=data.amazon_category), required=(), reads=("data.raw_dir", "data.amazon_category", "data.min_rating"), description="Amazon Reviews 2023 (Hugging Face), 5-core"
+    )
+)

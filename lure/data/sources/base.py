@@ -18,6 +18,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from lure.registry import SOURCES, Definition
+
 #: How the ``timestamp`` column of a source is to be read.
 #: * "unix": real unix seconds (MovieLens, Amazon 2023);
 #: * "sequence": only the order is known: timestamp = position in the user's sequence (Amazon Beauty, P5 files);
@@ -244,29 +246,10 @@ def items_frame(
 
 
 @dataclass(frozen=True)
-class SourceInfo:
-    """One entry of the registry: how to read a source, which files it needs, and where the files come from."""
+class SourceDefinition(Definition):
+    """A real dataset: ``build(folder, data_section)`` reads it; ``required`` are the files it needs there."""
 
-    name: str
-    loader: Callable[..., RawDataset]
-    required: tuple[str, ...]
-    description: str
-
-
-def registry() -> dict[str, SourceInfo]:
-    """Every real source by its ``data.source`` name (adapters imported here, not at module level: they import
-    this module, so a top-level import would be circular)."""
-    from lure.data.sources import amazon, coat, lastfm, movielens
-
-    infos = [
-        SourceInfo("movielens-1m", movielens.load_ml1m, movielens.ML1M_FILES, "MovieLens 1M (GroupLens)"),
-        SourceInfo("movielens-100k", movielens.load_ml100k, movielens.ML100K_FILES, "MovieLens 100K (GroupLens)"),
-        SourceInfo("coat", coat.load_coat, coat.COAT_FILES, "Coat shopping (Schnabel et al. 2016), MNAR + MAR"),
-        SourceInfo("amazon-beauty", amazon.load_beauty, amazon.BEAUTY_FILES, "Amazon Beauty 5-core, P5 files"),
-        SourceInfo("amazon-2023", amazon.load_amazon2023, (), "Amazon Reviews 2023 (Hugging Face), 5-core"),
-        SourceInfo("lastfm", lastfm.load_lastfm, lastfm.LASTFM_FILES, "Last.fm HetRec 2011 (1,892 users)"),
-    ]
-    return {info.name: info for info in infos}
+    required: tuple[str, ...] = ()
 
 
 def source_dir(name: str, raw_dir: str | Path) -> Path:
@@ -274,12 +257,11 @@ def source_dir(name: str, raw_dir: str | Path) -> Path:
     return Path(raw_dir) / name
 
 
-def load_source(name: str, raw_dir: str | Path, *, amazon_category: str = "All_Beauty") -> RawDataset:
-    """Read source ``name`` from ``<raw_dir>/<name>/`` (no download; ``lure.data.fetch.ensure_raw`` does that)."""
-    sources = registry()
-    if name not in sources:
-        raise ValueError(f"unknown data source {name!r}; known: {', '.join(sorted(sources))}")
-    folder = source_dir(name, raw_dir)
-    if name == "amazon-2023":
-        return sources[name].loader(folder, category=amazon_category)
-    return sources[name].loader(folder)
+def load_source(name: str, raw_dir: str | Path, data: Any = None) -> RawDataset:
+    """Read source ``name`` from ``<raw_dir>/<name>/`` (no download; ``lure.data.fetch.ensure_raw`` does that).
+
+    ``data`` is the ``data`` section (defaults if None): a source reads the fields its definition lists in ``reads``.
+    """
+    from lure.spec.data import DataSpec
+
+    return SOURCES.get(name).build(source_dir(name, raw_dir), data if data is not None else DataSpec())

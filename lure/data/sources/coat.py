@@ -22,7 +22,9 @@ import numpy as np
 
 from lure.data.sources.base import (
     MAR_COLUMNS,
+    SOURCES,
     RawDataset,
+    SourceDefinition,
     SourceFormatError,
     interactions_frame,
     items_frame,
@@ -112,3 +114,10 @@ def load_coat(folder: Path) -> RawDataset:
         explicit=True,
         mar=mar,
     )
+
+
+SOURCES.add(
+    SourceDefinition(
+        "coat", lambda folder, data: load_coat(folder), required=COAT_FILES, reads=("data.raw_dir", "data.min_rating"), description="Coat shopping (Schnabel et al. 2016), MNAR + MAR"
+    )
+)

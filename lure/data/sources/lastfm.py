@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from lure.data.sources.base import (
+    SOURCES,
     RawDataset,
+    SourceDefinition,
     SourceFormatError,
     contiguous,
     interactions_frame,
@@ -97,3 +99,10 @@ def load_lastfm(folder: Path) -> RawDataset:
         explicit=False,
         notes={"plays_total": float(plays["weight"].sum())},
     )
+
+
+SOURCES.add(
+    SourceDefinition(
+        "lastfm", lambda folder, data: load_lastfm(folder), required=LASTFM_FILES, reads=("data.raw_dir",), description="Last.fm HetRec 2011 (1,892 users)"
+    )
+)

@@ -20,7 +20,9 @@ import numpy as np
 import pandas as pd
 
 from lure.data.sources.base import (
+    SOURCES,
     RawDataset,
+    SourceDefinition,
     SourceFormatError,
     contiguous,
     interactions_frame,
@@ -131,3 +133,16 @@ def _join_flags(flags: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
         on = flags[:, k] == 1
         out[on] = np.where(out[on] == "", name, out[on] + "|" + name)
     return out
+
+
+SOURCES.add(
+    SourceDefinition(
+        "movielens-1m", lambda folder, data: load_ml1m(folder), required=ML1M_FILES, reads=("data.raw_dir", "data.min_rating"), description="MovieLens 1M (GroupLens)"
+    )
+)
+
+SOURCES.add(
+    SourceDefinition(
+        "movielens-100k", lambda folder, data: load_ml100k(folder), required=ML100K_FILES, reads=("data.raw_dir", "data.min_rating"), description="MovieLens 100K (GroupLens)"
+    )
+)

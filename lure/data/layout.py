@@ -1,0 +1,285 @@
+"""Where every file of the pipeline lives: the prepared dataset's canonical files and each stage's outputs.
+
+This is the one module that spells a path of the pipeline. Writers (``lure.data.prepare``, the stages) and readers
+(propensity, pairs, zoo, evaluation, the LLM stages) both go through it, so a file cannot be written under one name
+and read under another.
+
+Stage paths are strings relative to the repository root, exactly as ``dvc.yaml`` spells them (DVC runs every stage
+there). The prepared dataset is a folder (``PREPARED`` in the pipeline, any folder in tests) described by
+:class:`Prepared`::
+
+    items.parquet                 item_id, title, genres ("|"-joined), year, popularity, pop_bin, age_bin
+    interactions.parquet          user_id, item_id, timestamp (int64 unix s), rating, source ("real"/"synth")
+    splits/loo_{train,valid,test}.parquet      leave-last-out, same columns as interactions
+    splits/window_{train,valid,test}.parquet   user_id, history (list<int64>), item_id (target), timestamp
+    splits/holdout_{train,test}.parquet        per-user last share, same columns as interactions
+    truth/relevance.npy           world only: float32 users x items, r(u, i)
+    truth/exposure_prob.npy       world only: the true marginal exposure probabilities
+    truth/exposures.parquet       world only: the logged exposures
+    truth/mar.parquet             the missing-at-random log (world; Coat's MAR test ratings)
+    truth/users.parquet           world only: the simulated users
+    truth/items.parquet           world only: item_id, popularity_prior, quality
+    ids/users.parquet             real sources: user_id, raw_id (the dataset's own id)
+    ids/items.parquet             real sources: item_id, raw_id
+
+Nothing heavy is imported here (pandas and numpy only inside the readers), so the CLI and the DVC generator can use
+the stage paths cheaply.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+# ---------------------------------------------------------------- stage outputs (relative to the repository root)
+
+DATA_DIR = "data"
+RAW_DIR = f"{DATA_DIR}/raw"
+PREPARED = f"{DATA_DIR}/prepared"
+PROPENSITY_DIR = f"{DATA_DIR}/propensity"
+PROPENSITY_MODEL = f"{PROPENSITY_DIR}/model.joblib"
+PAIRS_DIR = f"{DATA_DIR}/pairs"
+PAIRS = f"{PAIRS_DIR}/pairs.parquet"
+ZOO_DIR = f"{DATA_DIR}/zoo"
+LLM_DIR = f"{DATA_DIR}/llm"
+LLM_BASE = f"{LLM_DIR}/base"
+GDRT_GROUPS = f"{LLM_DIR}/gdrt-groups"
+ITEM_RELEVANCE = f"{LLM_DIR}/item-relevance"
+REPORTS_DIR = "reports"
+EVALUATE_DIR = f"{REPORTS_DIR}/evaluate"
+TABLES_DIR = f"{REPORTS_DIR}/tables"
+LLM_REPORT_DIR = f"{REPORTS_DIR}/llm"
+MLFLOW_RUN = f"{REPORTS_DIR}/mlflow_run.json"
+METRICS_DIR = "metrics"
+PLOTS_DIR = "plots"
+#: Marker of the ``validate`` stage (every other stage depends on it).
+SPEC_OK = ".lure/spec.ok"
+#: Training checkpoints: outside every DVC output, so DVC does not delete them before a resumed run.
+CHECKPOINTS = ".lure/checkpoints"
+
+# File names inside the stage folders.
+RESULTS_CSV = "results.csv"  # evaluate and llm-report
+TOPK = "topk.parquet"  # zoo-<model>
+PAIR_SCORES = "pair_scores.parquet"  # zoo-<model>
+TOKEN_GROUPS = "token_groups.parquet"  # gdrt-groups
+GROUP_CENTERS = "centers.json"  # gdrt-groups
+RELEVANCE_ITEMS = "items.parquet"  # llm-relevance
+COURSE = "course.parquet"  # train-<method> (and its checkpoints), llm-eval-<llm>
+LOG_HISTORY = "log_history.json"  # train-<method>
+PER_SAMPLE = "per_sample.parquet"  # llm-eval-<name>
+
+EVALUATE_RESULTS = f"{EVALUATE_DIR}/{RESULTS_CSV}"
+LLM_REPORT_RESULTS = f"{LLM_REPORT_DIR}/{RESULTS_CSV}"
+ITEM_RELEVANCE_ITEMS = f"{ITEM_RELEVANCE}/{RELEVANCE_ITEMS}"
+GDRT_TOKEN_GROUPS = f"{GDRT_GROUPS}/{TOKEN_GROUPS}"
+GDRT_CENTERS = f"{GDRT_GROUPS}/{GROUP_CENTERS}"
+
+
+def zoo_dir(model: str) -> str:
+    """Output folder of ``zoo-<model>``."""
+    return f"{ZOO_DIR}/{model}"
+
+
+def zoo_topk(model: str) -> str:
+    return f"{zoo_dir(model)}/{TOPK}"
+
+
+def zoo_pair_scores(model: str) -> str:
+    return f"{zoo_dir(model)}/{PAIR_SCORES}"
+
+
+def llm_model_dir(method: str) -> str:
+    """Output folder of ``train-<method>``: the fine-tuned model, its course and its log history."""
+    return f"{LLM_DIR}/{method}"
+
+
+def llm_eval_dir(name: str) -> str:
+    """Output folder of ``llm-eval-<name>``."""
+    return f"{LLM_DIR}/eval/{name}"
+
+
+def llm_model_course(method: str) -> str:
+    """Top-1 recommendations of a fixed validation sample over training (GDRT Figs. 4/9)."""
+    return f"{llm_model_dir(method)}/{COURSE}"
+
+
+def llm_model_log_history(method: str) -> str:
+    return f"{llm_model_dir(method)}/{LOG_HISTORY}"
+
+
+def llm_eval_per_sample(name: str) -> str:
+    """Per test window: user, target, ranked list and the accuracy metrics."""
+    return f"{llm_eval_dir(name)}/{PER_SAMPLE}"
+
+
+def llm_eval_course(name: str) -> str:
+    """The model's course with each item's relevance group (fine-tuned LLMs only)."""
+    return f"{llm_eval_dir(name)}/{COURSE}"
+
+
+def metrics_file(stage: str) -> str:
+    """The metrics a stage writes (``metrics/<stage>.json``)."""
+    return f"{METRICS_DIR}/{stage}.json"
+
+
+def plots_dir(stage: str) -> str:
+    """Folder of a stage's plots (``plots/<stage>``)."""
+    return f"{PLOTS_DIR}/{stage}"
+
+
+def is_data_output(path: str) -> bool:
+    """Whether a stage output lies under ``data/`` (datasets and models: too large to log as run artifacts)."""
+    return path.startswith(f"{DATA_DIR}/")
+
+
+# ---------------------------------------------------------------- the prepared dataset
+
+#: Split families and their parts: ``splits/<kind>_<part>.parquet``.
+SPLITS: dict[str, tuple[str, ...]] = {
+    "loo": ("train", "valid", "test"),
+    "window": ("train", "valid", "test"),
+    "holdout": ("train", "test"),
+}
+
+
+class Prepared:
+    """The canonical files of a prepared dataset under ``root`` (``data/prepared`` in the pipeline)."""
+
+    def __init__(self, root: str | os.PathLike[str] = PREPARED):
+        self.root = Path(root)
+
+    def __fspath__(self) -> str:  # a Prepared is also its folder: Path(prepared), fingerprint(prepared), ...
+        return os.fspath(self.root)
+
+    def __repr__(self) -> str:
+        return f"Prepared({str(self.root)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Prepared) and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash(self.root)
+
+    # -------------------------------------------------------- paths
+
+    @property
+    def items(self) -> Path:
+        return self.root / "items.parquet"
+
+    @property
+    def interactions(self) -> Path:
+        return self.root / "interactions.parquet"
+
+    @property
+    def splits_dir(self) -> Path:
+        return self.root / "splits"
+
+    def split(self, kind: str, part: str) -> Path:
+        """``splits/<kind>_<part>.parquet``; ``kind`` and ``part`` as in :data:`SPLITS`."""
+        if part not in SPLITS.get(kind, ()):
+            known = ", ".join(f"{k}_{p}" for k, parts in SPLITS.items() for p in parts)
+            raise ValueError(f"no split {kind}_{part} (known: {known})")
+        return self.splits_dir / f"{kind}_{part}.parquet"
+
+    def split_files(self) -> list[Path]:
+        """Every split file, in the order of :data:`SPLITS`."""
+        return [self.split(kind, part) for kind, parts in SPLITS.items() for part in parts]
+
+    @property
+    def holdout_train(self) -> Path:
+        return self.split("holdout", "train")
+
+    @property
+    def holdout_test(self) -> Path:
+        return self.split("holdout", "test")
+
+    def window(self, part: str) -> Path:
+        return self.split("window", part)
+
+    @property
+    def truth_dir(self) -> Path:
+        return self.root / "truth"
+
+    @property
+    def relevance(self) -> Path:
+        return self.truth_dir / "relevance.npy"
+
+    @property
+    def exposure_prob(self) -> Path:
+        return self.truth_dir / "exposure_prob.npy"
+
+    @property
+    def exposures(self) -> Path:
+        return self.truth_dir / "exposures.parquet"
+
+    @property
+    def mar(self) -> Path:
+        return self.truth_dir / "mar.parquet"
+
+    @property
+    def truth_users(self) -> Path:
+        return self.truth_dir / "users.parquet"
+
+    @property
+    def truth_items(self) -> Path:
+        return self.truth_dir / "items.parquet"
+
+    @property
+    def ids_dir(self) -> Path:
+        return self.root / "ids"
+
+    @property
+    def user_ids(self) -> Path:
+        return self.ids_dir / "users.parquet"
+
+    @property
+    def item_ids(self) -> Path:
+        return self.ids_dir / "items.parquet"
+
+    # -------------------------------------------------------- readers
+
+    def read_items(self, columns: list[str] | None = None) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.read_parquet(self.items, columns=columns)
+
+    def read_interactions(self, columns: list[str] | None = None) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.read_parquet(self.interactions, columns=columns)
+
+    def read_split(self, kind: str, part: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """One split; a clear error when ``prepare`` did not write it."""
+        import pandas as pd
+
+        path = self.split(kind, part)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: run the prepare stage first (it writes every split)")
+        return pd.read_parquet(path, columns=columns)
+
+    def read_mar(self, columns: list[str] | None = None) -> pd.DataFrame | None:
+        """The missing-at-random log, or None for a dataset without one."""
+        import pandas as pd
+
+        return pd.read_parquet(self.mar, columns=columns) if self.mar.exists() else None
+
+    def read_relevance(self, mmap: bool = True) -> np.ndarray | None:
+        """The world's true relevance r(u, i) (memory-mapped by default), or None for a real dataset."""
+        return _load_npy(self.relevance, mmap)
+
+    def read_exposure_prob(self, mmap: bool = True) -> np.ndarray | None:
+        """The world's true exposure probabilities (memory-mapped by default), or None for a real dataset."""
+        return _load_npy(self.exposure_prob, mmap)
+
+
+def _load_npy(path: Path, mmap: bool) -> Any:
+    import numpy as np
+
+    if not path.exists():
+        return None
+    return np.load(path, mmap_mode="r") if mmap else np.load(path)

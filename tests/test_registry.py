@@ -1,0 +1,91 @@
+"""One registry style for every pluggable choice, and a spec with no field that nothing reads."""
+
+from __future__ import annotations
+
+from typing import get_args
+
+import pytest
+from pydantic import BaseModel, Field, create_model
+
+from lure.pipeline.stages import pipeline_stages
+from lure.registry import METHODS, PROPENSITY_MODELS, ZOO, Definition, Registry, UnknownChoiceError
+from lure.spec.base import Section
+from lure.spec.eval import EvalSpec, ZooModel
+from lure.spec.load import get_path, leaf_paths, structural_paths, validate_spec
+from lure.spec.method import BaselineName, Method
+from lure.spec.model import Spec, spec_to_dict
+from lure.spec.propensity import PropensityModelSpec
+
+# Specs that together choose every built-in member of every union (each member's fields must be read by a stage).
+VARIANTS = [
+    {},
+    {"method": {"name": "sft"}, "baselines": []},
+    {"propensity": {"model": {"name": "popularity"}}},
+    {"propensity": {"model": {"name": "true"}}},
+    {"eval": {"models": list(get_args(ZooModel))}},
+]
+# Stages that declare whole sections because they validate or log the spec: declaring is not reading for them.
+NOT_READERS = {"validate", "track"}
+
+
+def unread_fields(model: type[BaseModel], specs: list[Spec]) -> list[str]:
+    """Leaf fields of ``model`` that no stage of any of ``specs`` declares (structural fields are read by the
+    generator; ``track`` reads its own ``tracking`` section)."""
+    declared = set(structural_paths(model)) | {"tracking"}
+    for spec in specs:
+        declared |= {p for s in pipeline_stages(spec) if s.name not in NOT_READERS for p in s.params}
+    paths = leaf_paths(model)
+    leaves = [p for p in paths if not any(q.startswith(p + ".") for q in paths)]
+    return [leaf for leaf in leaves if not any(leaf == d or leaf.startswith(d + ".") for d in declared)]
+
+
+def test_every_leaf_field_of_the_spec_is_read_by_a_stage() -> None:
+    assert unread_fields(Spec, [validate_spec(v) for v in VARIANTS]) == []
+
+
+def test_a_field_that_nothing_reads_is_found() -> None:
+    class Judge(Section):
+        temperature: float = Field(0.0, description="read by nobody yet")
+
+    extended = create_model("Spec", __base__=Spec, judge=(Judge, Field(default_factory=Judge)))
+    specs = [extended.model_validate(v) for v in VARIANTS]
+    assert unread_fields(extended, specs) == ["judge.temperature"]
+
+
+def test_definitions_are_the_members_of_the_spec_unions() -> None:
+    union = {m.model_fields["name"].default: m for m in get_args(get_args(PropensityModelSpec)[0])}
+    assert PROPENSITY_MODELS.builtin_names() == list(union)
+    assert all(PROPENSITY_MODELS.get(n).spec is union[n] for n in union)
+    methods = {m.model_fields["name"].default: m for m in get_args(get_args(Method)[0])}
+    assert set(METHODS.builtin_names()) == set(methods)
+    assert all(METHODS.get(n).spec is methods[n] for n in methods)
+    assert ZOO.builtin_names() == list(get_args(ZooModel))
+    parameter_free = {n for n, m in methods.items() if set(m.model_fields) == {"name"}}
+    assert set(get_args(BaselineName)) == parameter_free | set(ZOO.builtin_names())
+    for definition in ZOO:  # a zoo model's parameters: the eval section of its name
+        assert definition.spec is None or EvalSpec.model_fields[definition.name].annotation is definition.spec
+
+
+def test_every_definition_reads_fields_that_exist() -> None:
+    data = spec_to_dict(Spec())
+    for registry in (ZOO, PROPENSITY_MODELS, METHODS):
+        for definition in registry:
+            for path in definition.reads:
+                node = get_path(data, path.replace("method.", "method.", 1))
+                owner = definition.spec
+                field = path.rsplit(".", 1)[-1]
+                assert node is not None or (owner is not None and field in owner.model_fields), (
+                    f"{registry.kind} {definition.name!r} reads {path}, which the spec does not have"
+                )
+
+
+def test_unknown_names_and_duplicates_are_refused_clearly() -> None:
+    with pytest.raises(UnknownChoiceError, match="unknown zoo model 'svd'; known: random, popularity, itemknn"):
+        ZOO.get("svd")
+    registry: Registry[Definition] = Registry("thing")
+    registry.add(Definition("a", build=lambda: 1))
+    assert registry.get("a").module == __name__ and registry.names() == ["a"]
+    other = {"__name__": "somewhere_else"}
+    exec("def add(r, d):\n    r.add(d)\n", other)  # a definition of the same name from another module
+    with pytest.raises(ValueError, match="thing 'a' is already defined"):
+        other["add"](registry, Definition("a", build=lambda: 2))
