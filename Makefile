@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install repro test ui paper-tables bench clean-venv
+.PHONY: install repro lint test test-fast ui paper-tables bench clean-venv
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,18 @@ repro: install
 	$(BIN)/dvc repro
 	$(BIN)/lure summary
 
-test: install
+# Style (ruff) and architecture (import-linter contracts in pyproject.toml: layers, no cycles, a light spec).
+lint: install
+	$(BIN)/ruff check lure stages tests bench
+	$(BIN)/ruff format --check lure stages tests bench
+	$(BIN)/lint-imports --no-cache
+
+test: lint
 	$(BIN)/python -m pytest -q
+
+# The suite without the tests marked slow (end-to-end DVC/MLflow runs and the like).
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 ui: install
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/.mlflow/mlflow.db}" --host 127.0.0.1 --port $${PORT:-5000}

@@ -272,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     from lure.llm.data import sft_examples
     from lure.llm.model import set_torch_threads
     from lure.llm.tokenizer import train_tokenizer
-    from lure.spec.llm import LoraSpec, ModelSpec, TrainSpec
+    from lure.spec.llm import LoraSpec, ModelSpec
+    from lure.spec.train import TrainSpec
 
     t_start = time.perf_counter()
     set_torch_threads()

@@ -48,7 +48,8 @@ def bench_offline_eval(seed: int = 0, pairs_target: int = 1_000_000) -> dict[str
     from lure.propensity import fit_propensity
     from lure.spec.data import DataSpec
     from lure.spec.eval import EvalSpec
-    from lure.spec.propensity import PairsSpec, PropensitySpec
+    from lure.spec.pairs import PairsSpec
+    from lure.spec.propensity import PropensitySpec
 
     if not ensure_movielens_1m():
         return {"offline_eval_bench": "skipped: MovieLens-1M files not available (see bench docstring)"}

@@ -91,7 +91,7 @@ def bench_train(steps: int = 20, batch: int = 32, seed: int = 0) -> dict[str, fl
     from lure.llm.data import sft_examples
     from lure.llm.model import build_tiny_llama, set_torch_threads
     from lure.llm.tokenizer import train_tokenizer
-    from lure.spec.llm import TrainSpec
+    from lure.spec.train import TrainSpec
     from lure.train import GDRTTrainer
     from lure.train.finetune import sft_config
 

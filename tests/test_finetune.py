@@ -12,7 +12,7 @@ import torch
 from lure.llm.data import sample_windows, sft_dataset
 from lure.llm.model import build_tiny_llama
 from lure.llm.tokenizer import train_tokenizer
-from lure.spec.llm import TrainSpec
+from lure.spec.train import TrainSpec
 from lure.train.finetune import (
     course_steps,
     fine_tune,

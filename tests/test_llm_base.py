@@ -14,7 +14,8 @@ from lure.llm.evaluate import rank_llm
 from lure.llm.model import build_tiny_llama, trainable_parameters
 from lure.llm.prompts import encode_prompt, render_prompt
 from lure.llm.tokenizer import train_tokenizer
-from lure.spec.llm import ModelSpec, TrainSpec
+from lure.spec.llm import ModelSpec
+from lure.spec.train import TrainSpec
 from lure.train.finetune import fine_tune
 
 TITLES = {i: f"Film {w} ({1980 + i})" for i, w in enumerate(["Alpha", "Beta", "Gamma", "Delta", "Epsilon"])}

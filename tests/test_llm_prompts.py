@@ -125,3 +125,60 @@ def test_sft_examples_mask_the_prompt(tok):
     assert text[0]["prompt"].endswith('"') and text[0]["completion"] == render_completion(TITLES[3])
     ds = sft_dataset(windows, titles, tok)
     assert {"input_ids", "completion_mask", "labels"} <= set(ds.column_names) and len(ds) == 2
+
+
+def test_prompts_are_found_in_the_project_root_first(tmp_path, monkeypatch):
+    """``./prompts`` (where DVC runs the stages) wins; elsewhere the repository's prompts/ is found without any
+    install; the folder is resolved before the template cache is consulted."""
+    import shutil
+    from pathlib import Path
+
+    import lure
+    from lure.paths import prompts_dir
+
+    repo_prompts = Path(lure.__file__).resolve().parents[1] / "prompts"
+    monkeypatch.chdir(tmp_path)
+    assert prompts_dir() == repo_prompts  # no prompts/ here
+    shutil.copytree(repo_prompts, tmp_path / "project" / "prompts")
+    own = tmp_path / "project" / "prompts" / "next_item.j2"
+    own.write_text(own.read_text().replace("N/A", "(hidden)"))
+    monkeypatch.chdir(tmp_path / "project")
+    assert prompts_dir() == tmp_path / "project" / "prompts"
+    assert load_template("next_item").mask_text == "(hidden)"
+    monkeypatch.chdir(tmp_path)
+    assert load_template("next_item").mask_text == "N/A"
+
+
+@pytest.mark.slow  # builds a wheel (~6 s)
+def test_the_wheel_ships_the_templates(tmp_path):
+    """An installed wheel, run outside any checkout, finds the templates it ships (lure/_prompts)."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    from lure.paths import TEMPLATE_SUFFIX
+
+    root = Path(__file__).resolve().parents[1]
+    src = tmp_path / "src"
+    for name in ("lure", "prompts"):
+        shutil.copytree(root / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(root / name, src / name)
+    # an isolated build, as for a release (pip fetches the build backend pyproject.toml names from the index)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(src)],
+                   check=True, capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = sorted(Path(n).stem for n in names if n.startswith("lure/_prompts/") and n.endswith(TEMPLATE_SUFFIX))
+    assert shipped == template_names() and "lure/spec/__init__.py" in names
+    packages = {str(p.parent.relative_to(root)) for p in (root / "lure").rglob("__init__.py")}
+    assert packages <= {str(Path(n).parent) for n in names}
+    zipfile.ZipFile(wheel).extractall(tmp_path / "site")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    probe = "import sys; sys.path.insert(0, sys.argv[1]); from lure.paths import prompts_dir; print(prompts_dir())"
+    found = subprocess.run([sys.executable, "-I", "-c", probe, str(tmp_path / "site")],
+                           cwd=outside, check=True, capture_output=True, text=True).stdout.strip()
+    assert Path(found) == tmp_path / "site" / "lure" / "_prompts"

@@ -13,7 +13,8 @@ from lure.data.prepare import prepare
 from lure.pairs import balance_diagnostics, load_candidates, sample_pairs, smd
 from lure.propensity import FittedPropensity, MissingPropensityError, fit_propensity
 from lure.spec.data import DataSpec
-from lure.spec.propensity import PairsSpec, PropensitySpec
+from lure.spec.pairs import PairsSpec
+from lure.spec.propensity import PropensitySpec
 
 SMALL = {"n_users": 150, "n_items": 120}
 

@@ -38,13 +38,17 @@ def test_focal_loss_by_hand() -> None:
     assert focal_loss(logits, labels, 0.0).item() == pytest.approx(nll.item(), rel=1e-6)
 
 
-def test_plugin_method_joins_the_spec_and_the_stage_graph() -> None:
+def test_plugin_method_joins_the_spec_and_the_stage_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
     spec = validate_spec(SPEC)
     assert spec.method.name == "focal-sft" and spec.method.gamma == 2.0
     names = [s.name for s in pipeline_stages(spec)]
     assert "train-focal-sft" in names and "llm-eval-focal-sft" in names and "train-sft" not in names
     train = next(s for s in pipeline_stages(spec) if s.name == "train-focal-sft")
     assert "method.gamma" in train.params and train.cmd == "python -m stages.train focal-sft"
+    from lure.pipeline.generate import stage_entry
+
+    assert "examples/focal_sft.py" in stage_entry(train)["deps"], "editing the plugin must re-run its stages"
     with pytest.raises(SpecError, match=r"method.gamma: .*must be >= 0"):
         validate_spec({**SPEC, "method": {"name": "focal-sft", "gamma": -1}})
     with pytest.raises(SpecError, match="does not match any of the expected tags: 'gdrt', 'sft'"):

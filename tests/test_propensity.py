@@ -25,7 +25,8 @@ from lure.propensity import (
     propensity_report,
 )
 from lure.spec.data import DataSpec, WorldSpec
-from lure.spec.propensity import PairsSpec, PropensitySpec
+from lure.spec.pairs import PairsSpec
+from lure.spec.propensity import PropensitySpec
 
 SMALL = {"n_users": 150, "n_items": 120}
 SEED = 7

@@ -1,8 +1,10 @@
 """The classic baseline zoo behind one interface, plus batched top-K retrieval and pair scoring.
 
 Every recommender is fitted on a training interaction frame (``user_id``, ``item_id``; ids are dense
-0..n-1, as the canonical files guarantee) and scores whole catalogue rows for a batch of users. Later issues
-add the LLM recommenders through the same :class:`Recommender` protocol.
+0..n-1, as the canonical files guarantee) and scores whole catalogue rows for a batch of users. The LLM
+recommenders do not use this protocol: ``stages/llm_eval.py`` ranks them on the window test split (exact ranking or
+constrained beam search, ``lure.llm.evaluate.rank_llm``) and fits the zoo models it compares them with through
+:func:`build_model`.
 
 All models see the training data as a *binary* user x item matrix (a repeated pair counts once).
 """

@@ -10,6 +10,8 @@ register a definition (docs/pipeline.md).
 
 from __future__ import annotations
 
+import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from lure.data.layout import (
     metrics_file,
     zoo_dir,
 )
-from lure.registry import ANALYSES, METHODS, ZOO, StageDef, load_plugins
+from lure.registry import ANALYSES, METHODS, ZOO, Definition, StageDef, load_plugins
 from lure.spec.model import Spec, section_names
 
 #: Non-Python files the LLM stages read (the Python modules each stage runs are derived from its imports).
@@ -63,14 +65,32 @@ def plugin_stages(spec: Spec) -> list[StageDef]:
     """Stages of the analyses registered by the modules named in ``spec.plugins`` (``lure.registry.ANALYSES``).
 
     This is how a researcher adds an analysis without touching this file: a module on the Python path, named in
-    the spec, whose stages run between ``prepare`` and ``tables`` and are validated, generated and tracked like ours.
+    the spec, whose stages come after the evaluations (before ``tables``) and are validated, generated and tracked
+    like ours.
     """
     load_plugins(spec.plugins)
     found: list[StageDef] = []
     for analysis in ANALYSES:
-        if analysis.module in spec.plugins and analysis.stages is not None:
-            found.extend(analysis.stages(spec))
+        if analysis.module in spec.plugins:
+            found.extend(contributed_stages(analysis, spec))
     return found
+
+
+def contributed_stages(definition: Definition, spec: Spec) -> list[StageDef]:
+    """The stages a definition contributes. A definition registered outside ``lure`` (a plugin) adds its own
+    module's file to their code dependencies: the stage modules reach it through the registry, not an import."""
+    if definition.stages is None:
+        return []
+    stages = definition.stages(spec)
+    module = sys.modules.get(definition.module)
+    source = Path(getattr(module, "__file__", "") or "")
+    if definition.module.split(".")[0] == "lure" or not source.is_file():
+        return stages
+    try:
+        relative = source.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:  # installed elsewhere: not the project's code
+        return stages
+    return [replace(s, code=tuple(dict.fromkeys((*s.code, relative)))) for s in stages]
 
 
 def llm_stages(spec: Spec) -> list[StageDef]:
@@ -90,8 +110,7 @@ def llm_stages(spec: Spec) -> list[StageDef]:
         )
     ]
     for method in llm_trained(spec):
-        contribute = METHODS.get(method).stages
-        stages.extend(contribute(spec) if contribute else [])
+        stages.extend(contributed_stages(METHODS.get(method), spec))
     stages.append(
         StageDef(
             name="llm-relevance",

@@ -1,4 +1,5 @@
-"""The ``eval`` section: the classic model zoo and offline evaluation with naive, IPS and SNIPS estimates.
+"""The ``eval`` section: the classic model zoo, offline evaluation with naive, IPS and SNIPS estimates, and the
+evaluation of the generative recommenders (``eval.llm``).
 
 Estimators and their definitions: ``lure/estimators.py`` and ``docs/evaluation.md``; the zoo: ``lure/models``.
 """
@@ -9,8 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from lure.spec.base import STRUCTURAL_KEY, AttentionShape, Section
-from lure.spec.llm import LLMEvalSpec
+from lure.spec.base import STRUCTURAL_KEY, AttentionShape, Section, structural
 
 ZooModel = Literal["random", "popularity", "itemknn", "als", "bpr", "sasrec"]
 
@@ -56,6 +56,47 @@ class SASRecParams(AttentionShape):
     epochs: int = Field(20, ge=1, le=10_000, description="Passes over the training users.")
     batch_size: int = Field(128, ge=1, le=65_536, description="Users (sequences) per Adam step.")
     learning_rate: float = Field(0.005, gt=0.0, le=1.0, description="Adam step size (betas 0.9, 0.98).")
+
+
+class LLMEvalSpec(Section):
+    """Evaluation of generated titles on the window test split (GDRT §4.1.3-4.1.4)."""
+
+    decoding: Literal["exact", "beam"] = Field(
+        "exact",
+        description="'exact': the true top-K of the catalogue by sequence log-probability (title prefixes that "
+        "provably cannot reach it are skipped); 'beam': constrained beam search over the title trie (for "
+        "catalogues too large to score).",
+    )
+    beam: int = Field(10, ge=1, le=1000, description="Beams of constrained beam search (at least max(ks)).")
+    ks: list[int] = Field(default_factory=lambda: [5, 10], min_length=1, description="Cut-offs of HIT@K and NDCG@K.")
+    max_samples: int | None = Field(
+        500, ge=1, le=10_000_000, description="Test windows evaluated (a seeded sample; null = all)."
+    )
+    exclude_history: bool = Field(
+        False, description="Remove the window's history items from the candidates (the paper keeps them)."
+    )
+    fairness_k: int = Field(5, ge=1, le=100, description="K of MGU@K and DGU@K.")
+    fairness_groups: int = Field(5, ge=2, le=50, description="Item groups by Eq. 2 relevance (the paper: 5).")
+    fairness_average: Literal["pooled", "user"] = Field(
+        "pooled", description="Shares pooled over all users (IFairLRS) or per user then averaged; docs/gdrt.md."
+    )
+    fairness_scorer: Literal["base", "sft"] = structural(
+        "sft",
+        description="Model that scores Eq. 2 item relevance for the fairness groups (one scorer for every method).",
+    )
+    attribution_samples: int = Field(
+        100, ge=1, le=100_000, description="Test windows of the feature-ablation attribution (GDRT Figs 2/7)."
+    )
+    rank_batch: int = Field(256, ge=1, le=65_536, description="Titles scored per forward pass in exact ranking.")
+    bootstrap: int = Field(1000, ge=0, le=100_000, description="Paired bootstrap resamples for CIs (0 = none).")
+
+    @model_validator(mode="after")
+    def _ks(self) -> LLMEvalSpec:
+        if len(set(self.ks)) != len(self.ks):
+            raise ValueError(f"ks must be distinct, got {self.ks}")
+        if self.decoding == "beam" and self.beam < max(self.ks):
+            raise ValueError(f"beam ({self.beam}) must be >= max(ks) ({max(self.ks)}) to fill the top-K")
+        return self
 
 
 class EvalSpec(Section):

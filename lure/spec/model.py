@@ -10,10 +10,12 @@ from pydantic import Field, StringConstraints, create_model, model_validator
 from lure.spec.base import STRUCTURAL_KEY, Section
 from lure.spec.data import DataSpec
 from lure.spec.eval import EvalSpec
-from lure.spec.llm import ModelSpec, TrainSpec
-from lure.spec.propensity import PairsSpec, PropensitySpec
+from lure.spec.llm import ModelSpec
+from lure.spec.pairs import PairsSpec
+from lure.spec.propensity import PropensitySpec
 from lure.spec.method import BaselineName, Method
 from lure.spec.tables import TablesSpec
+from lure.spec.train import TrainSpec
 from lure.spec.tracking import TrackingSpec
 
 
@@ -40,7 +42,7 @@ class Spec(Section):
     tracking: TrackingSpec = Field(default_factory=TrackingSpec, description="MLflow tracking.")
     plugins: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w.]*$")]] = Field(
         default_factory=list,
-        description="Python modules that add stages (each defines stages(spec) -> list[StageDef]).",
+        description="Python modules imported before validation; each registers definitions (a training method in lure.registry.METHODS, an analysis in ANALYSES, ...) exactly as the built-in ones do (docs/pipeline.md).",
         json_schema_extra={STRUCTURAL_KEY: True},
     )
 
@@ -77,7 +79,9 @@ def spec_model(plugins: Sequence[str] = ()) -> type[Spec]:
         return Spec
     builtin = get_args(get_args(Method)[0])
     members = Union[(*builtin, *(d.spec for d in added))]  # noqa: UP007 - built from a tuple
-    names = Literal[(*get_args(BaselineName), *(d.name for d in added))]  # type: ignore[valid-type]
+    # a baseline has no section of its own, so only methods without parameters can be one (as SFT; not GDRT)
+    parameter_free = [d.name for d in added if set(d.spec.model_fields) == {"name"}]
+    names = Literal[(*get_args(BaselineName), *parameter_free)]  # type: ignore[valid-type]
     return create_model(  # type: ignore[no-any-return]
         "Spec",
         __base__=Spec,

@@ -1,4 +1,4 @@
-"""The ``propensity`` and ``pairs`` sections: exposure propensities and matched item pairs (LURE §2.1, §3).
+"""The ``propensity`` section: exposure propensities (LURE §2.1, §3); the model is a discriminated union.
 
 Formulas and the reasoning behind each default: ``docs/propensity.md``.
 """
@@ -44,7 +44,7 @@ class TrueModel(Section):
     name: Literal["true"] = Field("true", description="Propensity model (the world's truth; validation only).")
 
 
-#: The ``propensity.model`` choice: one member per model of ``lure.propensity.registry.PROPENSITY_MODELS``.
+#: The ``propensity.model`` choice: one member per model of ``lure.registry.PROPENSITY_MODELS``.
 PropensityModelSpec = Annotated[LogisticModel | PopularityModel | TrueModel, Field(discriminator="name")]
 
 
@@ -75,32 +75,4 @@ class PropensitySpec(Section):
     def _clip_order(self) -> PropensitySpec:
         if self.clip_min >= self.clip_max:
             raise ValueError(f"clip_min must be < clip_max, got {self.clip_min} >= {self.clip_max}")
-        return self
-
-
-class PairsSpec(Section):
-    """Popularity/age-matched item pairs for pairwise evaluation and judging (LURE §3)."""
-
-    mode: Literal["labeled", "unlabeled"] = Field(
-        "labeled",
-        description="'labeled': a held-out positive vs a matched never-interacted item; 'unlabeled': LURE's "
-        "original two never-interacted items from one matched cell.",
-    )
-    per_user: int = Field(10, ge=1, le=1000, description="Pairs sampled per evaluation user.")
-    match_on: list[Literal["pop_bin", "age_bin", "genre"]] = Field(
-        default_factory=lambda: ["pop_bin", "age_bin"],
-        min_length=1,
-        description="Item columns the two items of a pair must share exactly ('genre' = the first listed genre).",
-    )
-    max_users: int | None = Field(
-        None,
-        ge=1,
-        le=10_000_000,
-        description="Evaluate at most this many users (a seeded random subset of the test users); null = all.",
-    )
-
-    @model_validator(mode="after")
-    def _distinct_keys(self) -> PairsSpec:
-        if len(set(self.match_on)) != len(self.match_on):
-            raise ValueError(f"match_on must not repeat a column, got {self.match_on}")
         return self
