@@ -49,13 +49,26 @@ LLAMA_3_2_3B = {  # config.json of meta-llama/Llama-3.2-3B (architecture only)
     "head_dim": 128,
     "max_position_embeddings": 131072,
     "rms_norm_eps": 1e-5,
-    "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0, "high_freq_factor": 4.0,
-                        "low_freq_factor": 1.0, "original_max_position_embeddings": 8192},
+    "rope_parameters": {
+        "rope_type": "llama3",
+        "rope_theta": 500000.0,
+        "factor": 32.0,
+        "high_freq_factor": 4.0,
+        "low_freq_factor": 1.0,
+        "original_max_position_embeddings": 8192,
+    },
     "tie_word_embeddings": True,
     "hidden_act": "silu",
 }
-TINY = {**LLAMA_3_2_3B, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "num_key_value_heads": 2, "head_dim": 16}
+TINY = {
+    **LLAMA_3_2_3B,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+}
 
 
 def _gib(n: int) -> float:
@@ -84,8 +97,12 @@ def _build_model_folder(folder: Path, config_kwargs: dict[str, Any], tokenizer: 
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(**config_kwargs, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        **config_kwargs,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -104,8 +121,17 @@ def _build_model_folder(folder: Path, config_kwargs: dict[str, Any], tokenizer: 
     return {"model_parameters": int(n_params), "model_folder_gib": _gib(size), "build_and_save_s": round(seconds, 1)}
 
 
-def _train(method: str, base_dir: Path, spec: Any, train: Any, rows: list[dict[str, Any]], work: Path,
-           warmup: int, seed: int, n_groups: int) -> dict[str, Any]:
+def _train(
+    method: str,
+    base_dir: Path,
+    spec: Any,
+    train: Any,
+    rows: list[dict[str, Any]],
+    work: Path,
+    warmup: int,
+    seed: int,
+    n_groups: int,
+) -> dict[str, Any]:
     import torch
     from datasets import Dataset
 
@@ -131,8 +157,9 @@ def _train(method: str, base_dir: Path, spec: Any, train: Any, rows: list[dict[s
         rows = [{k: v for k, v in r.items() if k != "token_groups"} for r in rows]
     dataset = Dataset.from_list(rows)
     out_dir = work / f"model-{method}"
-    result = fine_tune(model, tokenizer, dataset, train, seed, out_dir, work / f"ckpt-{method}", callbacks=[timer],
-                       **kwargs)
+    result = fine_tune(
+        model, tokenizer, dataset, train, seed, out_dir, work / f"ckpt-{method}", callbacks=[timer], **kwargs
+    )
     from accelerate.state import AcceleratorState
 
     mp = str(AcceleratorState().mixed_precision)
@@ -165,8 +192,9 @@ def _train(method: str, base_dir: Path, spec: Any, train: Any, rows: list[dict[s
     return out
 
 
-def _evaluate(base_dir: Path, spec: Any, adapters: Path, titles: list[str], n_users: int, beam: int, batch: int,
-              seed: int) -> dict[str, Any]:
+def _evaluate(
+    base_dir: Path, spec: Any, adapters: Path, titles: list[str], n_users: int, beam: int, batch: int, seed: int
+) -> dict[str, Any]:
     import torch
 
     from lure.llm.base import load_trained
@@ -206,7 +234,9 @@ def _evaluate(base_dir: Path, spec: Any, adapters: Path, titles: list[str], n_us
     beam_s = (time.perf_counter() - t0) / len(users)
     # consistency on the GPU: the beam's sequence scores are the exact scores of the same items, and the beam's
     # top-k overlaps the exact top-k (not guaranteed: beam search is approximate)
-    beam_vs_exact = max(abs(s - float(scores[u, i])) for u, r in enumerate(found) for i, s in zip(r.items, r.scores))
+    beam_vs_exact = max(
+        abs(s - float(scores[u, i])) for u, r in enumerate(found) for i, s in zip(r.items, r.scores, strict=True)
+    )
     exact_top = torch.argsort(scores, dim=1, descending=True, stable=True)[:, :beam]
     overlap = float(np.mean([len(set(r.items) & set(exact_top[u].tolist())) / beam for u, r in enumerate(found)]))
     out = {
@@ -247,9 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=None, help="rows per step (default 8)")
     p.add_argument("--items", type=int, default=None, help="catalogue titles for evaluation (default 2000)")
     p.add_argument("--users", type=int, default=None, help="users timed in evaluation (default 20)")
-    p.add_argument("--rounds", type=int, default=None,
-                   help="SFT then GDRT this many times in one process; the last round is reported (default 2: the "
-                        "first steps of the first run pay CUDA/cuBLAS warm-up, which would bias the GDRT/SFT ratio)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="SFT then GDRT this many times in one process; the last round is reported (default 2: the "
+        "first steps of the first run pay CUDA/cuBLAS warm-up, which would bias the GDRT/SFT ratio)",
+    )
     p.add_argument("--work", type=Path, default=Path("/tmp/lure-gpu-bench"), help="scratch folder (model: ~6 GiB)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
@@ -257,8 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     if not torch.cuda.is_available() and not a.tiny:
-        print("bench.gpu_bench needs a CUDA device (torch.cuda.is_available() is False); refusing to run a 3B model "
-              "on the CPU. Use --tiny for a CPU smoke test of the code path.", file=sys.stderr)
+        print(
+            "bench.gpu_bench needs a CUDA device (torch.cuda.is_available() is False); refusing to run a 3B model "
+            "on the CPU. Use --tiny for a CPU smoke test of the code path.",
+            file=sys.stderr,
+        )
         return 2
     steps = a.steps or (2 if a.tiny else 20)
     warmup = a.warmup if a.warmup is not None else (1 if a.tiny else 2)
@@ -285,9 +322,13 @@ def main(argv: list[str] | None = None) -> int:
     titles = synthetic_titles(n_items, a.seed)
     rng = np.random.default_rng(a.seed)
     n_rows = batch * (steps + warmup)
-    windows = pd.DataFrame({"user_id": np.arange(n_rows),
-                            "history": [rng.choice(n_items, 10, replace=False) for _ in range(n_rows)],
-                            "item_id": rng.integers(0, n_items, n_rows)})
+    windows = pd.DataFrame(
+        {
+            "user_id": np.arange(n_rows),
+            "history": [rng.choice(n_items, 10, replace=False) for _ in range(n_rows)],
+            "item_id": rng.integers(0, n_items, n_rows),
+        }
+    )
     lookup = dict(enumerate(titles))
     histories = [[lookup[i] for i in h] for h in windows["history"][:300]]
     tok = train_tokenizer(titles, histories)  # the project's catalogue BPE (vocab <= 2000), ids < 128256
@@ -300,8 +341,13 @@ def main(argv: list[str] | None = None) -> int:
     if state.is_main_process:
         info.update(_build_model_folder(folder, TINY if a.tiny else LLAMA_3_2_3B, tok, a.seed))
     state.wait_for_everyone()
-    spec = ModelSpec(init="pretrained", name_or_path=str(folder), dtype="bfloat16", max_length=768,
-                     lora=LoraSpec(r=8, alpha=16, dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+    spec = ModelSpec(
+        init="pretrained",
+        name_or_path=str(folder),
+        dtype="bfloat16",
+        max_length=768,
+        lora=LoraSpec(r=8, alpha=16, dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]),
+    )
     base_dir = work / "base"
     build_base(spec, titles, histories, a.seed, base_dir)
 
@@ -313,8 +359,17 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = sft_examples(windows, lookup, loaded_tok, max_length=spec.max_length)
     attach_random_token_groups(rows, rng)  # the grouping itself is outside the training step
-    train = TrainSpec(batch_size=batch, grad_accum=1, epochs=1, max_samples=None, checkpoint_steps=10**6, warmup=0.0,
-                      scheduler="constant", learning_rate=1e-4, precision="auto")
+    train = TrainSpec(
+        batch_size=batch,
+        grad_accum=1,
+        epochs=1,
+        max_samples=None,
+        checkpoint_steps=10**6,
+        warmup=0.0,
+        scheduler="constant",
+        learning_rate=1e-4,
+        precision="auto",
+    )
 
     result: dict[str, Any] = {
         "model": "Llama-3.2-3B architecture (LlamaConfig), random init, bf16" if not a.tiny else "tiny smoke test",
@@ -338,20 +393,45 @@ def main(argv: list[str] | None = None) -> int:
             result.update(_train(method, base_dir, spec, train, rows, work, warmup, a.seed, n_groups=5))
             print(json.dumps({k: v for k, v in result.items() if k.startswith(method)}), flush=True)
         result["gdrt_over_sft_step_ratio"] = round(result["gdrt_step_s"] / result["sft_step_s"], 3)
-        per_round.append({"round": r + 1, **{k: result[k] for k in (
-            "sft_step_s", "sft_step_s_mean", "sft_tokens_per_s", "gdrt_step_s", "gdrt_step_s_mean",
-            "gdrt_tokens_per_s", "gdrt_over_sft_step_ratio")}})
+        per_round.append(
+            {
+                "round": r + 1,
+                **{
+                    k: result[k]
+                    for k in (
+                        "sft_step_s",
+                        "sft_step_s_mean",
+                        "sft_tokens_per_s",
+                        "gdrt_step_s",
+                        "gdrt_step_s_mean",
+                        "gdrt_tokens_per_s",
+                        "gdrt_over_sft_step_ratio",
+                    )
+                },
+            }
+        )
     result["per_round"] = per_round
     if state.is_main_process:
-        result.update(_evaluate(base_dir, spec, work / "model-sft", titles, n_users, beam=10, batch=256,
-                                seed=a.seed))
+        result.update(_evaluate(base_dir, spec, work / "model-sft", titles, n_users, beam=10, batch=256, seed=a.seed))
         # the same merged model in float32: separates bf16 rounding from a real mismatch between the exact-ranking
         # paths (tree vs generic) and beam search
         spec32 = spec.model_copy(update={"dtype": "float32"})
         fp32 = _evaluate(base_dir, spec32, work / "model-sft", titles, 2, beam=10, batch=256, seed=a.seed)
-        result.update({f"fp32_{k}": fp32[k] for k in (
-            "eval_model_dtype", "eval_exact_path", "rank_s_per_user", "rank_generic_s_per_user", "beam_s_per_user",
-            "tree_vs_generic_max_abs_diff", "beam_vs_exact_score_max_abs_diff", "score_magnitude_mean")})
+        result.update(
+            {
+                f"fp32_{k}": fp32[k]
+                for k in (
+                    "eval_model_dtype",
+                    "eval_exact_path",
+                    "rank_s_per_user",
+                    "rank_generic_s_per_user",
+                    "beam_s_per_user",
+                    "tree_vs_generic_max_abs_diff",
+                    "beam_vs_exact_score_max_abs_diff",
+                    "score_magnitude_mean",
+                )
+            }
+        )
         result["total_wall_s"] = round(time.perf_counter() - t_start, 1)
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -29,8 +29,9 @@ def synthetic_titles(n: int, seed: int = 0) -> list[str]:
     return list(titles)
 
 
-def bench_llm(n_items: int = 2000, n_users: int = 20, beam: int = 10, batch: int = 256, seed: int = 0,
-              repeats: int = 5) -> dict[str, float]:
+def bench_llm(
+    n_items: int = 2000, n_users: int = 20, beam: int = 10, batch: int = 256, seed: int = 0, repeats: int = 5
+) -> dict[str, float]:
     """``{"llm_rank_top10_s_per_user": ..., "llm_rank_s_per_user": ..., "llm_beam_s_per_user": ..., ...}`` on a
     synthetic catalogue: exact top 10 (history excluded), the full score matrix, and beam search (beam 10)."""
     import torch
@@ -72,7 +73,7 @@ def bench_llm(n_items: int = 2000, n_users: int = 20, beam: int = 10, batch: int
     for p, h in enumerate(seen):  # the same top 10 as the full scores give
         ref = scores[p].clone()
         ref[h] = -torch.inf
-        assert torch.equal(top_items(top[p:p + 1], 10), top_items(ref[None], 10))
+        assert torch.equal(top_items(top[p : p + 1], 10), top_items(ref[None], 10))
     few = prompts[: min(3, n_users)]  # the generic (cache-repeating) path, for comparison: a few users suffice
     start = time.perf_counter()
     generic = rank_catalogue(model, tok, few, sequences=trie.sequences, batch=batch, method="generic")

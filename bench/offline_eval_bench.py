@@ -34,7 +34,7 @@ def ensure_movielens_1m(raw: Path = RAW) -> bool:
     return (target / "ratings.dat").is_file()
 
 
-def _timed(fn):  # noqa: ANN001, ANN202 - tiny local helper
+def _timed(fn):
     t0 = time.perf_counter()
     out = fn()
     return out, round(time.perf_counter() - t0, 3)
@@ -56,7 +56,9 @@ def bench_offline_eval(seed: int = 0, pairs_target: int = 1_000_000) -> dict[str
     out: dict[str, float | str] = {"offline_eval_bench_data": "movielens-1m"}
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        stats, out["ml1m_prepare_s"] = _timed(lambda: prepare(DataSpec(source="movielens-1m", raw_dir=str(RAW)), seed, d))
+        stats, out["ml1m_prepare_s"] = _timed(
+            lambda: prepare(DataSpec(source="movielens-1m", raw_dir=str(RAW)), seed, d)
+        )
         out["ml1m_interactions"] = stats["interactions"]
         model, out["ml1m_propensity_logistic_fit_s"] = _timed(
             lambda: fit_propensity(PropensitySpec(model={"name": "logistic"}), d, seed)

@@ -56,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     from bench.train_bench import bench_train
     from bench.world_bench import bench_world
 
-    figures: dict[str, Any] = {"machine": {"python": platform.python_version(), "cpus": len(__import__("os").sched_getaffinity(0))}}
+    figures: dict[str, Any] = {
+        "machine": {"python": platform.python_version(), "cpus": len(__import__("os").sched_getaffinity(0))}
+    }
     benches = [
         ("spec", bench_spec),
         ("world", lambda: bench_world(tuple(args.world_sizes))),
@@ -77,8 +79,15 @@ def main(argv: list[str] | None = None) -> int:
         "gdrt_over_sft_step_ratio": 1.10,
     }
     at_least = {"pairs_per_min": 1_000_000}
-    goals = {k: {"goal": f"<= {v}", "measured": figures.get(k), "met": figures.get(k, 1e18) <= v} for k, v in at_most.items()}
-    goals.update({k: {"goal": f">= {v}", "measured": figures.get(k), "met": figures.get(k, -1) >= v} for k, v in at_least.items()})
+    goals = {
+        k: {"goal": f"<= {v}", "measured": figures.get(k), "met": figures.get(k, 1e18) <= v} for k, v in at_most.items()
+    }
+    goals.update(
+        {
+            k: {"goal": f">= {v}", "measured": figures.get(k), "met": figures.get(k, -1) >= v}
+            for k, v in at_least.items()
+        }
+    )
     figures["goals"] = goals
     write_json(args.out, figures)
     for key, value in figures.items():

@@ -67,8 +67,9 @@ def attach_random_token_groups(rows: list[dict[str, Any]], rng: np.random.Genera
     from lure.train import token_groups_column
 
     for r in rows:
-        r["token_groups"] = token_groups_column(r["labels"],
-                                                rng.integers(0, n_groups, sum(x != -100 for x in r["labels"])))
+        r["token_groups"] = token_groups_column(
+            r["labels"], rng.integers(0, n_groups, sum(x != -100 for x in r["labels"]))
+        )
 
 
 def _step_times(trainer: Any) -> list[float]:
@@ -100,14 +101,26 @@ def bench_train(steps: int = 20, batch: int = 32, seed: int = 0) -> dict[str, fl
     titles = dict(enumerate(synthetic_titles(800, seed)))
     rng = np.random.default_rng(seed)
     n = batch * (steps + WARMUP_STEPS)
-    windows = pd.DataFrame({"user_id": np.arange(n), "history": [rng.choice(800, 10, replace=False) for _ in range(n)],
-                            "item_id": rng.integers(0, 800, n)})
+    windows = pd.DataFrame(
+        {
+            "user_id": np.arange(n),
+            "history": [rng.choice(800, 10, replace=False) for _ in range(n)],
+            "item_id": rng.integers(0, 800, n),
+        }
+    )
     tok = train_tokenizer(list(titles.values()), [[titles[i] for i in h] for h in windows["history"][:300]])
     rows = sft_examples(windows, titles, tok)
     attach_random_token_groups(rows, rng)  # the grouping itself is outside the training step
     tokens = float(np.mean([len(r["input_ids"]) for r in rows]) * batch)
-    train = TrainSpec(batch_size=batch, epochs=1, max_samples=None, checkpoint_steps=10**6, warmup=0.0,
-                      scheduler="constant", learning_rate=1e-3)
+    train = TrainSpec(
+        batch_size=batch,
+        epochs=1,
+        max_samples=None,
+        checkpoint_steps=10**6,
+        warmup=0.0,
+        scheduler="constant",
+        learning_rate=1e-3,
+    )
     out: dict[str, float] = {}
     medians = {}
     # a throwaway SFT run first, so neither measured trainer pays the process's one-off start-up (on a GPU the

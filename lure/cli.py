@@ -81,7 +81,9 @@ def spec_check(params: Annotated[Path, typer.Option(help="Spec to check")] = Pat
 
 
 @spec_app.command("schema")
-def spec_schema(out: Annotated[Path, typer.Option(help="Where to write the JSON Schema")] = Path("spec.schema.json")) -> None:
+def spec_schema(
+    out: Annotated[Path, typer.Option(help="Where to write the JSON Schema")] = Path("spec.schema.json"),
+) -> None:
     """Write the spec's JSON Schema (editors use it for completion and inline validation)."""
     write_json(out, Spec.model_json_schema())
     console.print(f"[green]✓[/] wrote {out}")
@@ -133,13 +135,13 @@ def field_descriptions() -> dict[str, str]:
     return out
 
 
-@exp_app.command(
-    "run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-)
+@exp_app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def exp_run(
     ctx: typer.Context,
-    set_param: Annotated[list[str], typer.Option("-S", "--set-param", help="KEY=VALUE override")] = [],  # noqa: B006
-    queue: Annotated[bool, typer.Option("--queue", help="Queue instead of running now (dvc queue start runs it)")] = False,
+    set_param: Annotated[list[str], typer.Option("-S", "--set-param", help="KEY=VALUE override")] = [],
+    queue: Annotated[
+        bool, typer.Option("--queue", help="Queue instead of running now (dvc queue start runs it)")
+    ] = False,
 ) -> None:
     """Validate overrides, regenerate dvc.yaml if they change the pipeline's shape, then `dvc exp run`."""
     from lure.pipeline.generate import DVC_YAML, render_dvc_yaml, shape_mismatch
@@ -221,8 +223,16 @@ def _llm_table(report: dict[str, Any]) -> Table:
     """Recommender × metric on the window test split (the llm-report stage), one block per dataset."""
     table = Table(title="next-item recommendation (window test split)")
     table.add_column("dataset / recommender", style="cyan")
-    columns = ("ndcg_at_5", "ndcg_at_10", "hit_at_5", "hit_at_10", "mgu_at_5", "dgu_at_5", "true_relevance_at_10",
-               "coverage_at_10")
+    columns = (
+        "ndcg_at_5",
+        "ndcg_at_10",
+        "hit_at_5",
+        "hit_at_10",
+        "mgu_at_5",
+        "dgu_at_5",
+        "true_relevance_at_10",
+        "coverage_at_10",
+    )
     for c in columns:
         table.add_column(c, justify="right")
     for dataset, results in report.items():
@@ -238,7 +248,12 @@ def study(
     baseline: Annotated[str, typer.Option(help="Recommender the method under study is compared with")] = "sft",
     method: Annotated[str | None, typer.Option(help="Recommender under study (default: the spec's method)")] = None,
     dataset: Annotated[str, typer.Option(help="Dataset key of the report (data.source, e.g. world)")] = "world",
-    metric: Annotated[list[str], typer.Option(help="Metrics to compare (repeat the option)")] = ["ndcg_at_10", "hit_at_10", "mgu_at_5", "dgu_at_5"],  # noqa: B006
+    metric: Annotated[list[str], typer.Option(help="Metrics to compare (repeat the option)")] = [
+        "ndcg_at_10",
+        "hit_at_10",
+        "mgu_at_5",
+        "dgu_at_5",
+    ],
     confidence: Annotated[float, typer.Option(help="Confidence level of the t intervals")] = 0.95,
     out: Annotated[Path | None, typer.Option(help="Also write the table as CSV here")] = None,
 ) -> None:
@@ -246,8 +261,12 @@ def study(
     `dvc queue start` first; every experiment with an llm-report counts once per seed."""
     from lure.study import experiment_reports, same_spec, seed_study
 
-    shown = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json", "--all-commits"], capture_output=True, text=True,
-                           check=False)
+    shown = subprocess.run(
+        [sys.executable, "-m", "dvc", "exp", "show", "--json", "--all-commits"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if shown.returncode != 0:
         console.print(f"[red]dvc exp show failed:[/] {shown.stderr.strip()}")
         raise typer.Exit(1)
@@ -255,14 +274,19 @@ def study(
     spec = load_spec(PARAMS)
     reports, skipped = same_spec(reports, read_yaml_mapping(PARAMS))
     if skipped:
-        console.print(f"skipped {len(skipped)} experiment(s) run with another spec than {PARAMS} (seed aside): "
-                      + ", ".join(sorted({str(r['name']) for r in skipped})))
+        console.print(
+            f"skipped {len(skipped)} experiment(s) run with another spec than {PARAMS} (seed aside): "
+            + ", ".join(sorted({str(r["name"]) for r in skipped}))
+        )
     try:
         frame = seed_study(reports, method or spec.method.name, baseline, dataset, metric, confidence)
     except (ValueError, KeyError) as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
-    table = Table(title=f"{method or spec.method.name} vs {baseline} over seeds {frame['seeds'].iloc[0]} ({confidence:.0%} t intervals)")
+    table = Table(
+        title=f"{method or spec.method.name} vs {baseline} over seeds {frame['seeds'].iloc[0]} "
+        f"({confidence:.0%} t intervals)"
+    )
     for c in ("metric", "what", "mean", "interval", "per seed"):
         table.add_column(c)
     for r in frame.itertuples():

@@ -60,9 +60,7 @@ def naive(group: np.ndarray, ranks: np.ndarray, n: int, k: int) -> tuple[np.ndar
     return recall, ndcg
 
 
-def ips(
-    group: np.ndarray, ranks: np.ndarray, n: int, k: int, weights: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def ips(group: np.ndarray, ranks: np.ndarray, n: int, k: int, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """IPS with one global normaliser: weights scaled to mean 1 over all the pairs given (all test pairs)."""
     size = _check_groups(group, n)
     w = _weights(weights)
@@ -76,9 +74,7 @@ def ips(
     return recall, ndcg
 
 
-def snips(
-    group: np.ndarray, ranks: np.ndarray, n: int, k: int, weights: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def snips(group: np.ndarray, ranks: np.ndarray, n: int, k: int, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Self-normalised IPS per user (with one positive per user it equals the naive estimate)."""
     _check_groups(group, n)
     group = np.asarray(group, dtype=np.int64)

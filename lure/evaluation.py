@@ -162,9 +162,7 @@ def evaluate_zoo(
                 "ci_low": None if low is None else _num(low[c]),
                 "ci_high": None if high is None else _num(high[c]),
             }
-    result["users"] = {
-        est: {"evaluated": len(per.users[est]), "skipped": int(per.skipped[est])} for est in per.users
-    }
+    result["users"] = {est: {"evaluated": len(per.users[est]), "skipped": int(per.skipped[est])} for est in per.users}
     result["comparisons"] = _comparisons(per, result, models, ks, bootstrap, confidence, seed)
     result["summary"] = _summary(result, models, per, names, ks)
     return result
@@ -189,7 +187,10 @@ def _comparisons(
         reference = max(models, key=lambda m: (result[m]["naive"][key]["mean"] or -np.inf, -models.index(m)))
         pairs = [(reference, m) for m in models if m != reference]
     out: dict = {
-        "mode": mode, "reference": reference, "metrics": metrics, "pairs": {f"{a}_vs_{b}": {} for a, b in pairs}
+        "mode": mode,
+        "reference": reference,
+        "metrics": metrics,
+        "pairs": {f"{a}_vs_{b}": {} for a, b in pairs},
     }
     for est_i, est in enumerate(per.users):
         if not len(per.users[est]) or not pairs:

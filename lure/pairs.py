@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lure.data.layout import Prepared
+from lure.layout import Prepared
 from lure.propensity.data import contains, pair_keys, primary_genre
 from lure.propensity.fitted import FittedPropensity
 

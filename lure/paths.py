@@ -42,7 +42,8 @@ def _prompts_dir(cwd: str) -> Path:
         if folder.is_dir() and any(folder.glob(f"*{TEMPLATE_SUFFIX}")):
             return folder
     raise FileNotFoundError(
-        "no prompt templates (*.j2) in " + ", ".join(str(c) for c in candidates)
+        "no prompt templates (*.j2) in "
+        + ", ".join(str(c) for c in candidates)
         + "; run from the project root, which holds prompts/"
     )
 

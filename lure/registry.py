@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Generic, TypeVar
 
-from lure.data.layout import metrics_file
+from lure.layout import metrics_file
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,10 @@ class Registry(Generic[D]):
 
     def add(self, definition: D) -> D:
         """Register ``definition`` (at import time of its module). A name can be defined once."""
-        module = sys._getframe(1).f_globals.get("__name__", "")  # the registering module: built-in or plugin
+        caller = sys._getframe(1).f_globals
+        module = caller.get("__name__", "")  # the registering module: built-in or plugin
+        if module == "__main__" and caller.get("__spec__") is not None:
+            module = caller["__spec__"].name  # `python -m plugin` (its stage) registers as `plugin`, then imports it
         existing = self._definitions.get(definition.name)
         if existing is not None and existing.module != module:  # the same module re-imported may re-register
             raise ValueError(
@@ -162,7 +165,6 @@ def load_plugins(modules: Iterable[str]) -> list[ModuleType]:
         except ImportError as exc:
             raise ValueError(f"cannot import plugin module {name!r}: {exc}") from None
     return loaded
-
 
 
 # ---------------------------------------------------------------- the registries

@@ -16,8 +16,8 @@ from typing import Any
 
 from rich.console import Console
 
-from lure.data.layout import metrics_file
 from lure.io import write_json
+from lure.layout import metrics_file
 from lure.pipeline.stages import read_dep_metrics
 from lure.registry import StageDef
 from lure.spec.load import SpecError, load_spec

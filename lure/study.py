@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lure.data.layout import metrics_file
+from lure.layout import metrics_file
 from lure.stats import t_interval
 
 REPORT_METRICS = metrics_file("llm-report")
@@ -51,18 +51,27 @@ def experiment_reports(exp_show: Any) -> list[dict[str, Any]]:
         if key in seen:
             continue
         seen.add(key)
-        found.append({"name": row.get("name") or data.get("name") or row.get("rev"), "rev": data.get("rev"),
-                      "seed": int(params["seed"]), "report": report, "params": params})
+        found.append(
+            {
+                "name": row.get("name") or data.get("name") or row.get("rev"),
+                "rev": data.get("rev"),
+                "seed": int(params["seed"]),
+                "report": report,
+                "params": params,
+            }
+        )
     return found
 
 
-def same_spec(reports: Sequence[Mapping[str, Any]], params: Mapping[str, Any],
-              ignore: Sequence[str] = ("seed",)) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+def same_spec(
+    reports: Sequence[Mapping[str, Any]], params: Mapping[str, Any], ignore: Sequence[str] = ("seed",)
+) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
     """(kept, skipped): reports whose params equal ``params`` apart from the ``ignore`` keys (top level).
 
     Why: ``dvc exp show --all-commits`` also lists experiments of older commits, run with other specs (another
     template, more epochs...); averaging them with today's seeds would make a confidence interval of a mixture.
     """
+
     def strip(p: Mapping[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in p.items() if k not in ignore}
 
@@ -71,8 +80,14 @@ def same_spec(reports: Sequence[Mapping[str, Any]], params: Mapping[str, Any],
     return kept, [r for r in reports if r not in kept]
 
 
-def seed_study(reports: Sequence[Mapping[str, Any]], study: str, baseline: str, dataset: str,
-               metrics: Sequence[str], confidence: float) -> pd.DataFrame:
+def seed_study(
+    reports: Sequence[Mapping[str, Any]],
+    study: str,
+    baseline: str,
+    dataset: str,
+    metrics: Sequence[str],
+    confidence: float,
+) -> pd.DataFrame:
     """One row per (metric, what): ``what`` is a recommender (its mean over seeds) or ``study-baseline`` (the
     paired difference); columns n_seeds, mean, ci_low, ci_high, values (per seed, seed order)."""
     by_seed = {}
@@ -92,6 +107,16 @@ def seed_study(reports: Sequence[Mapping[str, Any]], study: str, baseline: str, 
         series[f"{study}-{baseline}"] = list(np.subtract(series[study], series[baseline]))
         for what, values in series.items():
             mean, lo, hi = t_interval(values, confidence)
-            rows.append({"metric": metric, "what": what, "n_seeds": len(seeds), "mean": mean, "ci_low": lo,
-                         "ci_high": hi, "values": [round(float(v), 5) for v in values], "seeds": seeds})
+            rows.append(
+                {
+                    "metric": metric,
+                    "what": what,
+                    "n_seeds": len(seeds),
+                    "mean": mean,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "values": [round(float(v), 5) for v in values],
+                    "seeds": seeds,
+                }
+            )
     return pd.DataFrame(rows)

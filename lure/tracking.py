@@ -51,9 +51,7 @@ def split_metrics(metrics: Mapping[str, Any], prefix: str = "") -> tuple[dict[st
             n, s = split_metrics(value, path + ".")
             numbers.update(n)
             strings.update(s)
-        elif isinstance(value, bool):
-            numbers[metric_name(path)] = float(value)
-        elif isinstance(value, (int, float)):
+        elif isinstance(value, bool) or isinstance(value, (int, float)):
             numbers[metric_name(path)] = float(value)
         elif isinstance(value, str):
             strings[metric_name(path)] = value
@@ -73,7 +71,7 @@ def _with_retries(fn: Any, attempts: int = 6) -> Any:
     for i in range(attempts):
         try:
             return fn()
-        except Exception as exc:  # noqa: BLE001 - MLflow wraps driver errors in several types
+        except Exception as exc:
             if i == attempts - 1 or "locked" not in str(exc).lower():
                 raise
             time.sleep(0.5 * 2**i)

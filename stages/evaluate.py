@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from lure.data.layout import EVALUATE_RESULTS, PROPENSITY_MODEL, Prepared, plots_dir, zoo_topk
 from lure.evaluation import evaluate_zoo, results_frame
 from lure.io import write_text
+from lure.layout import EVALUATE_RESULTS, PROPENSITY_MODEL, Prepared, plots_dir, zoo_topk
 from lure.plots.estimates import write_estimates_plot
 from lure.propensity.fitted import FittedPropensity
 from lure.stage import run_stage

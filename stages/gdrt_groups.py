@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 
 from lure.io import write_json, write_parquet
+from lure.layout import GDRT_CENTERS, GDRT_TOKEN_GROUPS, LLM_BASE, Prepared, llm_model_dir
 from lure.llm.base import load_base, load_trained
 from lure.llm.data import load_window_split, sample_windows, sft_examples, title_lookup
 from lure.llm.model import set_torch_threads
-from lure.data.layout import GDRT_CENTERS, GDRT_TOKEN_GROUPS, LLM_BASE, Prepared, llm_model_dir
 from lure.stage import run_stage
 from lure.train.gdrt import dataset_token_relevance, group_tokens
 
@@ -25,19 +25,22 @@ if __name__ == "__main__":
             model, tokenizer = load_trained(Path(llm_model_dir("sft")), Path(LLM_BASE), spec.model)
         else:
             model, tokenizer = load_base(Path(LLM_BASE), spec.model)
-        masked = sft_examples(windows, titles, tokenizer, spec.model.template, mask=("history",),
-                              max_length=spec.model.max_length)
+        masked = sft_examples(
+            windows, titles, tokenizer, spec.model.template, mask=("history",), max_length=spec.model.max_length
+        )
         relevance = dataset_token_relevance(model, masked, tokenizer.pad_token_id)
         flat = np.concatenate(relevance)
         groups, centers = group_tokens(flat, spec.method.groups, spec.seed, method=spec.method.grouping)
         bounds = np.cumsum([0, *(len(r) for r in relevance)])
-        frame = pd.DataFrame({
-            "row": np.arange(len(windows)),
-            "user_id": windows["user_id"].to_numpy(),
-            "item_id": windows["item_id"].to_numpy(),
-            "relevance": [r.astype(np.float32) for r in relevance],
-            "groups": [groups[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
-        })
+        frame = pd.DataFrame(
+            {
+                "row": np.arange(len(windows)),
+                "user_id": windows["user_id"].to_numpy(),
+                "item_id": windows["item_id"].to_numpy(),
+                "relevance": [r.astype(np.float32) for r in relevance],
+                "groups": [groups[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
+            }
+        )
         write_parquet(GDRT_TOKEN_GROUPS, frame)
         write_json(GDRT_CENTERS, {"centers": centers.tolist(), "grouping": spec.method.grouping})
         sizes = np.bincount(groups, minlength=len(centers))

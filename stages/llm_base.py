@@ -3,11 +3,11 @@ pointer to a pretrained Hugging Face model), and its language-bias attribution b
 
 from pathlib import Path
 
+from lure.layout import LLM_BASE, Prepared
 from lure.llm.base import build_base, load_base
 from lure.llm.data import load_window_split, sample_windows, title_lookup
 from lure.llm.diagnostics import segment_attribution
 from lure.llm.model import set_torch_threads
-from lure.data.layout import LLM_BASE, Prepared
 from lure.stage import run_stage
 
 if __name__ == "__main__":
@@ -22,7 +22,10 @@ if __name__ == "__main__":
         model, tokenizer = load_base(Path(LLM_BASE), st.spec.model)
         test = sample_windows(load_window_split(prepared, "test"), st.spec.eval.llm.attribution_samples, st.spec.seed)
         attribution = segment_attribution(
-            model, tokenizer, [[titles[int(i)] for i in h] for h in test["history"]],
-            [titles[int(i)] for i in test["item_id"]], st.spec.model.template,
+            model,
+            tokenizer,
+            [[titles[int(i)] for i in h] for h in test["history"]],
+            [titles[int(i)] for i in test["item_id"]],
+            st.spec.model.template,
         )
         st.metrics["attribution"] = attribution.ratios()

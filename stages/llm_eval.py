@@ -9,6 +9,15 @@ import numpy as np
 import pandas as pd
 
 from lure.io import write_parquet
+from lure.layout import (
+    ITEM_RELEVANCE_ITEMS,
+    LLM_BASE,
+    Prepared,
+    llm_eval_course,
+    llm_eval_per_sample,
+    llm_model_course,
+    llm_model_dir,
+)
 from lure.llm.data import load_window_split, sample_windows, title_lookup, window_training_interactions
 from lure.llm.evaluate import (
     accuracy,
@@ -20,15 +29,6 @@ from lure.llm.evaluate import (
     window_prompt_ids,
 )
 from lure.metrics.fairness import group_shares
-from lure.data.layout import (
-    ITEM_RELEVANCE_ITEMS,
-    LLM_BASE,
-    Prepared,
-    llm_eval_course,
-    llm_eval_per_sample,
-    llm_model_course,
-    llm_model_dir,
-)
 from lure.registry import METHODS
 from lure.stage import run_stage
 
@@ -57,12 +57,26 @@ if __name__ == "__main__":
             template = st.spec.model.template
             prompts = window_prompt_ids(test, titles, tokenizer, st.spec.model.max_length, template=template)
             item_ids = items["item_id"].astype(int).tolist()
-            ranked = rank_llm(model, tokenizer, prompts, item_ids, [titles[i] for i in item_ids], cfg.decoding, k,
-                              cfg.beam, cfg.rank_batch, exclude, template=template)
+            ranked = rank_llm(
+                model,
+                tokenizer,
+                prompts,
+                item_ids,
+                [titles[i] for i in item_ids],
+                cfg.decoding,
+                k,
+                cfg.beam,
+                cfg.rank_batch,
+                exclude,
+                template=template,
+            )
             few = test.iloc[: cfg.attribution_samples]
             extra["attribution"] = segment_attribution(
-                model, tokenizer, [[titles[int(i)] for i in h] for h in few["history"]],
-                [titles[int(i)] for i in few["item_id"]], template,
+                model,
+                tokenizer,
+                [[titles[int(i)] for i in h] for h in few["history"]],
+                [titles[int(i)] for i in few["item_id"]],
+                template,
             ).ratios()
             course = pd.read_parquet(llm_model_course(name))
             course["group"] = [item_group.get(int(i), -1) for i in course["item_id"]]
@@ -83,20 +97,25 @@ if __name__ == "__main__":
         truth = prepared.read_relevance()
         if truth is not None:  # the simulated world: how well the list fits the user, beyond the one logged target
             per_sample[f"true_relevance_at_{max(cfg.ks)}"] = true_relevance(
-                ranked, test["user_id"].to_numpy(), truth, max(cfg.ks))
-        frame = pd.DataFrame({
-            "user_id": test["user_id"].to_numpy(),
-            "item_id": test["item_id"].to_numpy(),
-            "ranked": list(ranked),
-            **per_sample,
-        })
+                ranked, test["user_id"].to_numpy(), truth, max(cfg.ks)
+            )
+        frame = pd.DataFrame(
+            {
+                "user_id": test["user_id"].to_numpy(),
+                "item_id": test["item_id"].to_numpy(),
+                "ranked": list(ranked),
+                **per_sample,
+            }
+        )
         write_parquet(llm_eval_per_sample(name), frame)
         fair = fairness(ranked, histories, item_group, cfg.fairness_k, cfg.fairness_groups, cfg.fairness_average)
         st.metrics.update({m: float(v.mean()) for m, v in per_sample.items()})
         st.metrics.update(fair, samples=len(frame))
         st.metrics[f"coverage_at_{max(cfg.ks)}"] = coverage(ranked, max(cfg.ks), len(items))
-        st.metrics["top1_group_share"] = [round(float(x), 4) for x in
-                                          group_shares(ranked[:, 0], item_group, cfg.fairness_groups)]
-        st.metrics["target_group_share"] = [round(float(x), 4) for x in
-                                            group_shares(test["item_id"], item_group, cfg.fairness_groups)]
+        st.metrics["top1_group_share"] = [
+            round(float(x), 4) for x in group_shares(ranked[:, 0], item_group, cfg.fairness_groups)
+        ]
+        st.metrics["target_group_share"] = [
+            round(float(x), 4) for x in group_shares(test["item_id"], item_group, cfg.fairness_groups)
+        ]
         st.metrics.update(extra)

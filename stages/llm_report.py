@@ -6,9 +6,9 @@ from pathlib import Path
 import pandas as pd
 
 from lure.io import write_text
-from lure.data.layout import LLM_REPORT_RESULTS, llm_eval_course, llm_eval_per_sample, plots_dir
-from lure.registry import METHODS
+from lure.layout import LLM_REPORT_RESULTS, llm_eval_course, llm_eval_per_sample, plots_dir
 from lure.plots.llm import write_attribution_plot, write_course_plot, write_top1_groups_plot
+from lure.registry import METHODS
 from lure.stage import run_stage
 from lure.stats import paired_bootstrap
 
@@ -26,16 +26,26 @@ if __name__ == "__main__":
         cfg = spec.eval.llm
         names = [spec.method.name, *spec.baselines]
         deps = st.dep_metrics()
-        results = {n: {k: v for k, v in deps[f"llm-eval-{n}"].items()
-                       if k in REPORTED or k.startswith(("hit", "ndcg", "true_relevance", "coverage"))}
-                   for n in names}
+        results = {
+            n: {
+                k: v
+                for k, v in deps[f"llm-eval-{n}"].items()
+                if k in REPORTED or k.startswith(("hit", "ndcg", "true_relevance", "coverage"))
+            }
+            for n in names
+        }
         per_sample = {n: pd.read_parquet(llm_eval_per_sample(n)) for n in names}
         comparison = {}
         study = spec.method.name
         for other in spec.baselines:
             comparison[f"{study}_vs_{other}"] = {
-                metric: paired_bootstrap(per_sample[study][metric].to_numpy(), per_sample[other][metric].to_numpy(),
-                                         cfg.bootstrap, spec.eval.confidence, spec.seed)
+                metric: paired_bootstrap(
+                    per_sample[study][metric].to_numpy(),
+                    per_sample[other][metric].to_numpy(),
+                    cfg.bootstrap,
+                    spec.eval.confidence,
+                    spec.seed,
+                )
                 for metric in (f"ndcg_at_{max(cfg.ks)}", f"hit_at_{max(cfg.ks)}", f"true_relevance_at_{max(cfg.ks)}")
                 if metric in per_sample[study]
             }
@@ -46,14 +56,28 @@ if __name__ == "__main__":
 
         plots = Path(plots_dir("llm"))
         attribution = [("base", deps["llm-base"]["attribution"])]
-        attribution += [(n, deps[f"llm-eval-{n}"]["attribution"]) for n in METHODS.names() if n in names]  # before→after
-        write_attribution_plot(pd.DataFrame(
-            [{"model": m, "ratio": r, "value": a[r]} for m, a in attribution
-             for r in ("ratio_task_to_history", "ratio_first_token_to_history")]), plots)
-        shares = [{"model": "test targets", "group": g + 1, "share": s}
-                  for g, s in enumerate(deps[f"llm-eval-{study}"]["target_group_share"])]
-        shares += [{"model": n, "group": g + 1, "share": s} for n in names
-                   for g, s in enumerate(deps[f"llm-eval-{n}"]["top1_group_share"])]
+        attribution += [
+            (n, deps[f"llm-eval-{n}"]["attribution"]) for n in METHODS.names() if n in names
+        ]  # before→after
+        write_attribution_plot(
+            pd.DataFrame(
+                [
+                    {"model": m, "ratio": r, "value": a[r]}
+                    for m, a in attribution
+                    for r in ("ratio_task_to_history", "ratio_first_token_to_history")
+                ]
+            ),
+            plots,
+        )
+        shares = [
+            {"model": "test targets", "group": g + 1, "share": s}
+            for g, s in enumerate(deps[f"llm-eval-{study}"]["target_group_share"])
+        ]
+        shares += [
+            {"model": n, "group": g + 1, "share": s}
+            for n in names
+            for g, s in enumerate(deps[f"llm-eval-{n}"]["top1_group_share"])
+        ]
         write_top1_groups_plot(pd.DataFrame(shares), plots)
         course_rows = []
         for n in names:
@@ -63,8 +87,10 @@ if __name__ == "__main__":
                 c = c[c["group"] >= 0]
                 for step, part in c.groupby("step"):
                     counts = part["group"].value_counts(normalize=True)
-                    course_rows += [{"model": n, "step": int(step), "group": g + 1, "share": float(counts.get(g, 0.0))}
-                                    for g in range(cfg.fairness_groups)]
+                    course_rows += [
+                        {"model": n, "step": int(step), "group": g + 1, "share": float(counts.get(g, 0.0))}
+                        for g in range(cfg.fairness_groups)
+                    ]
         write_course_plot(pd.DataFrame(course_rows, columns=["model", "step", "group", "share"]), plots)
         st.metrics[dataset_label(spec.data)] = results
         st.metrics["comparison"] = comparison

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from lure.data.layout import PAIRS, PREPARED, PROPENSITY_MODEL
 from lure.io import write_parquet
+from lure.layout import PAIRS, PREPARED, PROPENSITY_MODEL
 from lure.pairs import balance_diagnostics, load_candidates, sample_pairs
 from lure.propensity.fitted import FittedPropensity
 from lure.stage import run_stage
@@ -14,5 +14,7 @@ if __name__ == "__main__":
         candidates = load_candidates(cfg.match_on, Path(PREPARED))
         pairs = sample_pairs(cfg, Path(PREPARED), FittedPropensity.load(PROPENSITY_MODEL), st.spec.seed, candidates)
         write_parquet(PAIRS, pairs)
-        st.metrics.update({"pairs": len(pairs), **{k: v for k, v in pairs.attrs.items() if isinstance(v, (int, float))}})
+        st.metrics.update(
+            {"pairs": len(pairs), **{k: v for k, v in pairs.attrs.items() if isinstance(v, (int, float))}}
+        )
         st.metrics.update(balance_diagnostics(pairs, candidates, st.spec.seed))

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from lure.data.layout import PREPARED, Prepared, plots_dir
 from lure.data.prepare import prepare
 from lure.io import fingerprint
+from lure.layout import PREPARED, Prepared, plots_dir
 from lure.plots.popularity import write_popularity_plot
 from lure.stage import run_stage
 

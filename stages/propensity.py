@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from lure.data.layout import PREPARED, PROPENSITY_MODEL, plots_dir
+from lure.layout import PREPARED, PROPENSITY_MODEL, plots_dir
 from lure.plots.calibration import write_calibration_plot
 from lure.propensity.fitted import fit_propensity
 from lure.propensity.metrics import propensity_report

@@ -1,6 +1,6 @@
 """Stage ``tables``: every published table of the selected papers, paper | ours | difference."""
 
-from lure.data.layout import TABLES_DIR
+from lure.layout import TABLES_DIR
 from lure.stage import run_stage
 from lure.tables.render import render_spec
 

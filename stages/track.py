@@ -3,8 +3,8 @@
 import os
 from pathlib import Path
 
-from lure.data.layout import MLFLOW_RUN, is_data_output
 from lure.io import read_json, write_json
+from lure.layout import MLFLOW_RUN, is_data_output
 from lure.pipeline.stages import pipeline_stages
 from lure.spec.load import flatten, load_spec, spec_hash
 from lure.spec.model import spec_to_dict

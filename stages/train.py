@@ -10,12 +10,13 @@ from pathlib import Path
 import pandas as pd
 
 from lure.io import fingerprint, write_json, write_parquet
+from lure.layout import LLM_BASE, Prepared, llm_model_course, llm_model_dir, llm_model_log_history
 from lure.llm.base import load_base
 from lure.llm.data import load_window_split, sample_windows, sft_examples, title_lookup
 from lure.llm.evaluate import window_prompt_ids
 from lure.llm.model import set_torch_threads
 from lure.llm.trie import TokenTrie
-from lure.data.layout import LLM_BASE, Prepared, llm_model_course, llm_model_dir, llm_model_log_history
+from lure.registry import METHODS
 from lure.spec.load import canonical_json
 from lure.stage import fail, run_stage
 from lure.train.finetune import (
@@ -25,7 +26,6 @@ from lure.train.finetune import (
     make_course_callback,
     run_key,
 )
-from lure.registry import METHODS
 
 if __name__ == "__main__":
     method = sys.argv[1]
@@ -38,8 +38,14 @@ if __name__ == "__main__":
         model, tokenizer = load_base(Path(LLM_BASE), spec.model, trainable=True)
         template = spec.model.template
         rows = sft_examples(windows, titles, tokenizer, template, max_length=spec.model.max_length)
-        key_parts = [method, canonical_json(spec.model.model_dump()), canonical_json(spec.train.model_dump()),
-                     spec.seed, fingerprint(prepared), fingerprint(Path(LLM_BASE))]
+        key_parts = [
+            method,
+            canonical_json(spec.model.model_dump()),
+            canonical_json(spec.train.model_dump()),
+            spec.seed,
+            fingerprint(prepared),
+            fingerprint(Path(LLM_BASE)),
+        ]
         try:
             setup = METHODS.get(method).build(spec, rows, windows)
         except ValueError as exc:
@@ -64,9 +70,16 @@ if __name__ == "__main__":
         callback = make_course_callback(record, spec.train.course_points)
         out = Path(llm_model_dir(method))
         result = fine_tune(
-            model, tokenizer, dataset, spec.train, spec.seed, out,
+            model,
+            tokenizer,
+            dataset,
+            spec.train,
+            spec.seed,
+            out,
             checkpoint_dir(f"train-{method}", run_key(*key_parts)),
-            trainer_cls=setup.trainer_cls, callbacks=[callback], **setup.trainer_kwargs,
+            trainer_cls=setup.trainer_cls,
+            callbacks=[callback],
+            **setup.trainer_kwargs,
         )
         if not result["main_process"]:
             raise SystemExit(0)

@@ -8,9 +8,9 @@ it.
 """
 
 from lure.data.fetch import ChecksumError, ensure_raw
-from lure.data.layout import SPEC_OK
 from lure.data.sources.base import RawDataMissingError
 from lure.io import write_json
+from lure.layout import SPEC_OK
 from lure.stage import fail, run_stage
 
 if __name__ == "__main__":

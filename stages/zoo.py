@@ -5,8 +5,8 @@ import sys
 import numpy as np
 import pandas as pd
 
-from lure.data.layout import PAIRS, Prepared, zoo_pair_scores, zoo_topk
 from lure.io import write_parquet
+from lure.layout import PAIRS, Prepared, zoo_pair_scores, zoo_topk
 from lure.models.zoo import build_model, score_pairs, top_k
 from lure.stage import run_stage
 
@@ -27,6 +27,8 @@ if __name__ == "__main__":
         topk = top_k(model, users, train, st.spec.eval.topk)
         write_parquet(zoo_topk(name), topk)
         pairs = pd.read_parquet(PAIRS, columns=["user_id", "item_i", "item_j"])
-        s_i, s_j = score_pairs(model, pairs["user_id"].to_numpy(), pairs["item_i"].to_numpy(), pairs["item_j"].to_numpy())
+        s_i, s_j = score_pairs(
+            model, pairs["user_id"].to_numpy(), pairs["item_i"].to_numpy(), pairs["item_j"].to_numpy()
+        )
         write_parquet(zoo_pair_scores(name), pairs.assign(score_i=s_i, score_j=s_j))
         st.metrics.update(users=len(users), topk_rows=len(topk), pairs_scored=len(pairs))

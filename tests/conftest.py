@@ -55,7 +55,7 @@ OFFLINE_STAGES = frozenset(
 
 # A plugin stage that declares eval.bootstrap (read by `evaluate` alone among the built-in stages): the plugin
 # mechanism and `dvc exp run -S` re-running exactly the stages that declare a field.
-PROBE_PLUGIN = '''\
+PROBE_PLUGIN = """\
 from lure.io import write_json
 from lure.registry import ANALYSES, Definition, StageDef
 
@@ -75,7 +75,7 @@ if __name__ == "__main__":
     with run_stage("probe") as st:
         write_json("probe/value.json", {"bootstrap": st.spec.eval.bootstrap})
         st.metrics["probed_bootstrap"] = st.spec.eval.bootstrap
-'''
+"""
 PROBE_SPEC: dict = {**SMALL_OFFLINE, "plugins": ["probe_plugin"]}
 
 # The LLM part as small as it goes: a tiny Llama, one epoch over 32 prompts.

@@ -88,7 +88,11 @@ def loaded_files(modules: list[str], root: Path, framework: tuple[str, ...] = FR
     from what only the framework imports. One interpreter imports them all (see ``_PROBE``)."""
     out = subprocess.run(
         [sys.executable, "-c", _PROBE, json.dumps(modules), json.dumps(framework)],
-        cwd=root, capture_output=True, text=True, timeout=600, check=False,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     reached = json.loads(out.stdout.splitlines()[-1])

@@ -108,8 +108,9 @@ def test_bad_value_fails_before_any_output_is_touched(offline_copy: Path) -> Non
     assert out.returncode != 0 and "surprise: unknown key" in out.stdout + out.stderr
     assert snapshot(root) == before
     run(["git", "checkout", "--", "params.yaml"], root)
-    refused = lure("exp", "run", "-S", "judge.temperature=5", cwd=root, check=False)
-    assert refused.returncode == 2 and "judge.temperature: must be <= 2.0, got 5" in refused.stderr
+    refused = lure("exp", "run", "-S", "eval.confidence=2", cwd=root, check=False)
+    assert refused.returncode == 2 and "eval.confidence: must be < 1.0, got 2" in refused.stderr, refused.stderr
+    assert snapshot(root) == before
 
 
 def test_queue_of_two_runs_in_parallel(offline_copy: Path) -> None:

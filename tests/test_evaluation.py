@@ -131,8 +131,13 @@ def test_evaluate_zoo_structure_and_json() -> None:
     )
     s = res["summary"]
     assert s["target"] == "truth"
-    for key in ("ips_error_ratio", "snips_error_ratio", "kendall_tau_naive_recall_at_10",
-                "kendall_tau_ips_ndcg_at_10", "kendall_tau_snips_recall_at_10"):
+    for key in (
+        "ips_error_ratio",
+        "snips_error_ratio",
+        "kendall_tau_naive_recall_at_10",
+        "kendall_tau_ips_ndcg_at_10",
+        "kendall_tau_snips_recall_at_10",
+    ):
         assert key in s
     # error ratio = mean |est - truth| / mean |naive - truth| over models and the Recall@K metrics
     names = ["recall_at_5", "recall_at_10"]

@@ -26,11 +26,13 @@ TITLES = {i: f"Title number {w} ({1990 + i})" for i, w in enumerate(["one", "two
 
 
 def windows(n: int = 24) -> pd.DataFrame:
-    return pd.DataFrame({
-        "user_id": [i % 4 for i in range(n)],
-        "history": [[(i + j) % 6 for j in range(3)] for i in range(n)],
-        "item_id": [(i + 3) % 6 for i in range(n)],
-    })
+    return pd.DataFrame(
+        {
+            "user_id": [i % 4 for i in range(n)],
+            "history": [[(i + j) % 6 for j in range(3)] for i in range(n)],
+            "item_id": [(i + 3) % 6 for i in range(n)],
+        }
+    )
 
 
 def setup(train: TrainSpec):
@@ -68,8 +70,7 @@ def test_course_steps() -> None:
 
 
 def test_interrupted_training_resumes_to_the_same_model(tmp_path: Path) -> None:
-    train = TrainSpec(epochs=2, batch_size=4, checkpoint_steps=3, learning_rate=1e-2, max_samples=None,
-                      course_points=2)
+    train = TrainSpec(epochs=2, batch_size=4, checkpoint_steps=3, learning_rate=1e-2, max_samples=None, course_points=2)
     model, tok, data = setup(train)
     seen = []
     ref_cb = make_course_callback(lambda m, step: [{"step": step, "sample": 0, "item_id": 0}], 2)
@@ -92,8 +93,16 @@ def test_interrupted_training_resumes_to_the_same_model(tmp_path: Path) -> None:
     model, tok, data = setup(train)
     work = tmp_path / "work"
     with pytest.raises(Crash):
-        fine_tune(model, tok, data, train, 0, tmp_path / "out", work,
-                  callbacks=[make_course_callback(crash_at_7, 2), CrashAt()])
+        fine_tune(
+            model,
+            tok,
+            data,
+            train,
+            0,
+            tmp_path / "out",
+            work,
+            callbacks=[make_course_callback(crash_at_7, 2), CrashAt()],
+        )
     assert last_checkpoint(work) is not None and last_checkpoint(work).endswith("checkpoint-6")
     model, tok, data = setup(train)
     cb = make_course_callback(crash_at_7, 2)

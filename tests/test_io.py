@@ -1,5 +1,5 @@
 """lure.io: the one YAML reader (duplicate keys are errors everywhere), the atomic writers (files and folders), and
-lure.data.layout: the one module that spells the pipeline's paths."""
+lure.layout: the one module that spells the pipeline's paths."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from lure.cli import app
 from lure.data import layout
-from lure.data.layout import Prepared
 from lure.io import (
     DuplicateKeyError,
     YamlError,
@@ -23,6 +22,7 @@ from lure.io import (
     set_yaml_values,
     write_text,
 )
+from lure.layout import Prepared
 from lure.spec.load import SpecError, apply_overrides, load_spec, parse_override
 from lure.tables.registry import DEFAULT_PATH, PaperTablesError, load_tables
 
@@ -251,7 +251,7 @@ def test_stage_paths_are_the_ones_dvc_yaml_spells() -> None:
 
 def test_layout_imports_nothing_heavy() -> None:
     code = (
-        "import sys, lure.data.layout\n"
+        "import sys, lure.layout\n"
         "heavy = [m for m in ('pandas', 'numpy', 'torch', 'transformers', 'lure.spec', 'lure.pipeline') "
         "if m in sys.modules]\n"
         "assert not heavy, heavy"

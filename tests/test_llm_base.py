@@ -51,8 +51,13 @@ def test_pretrained_with_lora_trains_adapters_and_merges_for_evaluation(tmp_path
     model, tok = load_base(base_dir, spec, trainable=True)
     trainable, total = trainable_parameters(model)
     assert 0 < trainable < total / 4, (trainable, total)
-    windows = pd.DataFrame({"user_id": range(8), "history": [[i % 5, (i + 1) % 5] for i in range(8)],
-                            "item_id": [(i + 2) % 5 for i in range(8)]})
+    windows = pd.DataFrame(
+        {
+            "user_id": range(8),
+            "history": [[i % 5, (i + 1) % 5] for i in range(8)],
+            "item_id": [(i + 2) % 5 for i in range(8)],
+        }
+    )
     train = TrainSpec(epochs=1, batch_size=4, max_samples=None, learning_rate=5e-2, course_points=0)
     fine_tune(model, tok, sft_dataset(windows, TITLES, tok), train, 0, tmp_path / "sft", tmp_path / "work")
     assert (tmp_path / "sft" / "adapter_config.json").is_file()
@@ -60,8 +65,9 @@ def test_pretrained_with_lora_trains_adapters_and_merges_for_evaluation(tmp_path
     merged, tok2 = load_trained(tmp_path / "sft", base_dir, spec)
     assert type(merged).__name__ == "LlamaForCausalLM", "adapters merged: the exact-ranking fast path applies"
     original, _ = load_base(base_dir, spec)
-    changed = any(not torch.equal(p, q) for p, q in zip(merged.state_dict().values(), original.state_dict().values(),
-                                                        strict=True))
+    changed = any(
+        not torch.equal(p, q) for p, q in zip(merged.state_dict().values(), original.state_dict().values(), strict=True)
+    )
     assert changed, "training must have moved the merged weights"
     prompts = [encode_prompt(tok2, render_prompt([TITLES[0], TITLES[1]])).input_ids]
     ranked = rank_llm(merged, tok2, prompts, list(TITLES), list(TITLES.values()), "exact", 5, 5, 8, progress=False)

@@ -34,8 +34,12 @@ def test_history_and_task_attribution_are_logprob_differences(tiny) -> None:
     model, tok = tiny
     histories, targets = [["Heat", "Alien"], ["Up"]], ["Aliens", "Toy Story"]
     att = segment_attribution(model, tok, histories, targets)
-    for n, (history, target) in enumerate(zip(histories, targets)):
-        prompts = [render_prompt(history), render_prompt(history, mask=("history",)), render_prompt(history, mask=("task",))]
+    for n, (history, target) in enumerate(zip(histories, targets, strict=False)):
+        prompts = [
+            render_prompt(history),
+            render_prompt(history, mask=("history",)),
+            render_prompt(history, mask=("task",)),
+        ]
         full, no_hist, no_task = rank_catalogue(model, tok, prompts, [target], method="generic")[:, 0].tolist()
         assert att.history[n] == pytest.approx(full - no_hist, abs=1e-4)
         assert att.task[n] == pytest.approx(full - no_task, abs=1e-4)

@@ -92,11 +92,13 @@ def test_exact_and_beam_ranking_agree_on_the_top_item(tiny) -> None:
     # by hand: the exact order is the order of the sequence log-probabilities
     manual = [sequence_logprob(model, prompts[0], encode_completion(tok, t)) for t in TITLES]
     assert exact[0].tolist() == [ids[j] for j in np.argsort(-np.array(manual), kind="stable")]
-    excluded = rank_llm(model, tok, prompts, ids, TITLES, "exact", k=5, beam=5, batch=4,
-                        exclude=[[int(exact[0, 0])]], progress=False)
+    excluded = rank_llm(
+        model, tok, prompts, ids, TITLES, "exact", k=5, beam=5, batch=4, exclude=[[int(exact[0, 0])]], progress=False
+    )
     assert excluded[0, :4].tolist() == exact[0, 1:].tolist()
-    beam_ex = rank_llm(model, tok, prompts, ids, TITLES, "beam", k=5, beam=5, batch=4,
-                       exclude=[[int(exact[0, 0])]], progress=False)
+    beam_ex = rank_llm(
+        model, tok, prompts, ids, TITLES, "beam", k=5, beam=5, batch=4, exclude=[[int(exact[0, 0])]], progress=False
+    )
     assert int(exact[0, 0]) not in beam_ex[0].tolist()
 
 

@@ -11,8 +11,28 @@ from lure.llm.prompts import encode_completion, render_prompt
 from lure.llm.tokenizer import train_tokenizer
 from lure.llm.trie import TokenTrie
 
-TITLES = ["Toy Story", "Toy Story 2", "Heat", "Alien", "Aliens", "Up", "The Matrix", "The Matrix Reloaded",
-          "Amélie", "Se7en", "Jaws", "Jaws 2", "Fargo", "Casino", "Big", "Babe", "Brazil", "Ran", "Zodiac", "Gattaca"]
+TITLES = [
+    "Toy Story",
+    "Toy Story 2",
+    "Heat",
+    "Alien",
+    "Aliens",
+    "Up",
+    "The Matrix",
+    "The Matrix Reloaded",
+    "Amélie",
+    "Se7en",
+    "Jaws",
+    "Jaws 2",
+    "Fargo",
+    "Casino",
+    "Big",
+    "Babe",
+    "Brazil",
+    "Ran",
+    "Zodiac",
+    "Gattaca",
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -127,8 +147,9 @@ def test_tree_ranking_equals_generic_path(setup):
     seqs = [*trie.sequences, trie.sequences[3], trie.sequences[4][:-1], trie.sequences[0][:1]]
     t = title_tree.build_title_tree(seqs)
     with torch.inference_mode():
-        small = torch.stack([title_tree.tree_scores(model, t, prompt_ids(tok, p), chunk=2, head_chunk=3)
-                             for p in prompts])
+        small = torch.stack(
+            [title_tree.tree_scores(model, t, prompt_ids(tok, p), chunk=2, head_chunk=3) for p in prompts]
+        )
     generic = rank_catalogue(model, tok, prompts, sequences=seqs, batch=4, method="generic")
     assert torch.allclose(small, generic, atol=1e-4)
     assert torch.allclose(rank_catalogue(model, tok, prompts, sequences=seqs, method="tree"), generic, atol=1e-4)
@@ -181,9 +202,9 @@ def test_tree_ranking_without_fused_attention_kernel(setup):
     gqa = build_tiny_llama(tok, hidden=32, layers=2, heads=4, kv_heads=2, seed=4)
     fused = rank_catalogue(gqa, tok, prompts, sequences=trie.sequences, method="tree")
     tree, weights = title_tree.build_title_tree(trie.sequences), title_tree.tree_weights(gqa)
-    plain = torch.stack([
-        title_tree.tree_scores(gqa, tree, prompt_ids(tok, p), weights, fused_attention=False) for p in prompts
-    ])
+    plain = torch.stack(
+        [title_tree.tree_scores(gqa, tree, prompt_ids(tok, p), weights, fused_attention=False) for p in prompts]
+    )
     generic = rank_catalogue(gqa, tok, prompts, sequences=trie.sequences, batch=6, method="generic")
     assert torch.allclose(plain, generic, atol=1e-4) and torch.allclose(fused, plain, atol=1e-4)
 
@@ -232,8 +253,9 @@ def test_top_k_ranking_prunes_yet_returns_the_exact_top(setup, monkeypatch):
                     assert torch.allclose(top, full, atol=1e-5)
                 if m is sharp and k <= 3:
                     assert sum(forwarded) < 0.75 * rows * len(prompts), (k, sum(forwarded), rows)
-                generic = rank_catalogue(m, tok, prompts, sequences=seqs, method="generic", batch=5, top_k=k,
-                                         exclude=exclude)
+                generic = rank_catalogue(
+                    m, tok, prompts, sequences=seqs, method="generic", batch=5, top_k=k, exclude=exclude
+                )
                 assert torch.equal(top_items(generic, k), best)
                 assert torch.isfinite(generic).sum(1).le(k + 1).all()  # the k best, and a tied twin at most
     # ties at the k-th place are kept: the duplicate and its twin score the same, and both survive
@@ -273,8 +295,12 @@ def test_lm_head_bound_keeps_every_row_whose_child_reaches_tau(setup, monkeypatc
 
     def keeping(self, rows, x, tau, defer=False):
         score_children(self, rows, x, tau, defer)
-        best = torch.stack([self.total[self.t["edge_child"][int(self.t["edge_ptr"][r]):int(self.t["edge_ptr"][r + 1])]]
-                            .max() for r in rows])
+        best = torch.stack(
+            [
+                self.total[self.t["edge_child"][int(self.t["edge_ptr"][r]) : int(self.t["edge_ptr"][r + 1])]].max()
+                for r in rows
+            ]
+        )
         seen.append((self, rows, x, best))
 
     monkeypatch.setattr(title_tree._TreePass, "_score_children", keeping)
@@ -306,18 +332,25 @@ def test_deferred_lm_heads_still_give_the_exact_top(setup, monkeypatch):
     seqs = [*trie.sequences, trie.sequences[3]]
     mixed = copy.deepcopy(model)
     with torch.no_grad():
-        mixed.lm_head.weight.copy_(0.075 * torch.randn(mixed.lm_head.weight.shape,
-                                                       generator=torch.Generator().manual_seed(0)))
+        mixed.lm_head.weight.copy_(
+            0.075 * torch.randn(mixed.lm_head.weight.shape, generator=torch.Generator().manual_seed(0))
+        )
     gaps: list[torch.Tensor] = []
     heads: list[int] = []
     forwarded: list[int] = []
     tree_pass = title_tree._TreePass
     jensen_gap, head, forward = tree_pass._jensen_gap, tree_pass._head, tree_pass.forward
     monkeypatch.setattr(tree_pass, "_jensen_gap", lambda self, x: gaps.append(jensen_gap(self, x)) or gaps[-1])
-    monkeypatch.setattr(title_tree._TreePass, "_head",
-                        lambda self, rows, x, edges=None: heads.append(len(rows)) or head(self, rows, x, edges))
-    monkeypatch.setattr(title_tree._TreePass, "forward",
-                        lambda self, rows, *a, **kw: forwarded.append(len(rows)) or forward(self, rows, *a, **kw))
+    monkeypatch.setattr(
+        title_tree._TreePass,
+        "_head",
+        lambda self, rows, x, edges=None: heads.append(len(rows)) or head(self, rows, x, edges),
+    )
+    monkeypatch.setattr(
+        title_tree._TreePass,
+        "forward",
+        lambda self, rows, *a, **kw: forwarded.append(len(rows)) or forward(self, rows, *a, **kw),
+    )
     rank_catalogue(mixed, tok, prompts, sequences=seqs, top_k=3)
     monkeypatch.setattr(title_tree, "DEFER_GAP", float(torch.cat(gaps).median()))  # about half the rows defer
     deferred: list[torch.Tensor] = []
@@ -349,8 +382,9 @@ def test_inexact_scores_bound_the_exact_ones(setup, monkeypatch):
     tok, model, trie, prompts = setup
     runs: list = []
     init = title_tree._TreePass.__init__
-    monkeypatch.setattr(title_tree._TreePass, "__init__",
-                        lambda self, *a, **kw: runs.append(self) or init(self, *a, **kw))
+    monkeypatch.setattr(
+        title_tree._TreePass, "__init__", lambda self, *a, **kw: runs.append(self) or init(self, *a, **kw)
+    )
     tree = title_tree.build_title_tree(trie.sequences)
     weights = title_tree.tree_weights(model)
     for prompt in prompts:

@@ -17,8 +17,10 @@ def _tok():
 def test_tiny_llama_is_seeded_and_sized():
     tok = _tok()
     state = torch.random.get_rng_state()
-    a, b = build_tiny_llama(tok, hidden=32, layers=1, heads=2, seed=3), build_tiny_llama(tok, hidden=32, layers=1,
-                                                                                        heads=2, seed=3)
+    a, b = (
+        build_tiny_llama(tok, hidden=32, layers=1, heads=2, seed=3),
+        build_tiny_llama(tok, hidden=32, layers=1, heads=2, seed=3),
+    )
     c = build_tiny_llama(tok, hidden=32, layers=1, heads=2, seed=4)
     assert torch.equal(torch.random.get_rng_state(), state)  # global RNG untouched
     wa, wb, wc = (m.get_input_embeddings().weight for m in (a, b, c))
@@ -32,8 +34,9 @@ def test_load_causal_lm_with_lora_freezes_base(tmp_path):
     tok = _tok()
     build_tiny_llama(tok, hidden=32, layers=1, heads=2).save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
-    model, tok2 = load_causal_lm(str(tmp_path), lora={"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]},
-                                 dtype="float32")
+    model, tok2 = load_causal_lm(
+        str(tmp_path), lora={"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]}, dtype="float32"
+    )
     assert tok2.pad_token_id is not None and tok2.padding_side == "right"
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     assert names and all("lora_" in n for n in names)

@@ -27,12 +27,19 @@ def skipped(output: str) -> set[str]:
 
 
 def test_every_llm_stage_ran_in_order(llm_project: tuple[Path, str]) -> None:
-    root, out = llm_project
+    _root, out = llm_project
     order = ran(out)
     llm = [s for s in order if s.startswith(("llm-", "train-", "gdrt-"))]
     assert llm[:4] == ["llm-base", "train-sft", "gdrt-groups", "train-gdrt"], order
-    assert set(llm) == {"llm-base", "train-sft", "gdrt-groups", "train-gdrt", "llm-relevance", "llm-report",
-                        *(f"llm-eval-{r}" for r in RECOMMENDERS)}
+    assert set(llm) == {
+        "llm-base",
+        "train-sft",
+        "gdrt-groups",
+        "train-gdrt",
+        "llm-relevance",
+        "llm-report",
+        *(f"llm-eval-{r}" for r in RECOMMENDERS),
+    }
     assert order[-2:] == ["tables", "track"]
 
 
@@ -42,7 +49,7 @@ def test_training_metrics_and_checkpoints_cleaned(llm_project: tuple[Path, str])
         m = metrics(root, f"train-{method}")
         assert m["rows"] == 32 and m["steps"] == 2 and m["tokens_per_s"] > 0, m
         assert (root / "data" / "llm" / method / "model.safetensors").is_file()
-        course = (root / "data" / "llm" / method / "course.parquet")
+        course = root / "data" / "llm" / method / "course.parquet"
         assert course.is_file()
     assert not any((root / ".lure" / "checkpoints").glob("*")), "checkpoints must be removed after success"
     groups = metrics(root, "gdrt-groups")

@@ -64,9 +64,11 @@ def test_every_shipped_template_keeps_the_segment_contract(name):
 
 
 def test_template_contract_is_checked(tmp_path):
-    (tmp_path / "bad.j2").write_text("stray text{% block task %}a{% endblock %}{% block history %}b{% endblock %}"
-                                     "{% block response %}c{% endblock %}{% block completion %}{{ target }}"
-                                     "{% endblock %}{% block masked %}N/A{% endblock %}")
+    (tmp_path / "bad.j2").write_text(
+        "stray text{% block task %}a{% endblock %}{% block history %}b{% endblock %}"
+        "{% block response %}c{% endblock %}{% block completion %}{{ target }}"
+        "{% endblock %}{% block masked %}N/A{% endblock %}"
+    )
     with pytest.raises(ValueError, match="outside"):
         PromptTemplate("bad", tmp_path)
     (tmp_path / "short.j2").write_text("{% block task %}a{% endblock %}")
@@ -106,8 +108,9 @@ def test_sft_examples_mask_the_prompt(tok):
     from lure.llm.data import IGNORE_INDEX, sft_dataset, sft_examples, sft_text_examples, title_lookup
 
     items = pd.DataFrame({"item_id": range(len(TITLES)), "title": TITLES})
-    windows = pd.DataFrame({"user_id": [0, 1], "history": [[0, 1, 2], [3, 4, 5, 6]], "item_id": [3, 2],
-                            "timestamp": [10, 20]})
+    windows = pd.DataFrame(
+        {"user_id": [0, 1], "history": [[0, 1, 2], [3, 4, 5, 6]], "item_id": [3, 2], "timestamp": [10, 20]}
+    )
     titles = title_lookup(items)
     rows = sft_examples(windows, titles, tok)
     for row, target in zip(rows, windows["item_id"], strict=True):
@@ -115,8 +118,10 @@ def test_sft_examples_mask_the_prompt(tok):
         n = len(row["input_ids"]) - len(comp)
         assert row["input_ids"][n:] == comp and row["labels"][n:] == comp
         assert row["labels"][:n] == [IGNORE_INDEX] * n and row["completion_mask"] == [0] * n + [1] * len(comp)
-        assert row["input_ids"][:n] == encode_prompt(tok, render_prompt([TITLES[i] for i in
-                                                                          windows["history"][row["user_id"]]])).input_ids
+        assert (
+            row["input_ids"][:n]
+            == encode_prompt(tok, render_prompt([TITLES[i] for i in windows["history"][row["user_id"]]])).input_ids
+        )
     short = sft_examples(windows, titles, tok, max_length=len(rows[1]["input_ids"]) - 1)
     assert len(short[1]["input_ids"]) < len(rows[1]["input_ids"]) and short[1]["labels"][-1] == tok.eos_token_id
     masked = sft_examples(windows, titles, tok, mask=("history",))
@@ -167,8 +172,11 @@ def test_the_wheel_ships_the_templates(tmp_path):
     for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(root / name, src / name)
     # an isolated build, as for a release (pip fetches the build backend pyproject.toml names from the index)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(src)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(src)],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     shipped = sorted(Path(n).stem for n in names if n.startswith("lure/_prompts/") and n.endswith(TEMPLATE_SUFFIX))
@@ -179,6 +187,11 @@ def test_the_wheel_ships_the_templates(tmp_path):
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     probe = "import sys; sys.path.insert(0, sys.argv[1]); from lure.paths import prompts_dir; print(prompts_dir())"
-    found = subprocess.run([sys.executable, "-I", "-c", probe, str(tmp_path / "site")],
-                           cwd=outside, check=True, capture_output=True, text=True).stdout.strip()
+    found = subprocess.run(
+        [sys.executable, "-I", "-c", probe, str(tmp_path / "site")],
+        cwd=outside,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     assert Path(found) == tmp_path / "site" / "lure" / "_prompts"

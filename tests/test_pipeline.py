@@ -34,7 +34,7 @@ def test_generated_params_are_exactly_the_declared_fields() -> None:
     valid = set(leaf_paths())
     for name, params in declared.items():
         assert set(params) <= valid, f"stage {name} declares unknown fields {set(params) - valid}"
-    assert list(doc["stages"])[0] == "validate" and list(doc["stages"])[-1] == "track"
+    assert next(iter(doc["stages"])) == "validate" and list(doc["stages"])[-1] == "track"
     for name, entry in doc["stages"].items():
         if name != "validate":
             assert ".lure/spec.ok" in entry["deps"], f"{name} must run after validation"
@@ -163,19 +163,39 @@ def _stages(**overrides):
 def test_llm_stage_graph_follows_the_spec() -> None:
     default = _stages()
     assert [n for n in default if n.startswith(("llm-", "train-", "gdrt-"))] == [
-        "llm-base", "train-sft", "gdrt-groups", "train-gdrt", "llm-relevance",
-        "llm-eval-gdrt", "llm-eval-sft", "llm-eval-sasrec", "llm-eval-popularity", "llm-report",
+        "llm-base",
+        "train-sft",
+        "gdrt-groups",
+        "train-gdrt",
+        "llm-relevance",
+        "llm-eval-gdrt",
+        "llm-eval-sft",
+        "llm-eval-sasrec",
+        "llm-eval-popularity",
+        "llm-report",
     ]
     # tau is read by GDRT training alone, so a tau sweep re-trains GDRT and re-evaluates, nothing upstream
     readers = sorted(n for n, s in default.items() if any(p in ("method.tau", "method") for p in s.params))
     assert readers == ["track", "train-gdrt", "validate"]
     assert "data/llm/sft" in default["gdrt-groups"].deps and "data/llm/sft" in default["llm-relevance"].deps
     # Eq. 3 and Eq. 2 scored by the base model, no SFT baseline: no SFT training at all
-    lean = _stages(**{"method.name": "gdrt", "method.relevance_model": "base", "eval.llm.fairness_scorer": "base",
-                      "baselines": "[popularity]"})
+    lean = _stages(
+        **{
+            "method.name": "gdrt",
+            "method.relevance_model": "base",
+            "eval.llm.fairness_scorer": "base",
+            "baselines": "[popularity]",
+        }
+    )
     assert "train-sft" not in lean and "llm-eval-sft" not in lean
     assert {n for n in lean if n.startswith(("llm-", "train-", "gdrt-"))} == {
-        "llm-base", "gdrt-groups", "train-gdrt", "llm-relevance", "llm-eval-gdrt", "llm-eval-popularity", "llm-report",
+        "llm-base",
+        "gdrt-groups",
+        "train-gdrt",
+        "llm-relevance",
+        "llm-eval-gdrt",
+        "llm-eval-popularity",
+        "llm-report",
     }
     assert "data/llm/base" in lean["gdrt-groups"].deps and "data/llm/sft" not in lean["gdrt-groups"].deps
     # SFT under study: no GDRT stages
@@ -193,7 +213,15 @@ def test_no_method_under_study_means_no_llm_stage() -> None:
     """`method: null` with no baselines: the offline pipeline alone (the DVC tests' spec, tests/conftest.py)."""
     offline = _stages(**{"method": "null", "baselines": "[]", "eval.models": "[random, popularity]"})
     assert list(offline) == [
-        "validate", "prepare", "propensity", "pairs", "zoo-random", "zoo-popularity", "evaluate", "tables", "track",
+        "validate",
+        "prepare",
+        "propensity",
+        "pairs",
+        "zoo-random",
+        "zoo-popularity",
+        "evaluate",
+        "tables",
+        "track",
     ]
     assert not any(p.startswith("data/llm") for s in offline.values() for p in (*s.deps, *s.outs))
     from tests.conftest import SMALL_OFFLINE

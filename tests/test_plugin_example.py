@@ -61,8 +61,11 @@ def test_plugin_method_runs_in_a_dvc_pipeline(tmp_path: Path) -> None:
         "seed": 0,
         "data": {"world": TINY_WORLD},
         **SPEC,
-        "eval": {"models": ["popularity"], "bootstrap": 20,
-                 "llm": {"max_samples": 8, "attribution_samples": 2, "fairness_scorer": "base", "bootstrap": 20}},
+        "eval": {
+            "models": ["popularity"],
+            "bootstrap": 20,
+            "llm": {"max_samples": 8, "attribution_samples": 2, "fairness_scorer": "base", "bootstrap": 20},
+        },
         "tracking": {"enabled": False},
         **SMALL_LLM,
     }

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from lure.data.canonical import age_bins, gini, popularity_bins, quantile_bins
-from lure.data.layout import Prepared
 from lure.data.prepare import prepare
+from lure.layout import Prepared
 from lure.spec.data import DataSpec
 
 SMALL = {"world": {"n_users": 150, "n_items": 120}}

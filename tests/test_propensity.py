@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from scipy.special import expit
 
 from lure.data.prepare import prepare
-from lure.data.world import generate_world, inclusion_probabilities, logging_logits
 from lure.data.splits import holdout_split
+from lure.data.world import generate_world, inclusion_probabilities, logging_logits
 from lure.io import write_parquet
 from lure.propensity import (
     FittedPropensity,

@@ -26,10 +26,8 @@ import pytest
 
 from lure.data import fetch as fetch_mod
 from lure.data.fetch import ChecksumError, ensure_raw, fetch, missing_files
-from lure.data.layout import Prepared
 from lure.data.prepare import prepare
 from lure.data.sources import RawDataMissingError, SourceFormatError, load_source
-from lure.registry import SOURCES as SOURCE_REGISTRY
 from lure.data.sources.amazon import (
     build_amazon2023,
     cache_files,
@@ -45,6 +43,8 @@ from lure.data.sources.coat import load_coat
 from lure.data.sources.lastfm import load_lastfm
 from lure.data.sources.movielens import load_ml1m, load_ml100k
 from lure.data.splits import holdout_sizes, holdout_split
+from lure.layout import Prepared
+from lure.registry import SOURCES as SOURCE_REGISTRY
 from lure.spec.data import SOURCES, DataSpec
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -464,7 +464,14 @@ def test_build_amazon2023_from_cached_frames(tmp_path):
     folder.mkdir()
     frame.to_parquet(folder / reviews_file)
     meta.to_parquet(folder / meta_file)
-    assert len(load_source("amazon-2023", tmp_path, DataSpec(source="amazon-2023", amazon_category="Test_Cat")).interactions) == 30
+    assert (
+        len(
+            load_source(
+                "amazon-2023", tmp_path, DataSpec(source="amazon-2023", amazon_category="Test_Cat")
+            ).interactions
+        )
+        == 30
+    )
     assert len(load_amazon2023(folder, "Test_Cat").items) == 5
     with pytest.raises(RawDataMissingError, match=r"reviews_Other\.parquet"):
         load_amazon2023(folder, "Other")

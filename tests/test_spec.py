@@ -126,7 +126,13 @@ def test_spec_use_writes_every_field(tmp_path: Path, monkeypatch: pytest.MonkeyP
     result = runner.invoke(app, ["spec", "use", "mine.yaml"])
     assert result.exit_code == 0, result.output
     written = yaml.safe_load((tmp_path / "params.yaml").read_text())
-    assert written["method"] == {"name": "gdrt", "tau": 0.3, "groups": 5, "relevance_model": "sft", "grouping": "kmeans"}
+    assert written["method"] == {
+        "name": "gdrt",
+        "tau": 0.3,
+        "groups": 5,
+        "relevance_model": "sft",
+        "grouping": "kmeans",
+    }
     assert set(written) == set(Spec.model_fields)
     assert "# Group-DRO temperature" in (tmp_path / "params.yaml").read_text()
 

@@ -12,22 +12,36 @@ from lure.study import experiment_reports, same_spec, seed_study
 
 def row(rev: str, name: str | None, seed: int, gdrt: float, sft: float) -> dict:
     report = {"world": {"gdrt": {"ndcg_at_10": gdrt}, "sft": {"ndcg_at_10": sft}}, "comparison": {}}
-    return {"rev": rev, "name": name, "data": {
-        "rev": rev, "params": {"params.yaml": {"data": {"seed": seed, "method": {"tau": 0.5}}}},
-        "metrics": {"metrics/llm-report.json": {"data": report}, "metrics/other.json": {"data": {"x": 1}}},
-    }}
+    return {
+        "rev": rev,
+        "name": name,
+        "data": {
+            "rev": rev,
+            "params": {"params.yaml": {"data": {"seed": seed, "method": {"tau": 0.5}}}},
+            "metrics": {"metrics/llm-report.json": {"data": report}, "metrics/other.json": {"data": {"x": 1}}},
+        },
+    }
 
 
 SHOWN = [
     {**row("workspace", None, 0, 0.30, 0.20), "experiments": None},
-    {**row("abc123", "main", 0, 0.30, 0.20), "experiments": [
-        {"revs": [{**row("e1", "exp-seed1", 1, 0.25, 0.22), "experiments": None}], "name": "exp-seed1"},
-        {"revs": [{**row("e2", "exp-seed2", 2, 0.35, 0.24), "experiments": None}], "name": "exp-seed2",
-         "executor": {"state": "success"}},
-        # still running: its workspace holds the baseline's metrics under the new seed; must not count
-        {"revs": [{**row("e3", "exp-seed3", 3, 0.30, 0.20), "experiments": None}], "name": "exp-seed3",
-         "executor": {"state": "running"}},
-    ]},
+    {
+        **row("abc123", "main", 0, 0.30, 0.20),
+        "experiments": [
+            {"revs": [{**row("e1", "exp-seed1", 1, 0.25, 0.22), "experiments": None}], "name": "exp-seed1"},
+            {
+                "revs": [{**row("e2", "exp-seed2", 2, 0.35, 0.24), "experiments": None}],
+                "name": "exp-seed2",
+                "executor": {"state": "success"},
+            },
+            # still running: its workspace holds the baseline's metrics under the new seed; must not count
+            {
+                "revs": [{**row("e3", "exp-seed3", 3, 0.30, 0.20), "experiments": None}],
+                "name": "exp-seed3",
+                "executor": {"state": "running"},
+            },
+        ],
+    },
 ]
 
 

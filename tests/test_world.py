@@ -9,9 +9,9 @@ from pydantic import ValidationError
 from scipy import stats
 
 from lure.data.canonical import gini
+from lure.data.vocab import GENRES
 from lure.data.world import generate_world, inclusion_probabilities, logging_logits
 from lure.spec.data import MAX_GENRES, WorldSpec
-from lure.data.vocab import GENRES
 
 SMALL = {"n_users": 150, "n_items": 120}
 
@@ -46,7 +46,7 @@ def test_items_have_one_to_three_known_genres(world):
     assert counts.min() >= 1 and counts.max() <= 3
     names = world.items["genres"].str.split("|")
     assert all(len(g) == c for g, c in zip(names, counts, strict=True))
-    assert set(g for gs in names for g in gs) <= set(world.genres)
+    assert {g for gs in names for g in gs} <= set(world.genres)
 
 
 def test_relevance_is_a_probability_matrix(world):

@@ -4,8 +4,8 @@ determinism of ALS/BPR, and that the learned models beat random on a small simul
 from __future__ import annotations
 
 import math
-from typing import get_args
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pandas as pd

@@ -1,6 +1,6 @@
 """Datasets: the simulated world, the canonical parquet layout, item bins and evaluation splits.
 
-Nothing is imported eagerly, so ``lure.data.layout`` (the file layout, needed by the CLI and the DVC generator) loads
+Nothing is imported eagerly, so ``lure.layout`` (the file layout, needed by the CLI and the DVC generator) loads
 without pandas or the world generator. The ``prepare`` stage's entry point is ``lure.data.prepare.prepare``.
 """
 

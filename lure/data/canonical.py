@@ -76,9 +76,7 @@ def age_bins(first_seen: np.ndarray, n_bins: int, tiebreak: np.ndarray | None = 
     return quantile_bins(order, n_bins)
 
 
-def item_table(
-    catalog: pd.DataFrame, interactions: pd.DataFrame, n_pop_bins: int, n_age_bins: int
-) -> pd.DataFrame:
+def item_table(catalog: pd.DataFrame, interactions: pd.DataFrame, n_pop_bins: int, n_age_bins: int) -> pd.DataFrame:
     """items.parquet: catalog columns (item_id, title, genres, year) + popularity, pop_bin, age_bin.
 
     ``popularity`` is the interaction count after the k-core; ``age_bin`` uses the first interaction time with

@@ -3,7 +3,7 @@
 ``data.source`` selects the simulated world or a real dataset (``lure.data.sources``, docs/datasets.md); every
 source goes through the same filter, order, bins and splits, so later stages cannot tell them apart.
 
-Layout under ``out_dir`` (file names: ``lure.data.layout.Prepared``; all writes atomic through ``lure.io``; same
+Layout under ``out_dir`` (file names: ``lure.layout.Prepared``; all writes atomic through ``lure.io``; same
 spec and seed -> byte-identical files):
 
 * ``items.parquet``         item_id, title, genres ("|"-joined), year, popularity, pop_bin, age_bin
@@ -39,11 +39,11 @@ from lure.data.canonical import (
     sort_interactions,
 )
 from lure.data.fetch import ensure_raw
-from lure.data.layout import SPLITS, Prepared
 from lure.data.sources import RawDataset, load_source
 from lure.data.splits import holdout_split, loo_split, window_samples, window_split
 from lure.data.world import World, generate_world
 from lure.io import write_npy, write_parquet
+from lure.layout import SPLITS, Prepared
 from lure.spec.data import DataSpec
 
 #: Coat's MAR ratings count as a click ("the user likes it") from this rating on when data.min_rating is null:

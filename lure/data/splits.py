@@ -65,9 +65,7 @@ def window_samples(interactions: pd.DataFrame, history_max: int) -> pd.DataFrame
     )
 
 
-def window_split(
-    samples: pd.DataFrame, ratios: Sequence[float]
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def window_split(samples: pd.DataFrame, ratios: Sequence[float]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Sort samples by target time (ties: user, then position) and cut at the cumulative ratios.
 
     Cut points are round(N * r_train) and round(N * (r_train + r_valid)). Each part is returned in canonical

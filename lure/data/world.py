@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from rich.progress import track
 import pandas as pd
+from rich.progress import track
 
 from lure.data.vocab import GENRE_WORDS, GENRES, roman
 from lure.spec.data import WorldSpec
@@ -111,7 +111,7 @@ def generate_world(spec: WorldSpec, seed: int) -> World:
     relevance = np.empty((spec.n_users, spec.n_items), dtype=np.float32)
     exposure_prob = np.empty((spec.n_users, spec.n_items), dtype=np.float32)
     exposures, activity = _simulate_log(spec, streams[_LOGGING], base, relevance, exposure_prob)
-    start_epoch = int(dt.datetime.fromisoformat(spec.start_date).replace(tzinfo=dt.timezone.utc).timestamp())
+    start_epoch = int(dt.datetime.fromisoformat(spec.start_date).replace(tzinfo=dt.UTC).timestamp())
     step_times = _step_times(spec, np.random.default_rng(streams[_TIMES]), activity, start_epoch)
     offsets = np.concatenate([[0], np.cumsum(activity)[:-1]])
     row_step = offsets[exposures["user_id"]] + exposures["step"]
@@ -271,9 +271,7 @@ def _titles(item_genres: np.ndarray, year: np.ndarray, genres: tuple[str, ...], 
 # ----------------------------------------------------------------------------------------------------- users
 
 
-def _draw_users(
-    spec: WorldSpec, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _draw_users(spec: WorldSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     n, n_genres, m = spec.n_users, spec.n_genres, spec.user_genres
     # Preferred genres: m distinct genres ∝ catalogue genre frequency (Gumbel-top-m); weights ~ Dirichlet(1,...,1).
     genre_logw = -GENRE_FREQ_EXPONENT * np.log(np.arange(1, n_genres + 1))

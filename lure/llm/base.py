@@ -24,16 +24,21 @@ def lora_kwargs(model_spec: Any) -> dict[str, Any] | None:
     lora = model_spec.lora
     if lora is None:
         return None
-    return {"r": lora.r, "lora_alpha": lora.alpha, "lora_dropout": lora.dropout,
-            "target_modules": list(lora.target_modules)}
+    return {
+        "r": lora.r,
+        "lora_alpha": lora.alpha,
+        "lora_dropout": lora.dropout,
+        "target_modules": list(lora.target_modules),
+    }
 
 
 def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def build_base(model_spec: Any, titles: Sequence[str], histories: Sequence[Sequence[str]], seed: int,
-               out_dir: Path) -> dict[str, Any]:
+def build_base(
+    model_spec: Any, titles: Sequence[str], histories: Sequence[Sequence[str]], seed: int, out_dir: Path
+) -> dict[str, Any]:
     """Write the base model folder; return its description (also stored as ``base.json``)."""
     from lure.train.finetune import save_atomically
 
@@ -48,8 +53,14 @@ def build_base(model_spec: Any, titles: Sequence[str], histories: Sequence[Seque
 
     tiny = model_spec.tiny
     tokenizer = train_tokenizer(titles, histories, vocab_size=tiny.vocab_size, template=model_spec.template)
-    model = build_tiny_llama(tokenizer, hidden=tiny.hidden, layers=tiny.layers, heads=tiny.heads,
-                             max_positions=model_spec.max_length, seed=seed)
+    model = build_tiny_llama(
+        tokenizer,
+        hidden=tiny.hidden,
+        layers=tiny.layers,
+        heads=tiny.heads,
+        max_positions=model_spec.max_length,
+        seed=seed,
+    )
 
     def save(path: str) -> None:
         model.save_pretrained(path)
@@ -85,6 +96,7 @@ def load_trained(model_dir: Path, base_dir: Path, model_spec: Any) -> tuple[Any,
         base, tokenizer = load_base(base_dir, model_spec)
         model = PeftModel.from_pretrained(base, str(model_dir)).merge_and_unload()
     else:
-        model, tokenizer = load_causal_lm(str(model_dir), dtype=model_spec.dtype if model_spec.init == "pretrained"
-                                          else "float32")
+        model, tokenizer = load_causal_lm(
+            str(model_dir), dtype=model_spec.dtype if model_spec.init == "pretrained" else "float32"
+        )
     return model.to(device()).eval(), tokenizer

@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from lure.data.layout import Prepared
+from lure.layout import Prepared
 from lure.llm.prompts import PromptTemplate, encode_completion, encode_prompt, render_completion, render_prompt
 
 IGNORE_INDEX = -100
@@ -40,8 +40,9 @@ def _history_titles(history: Sequence[int], titles: Mapping[int, str]) -> list[s
     return [titles[int(i)] for i in history]
 
 
-def sft_text_examples(windows: pd.DataFrame, titles: Mapping[int, str],
-                      template: PromptTemplate | str | None = None) -> list[dict[str, Any]]:
+def sft_text_examples(
+    windows: pd.DataFrame, titles: Mapping[int, str], template: PromptTemplate | str | None = None
+) -> list[dict[str, Any]]:
     """Prompt-completion strings, one per window row (the completion has no EOS: TRL appends the tokenizer's)."""
     return [
         {
@@ -54,9 +55,14 @@ def sft_text_examples(windows: pd.DataFrame, titles: Mapping[int, str],
     ]
 
 
-def sft_examples(windows: pd.DataFrame, titles: Mapping[int, str], tokenizer: Any,
-                 template: PromptTemplate | str | None = None, mask: Sequence[str] = (),
-                 max_length: int | None = None) -> list[dict[str, Any]]:
+def sft_examples(
+    windows: pd.DataFrame,
+    titles: Mapping[int, str],
+    tokenizer: Any,
+    template: PromptTemplate | str | None = None,
+    mask: Sequence[str] = (),
+    max_length: int | None = None,
+) -> list[dict[str, Any]]:
     """Tokenised SFT rows: ``input_ids``, ``completion_mask`` (1 on completion tokens), ``labels``.
 
     ``mask`` renders those prompt segments as the placeholder (e.g. GDRT's history-masked relevance pass).

@@ -45,7 +45,7 @@ def sequence_logprob(model: Any, context: Sequence[int], target: Sequence[int]) 
     ids = torch.tensor([list(context) + list(target)], dtype=torch.long, device=model.device)
     logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), dim=-1)
     positions = torch.arange(len(context) - 1, ids.shape[1] - 1, device=ids.device)
-    return float(logp[positions, ids[0, len(context):]].sum())
+    return float(logp[positions, ids[0, len(context) :]].sum())
 
 
 def segment_attribution(

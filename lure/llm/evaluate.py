@@ -21,8 +21,14 @@ from lure.metrics.fairness import dgu, group_unfairness, mgu
 from lure.metrics.ranking import hit_at_k, ndcg_at_k, target_ranks
 
 
-def window_prompt_ids(windows: pd.DataFrame, titles: Mapping[int, str], tokenizer: Any, max_length: int,
-                      mask: Sequence[str] = (), template: PromptTemplate | str | None = None) -> list[list[int]]:
+def window_prompt_ids(
+    windows: pd.DataFrame,
+    titles: Mapping[int, str],
+    tokenizer: Any,
+    max_length: int,
+    mask: Sequence[str] = (),
+    template: PromptTemplate | str | None = None,
+) -> list[list[int]]:
     """Encoded prompts of the windows; the oldest history items are dropped until prompt + longest title fit."""
     longest = max(len(encode_completion(tokenizer, t, template)) for t in titles.values())
     out = []
@@ -37,10 +43,20 @@ def window_prompt_ids(windows: pd.DataFrame, titles: Mapping[int, str], tokenize
     return out
 
 
-def rank_llm(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], item_ids: Sequence[int],
-             titles: Sequence[str], decoding: str, k: int, beam: int, batch: int,
-             exclude: Sequence[Sequence[int]] | None = None, progress: bool = True,
-             template: PromptTemplate | str | None = None) -> np.ndarray:
+def rank_llm(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[Sequence[int]],
+    item_ids: Sequence[int],
+    titles: Sequence[str],
+    decoding: str,
+    k: int,
+    beam: int,
+    batch: int,
+    exclude: Sequence[Sequence[int]] | None = None,
+    progress: bool = True,
+    template: PromptTemplate | str | None = None,
+) -> np.ndarray:
     """(n_prompts, k) item ids, best first (-1 where beam search found fewer than k items).
 
     ``item_ids[j]`` is the id of ``titles[j]``; ``exclude`` lists item ids removed per prompt (e.g. its history).
@@ -61,10 +77,16 @@ def rank_llm(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], item_
     for start in starts:
         if decoding == "exact":
             block = list(prompts[start : start + chunk])
-            drop = None if exclude is None else [[position[int(i)] for i in exclude[start + row] if int(i) in position]
-                                                 for row in range(len(block))]
-            scores = rank_catalogue(model, tokenizer, block, sequences=trie.sequences, batch=batch, top_k=k,
-                                    exclude=drop)
+            drop = (
+                None
+                if exclude is None
+                else [
+                    [position[int(i)] for i in exclude[start + row] if int(i) in position] for row in range(len(block))
+                ]
+            )
+            scores = rank_catalogue(
+                model, tokenizer, block, sequences=trie.sequences, batch=batch, top_k=k, exclude=drop
+            )
             out[start : start + len(block)] = ids[top_items(scores, k).numpy()]
         elif decoding == "beam":
             drop = exclude[start] if exclude is not None else ()
@@ -115,8 +137,9 @@ def coverage(ranked: np.ndarray, k: int, n_items: int) -> float:
     return float(np.unique(top[top >= 0]).size / n_items)
 
 
-def item_relevance(model: Any, tokenizer: Any, titles: Sequence[str], batch: int = 256,
-                   template: PromptTemplate | str | None = None) -> np.ndarray:
+def item_relevance(
+    model: Any, tokenizer: Any, titles: Sequence[str], batch: int = 256, template: PromptTemplate | str | None = None
+) -> np.ndarray:
     """Eq. 2 per item: mean token log-probability of its completion after the prompt with the history masked ('N/A').
 
     The completion is the title, the template's terminator and EOS — the tokens the recommender generates.
@@ -129,8 +152,14 @@ def item_relevance(model: Any, tokenizer: Any, titles: Sequence[str], batch: int
     return total / np.array([len(s) for s in sequences], dtype=np.float64)  # Eq. 2
 
 
-def fairness(ranked: np.ndarray, histories: Sequence[Sequence[int]], item_group: Mapping[int, int], k: int,
-             n_groups: int, average: str) -> dict[str, Any]:
+def fairness(
+    ranked: np.ndarray,
+    histories: Sequence[Sequence[int]],
+    item_group: Mapping[int, int],
+    k: int,
+    n_groups: int,
+    average: str,
+) -> dict[str, Any]:
     """MGU@K, DGU@K (§4.1.4, :mod:`lure.metrics.fairness`) and the signed per-group discrepancies GU(g) of the
     ranked item ids (-1 slots skipped)."""
     top = [[int(i) for i in row[:k] if i >= 0] for row in ranked]

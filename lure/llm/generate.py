@@ -55,9 +55,15 @@ def prompt_ids(tokenizer: Any, prompt: PromptLike) -> list[int]:
 
 
 @torch.inference_mode()
-def constrained_beam_search(model: Any, tokenizer: Any, prompts: Sequence[PromptLike], trie: TokenTrie,
-                            beam: int = 10, top_k: int | None = None,
-                            max_steps: int | None = None) -> list[BeamResult]:
+def constrained_beam_search(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[PromptLike],
+    trie: TokenTrie,
+    beam: int = 10,
+    top_k: int | None = None,
+    max_steps: int | None = None,
+) -> list[BeamResult]:
     """Top ``top_k`` (default ``beam``) catalogue items per prompt by trie-constrained beam search.
 
     Each step expands every live beam by its trie-allowed tokens only; candidates that complete an item (reach a
@@ -126,12 +132,19 @@ def pad_sequences(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torc
 
 
 @torch.inference_mode()
-def rank_catalogue(model: Any, tokenizer: Any, prompts: Sequence[PromptLike],
-                   catalogue_titles: Sequence[str] | None = None, batch: int = 256,
-                   template: PromptTemplate | str | None = None,
-                   sequences: Sequence[Sequence[int]] | None = None, method: str = "auto",
-                   workers: int | None = None, top_k: int | None = None,
-                   exclude: Sequence[Sequence[int]] | None = None) -> torch.Tensor:
+def rank_catalogue(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[PromptLike],
+    catalogue_titles: Sequence[str] | None = None,
+    batch: int = 256,
+    template: PromptTemplate | str | None = None,
+    sequences: Sequence[Sequence[int]] | None = None,
+    method: str = "auto",
+    workers: int | None = None,
+    top_k: int | None = None,
+    exclude: Sequence[Sequence[int]] | None = None,
+) -> torch.Tensor:
     """Exact scores (n_prompts x n_items, float32): log P(title + terminator + EOS | prompt) for every item.
 
     Pass ``catalogue_titles`` (encoded with :func:`encode_completion`) or precomputed ``sequences`` (e.g.
@@ -205,8 +218,9 @@ def _keep_top(scores: torch.Tensor, top_k: int | None, exclude: Sequence[Sequenc
     return scores
 
 
-def _rank_generic(model: Any, tokenizer: Any, prompts: Sequence[PromptLike], sequences: Sequence[Sequence[int]],
-                  batch: int) -> torch.Tensor:
+def _rank_generic(
+    model: Any, tokenizer: Any, prompts: Sequence[PromptLike], sequences: Sequence[Sequence[int]], batch: int
+) -> torch.Tensor:
     """The prompt's KV cache repeated over batches of length-sorted, right-padded titles (any causal LM)."""
     device = model_device(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -218,9 +232,9 @@ def _rank_generic(model: Any, tokenizer: Any, prompts: Sequence[PromptLike], seq
         logp0, cache = run_prompt(model, prompt_ids(tokenizer, prompt))
         sorted_scores = torch.empty(len(sequences), dtype=torch.float32, device=device)
         for start in range(0, len(sequences), batch):
-            block_len = lengths[start:start + batch]
+            block_len = lengths[start : start + batch]
             width = int(block_len.max())
-            block = ids[start:start + batch, :width]
+            block = ids[start : start + batch, :width]
             total = logp0[block[:, 0]]
             if width > 1:
                 past = copy.deepcopy(cache)
@@ -230,7 +244,7 @@ def _rank_generic(model: Any, tokenizer: Any, prompts: Sequence[PromptLike], seq
                 tok = logp.gather(-1, block[:, 1:].unsqueeze(-1)).squeeze(-1)
                 valid = torch.arange(1, width, device=device).unsqueeze(0) < block_len.unsqueeze(1)
                 total = total + torch.where(valid, tok, torch.zeros_like(tok)).sum(dim=1)
-            sorted_scores[start:start + batch] = total
+            sorted_scores[start : start + batch] = total
         scores[p, order] = sorted_scores.cpu()
     return scores
 

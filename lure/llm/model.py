@@ -60,9 +60,17 @@ def retain_freed_memory() -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30))
 
 
-def build_tiny_llama(tokenizer: Any, hidden: int = 128, layers: int = 2, heads: int = 4, kv_heads: int | None = None,
-                     intermediate: int | None = None, max_positions: int = 1024, seed: int = 0,
-                     tie_embeddings: bool = True) -> Any:
+def build_tiny_llama(
+    tokenizer: Any,
+    hidden: int = 128,
+    layers: int = 2,
+    heads: int = 4,
+    kv_heads: int | None = None,
+    intermediate: int | None = None,
+    max_positions: int = 1024,
+    seed: int = 0,
+    tie_embeddings: bool = True,
+) -> Any:
     """A freshly initialised Llama sized for CPU, with vocabulary and special ids taken from ``tokenizer``.
 
     Initialisation happens under a forked RNG seeded with ``seed``: the same arguments give the same weights
@@ -98,8 +106,13 @@ def _dtype(dtype: str | torch.dtype | None) -> torch.dtype | str:
     return getattr(torch, dtype)
 
 
-def load_causal_lm(name_or_path: str, lora: dict[str, Any] | None = None, dtype: str | torch.dtype | None = None,
-                   device: str | torch.device | None = None, **model_kwargs: Any) -> tuple[Any, Any]:
+def load_causal_lm(
+    name_or_path: str,
+    lora: dict[str, Any] | None = None,
+    dtype: str | torch.dtype | None = None,
+    device: str | torch.device | None = None,
+    **model_kwargs: Any,
+) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` for any Hugging Face causal LM (hub id or local directory).
 
     ``lora``: keyword arguments of ``peft.LoraConfig`` (e.g. ``{"r": 8, "lora_alpha": 16, "lora_dropout": 0.05,

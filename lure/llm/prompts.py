@@ -59,8 +59,9 @@ class PromptTemplate:
     ``directory`` defaults to :func:`lure.paths.prompts_dir` (the project's ``prompts/``, else the packaged copy).
     """
 
-    def __init__(self, name: str = DEFAULT_TEMPLATE, directory: str | Path | None = None,
-                 segments: Sequence[str] = SEGMENTS) -> None:
+    def __init__(
+        self, name: str = DEFAULT_TEMPLATE, directory: str | Path | None = None, segments: Sequence[str] = SEGMENTS
+    ) -> None:
         self.name = name
         self.directory = Path(directory) if directory is not None else prompts_dir()
         env = jinja2.Environment(
@@ -126,14 +127,16 @@ def _template(template: PromptTemplate | str | None) -> PromptTemplate:
     return load_template(template or DEFAULT_TEMPLATE)
 
 
-def render_prompt(history_titles: Sequence[str], template: PromptTemplate | str | None = None,
-                  mask: Iterable[str] = ()) -> Prompt:
+def render_prompt(
+    history_titles: Sequence[str], template: PromptTemplate | str | None = None, mask: Iterable[str] = ()
+) -> Prompt:
     """Render the next-item prompt for a history of titles (oldest first)."""
     return _template(template).render(history_titles, mask)
 
 
-def render_masked(history_titles: Sequence[str], segment: str = "history",
-                  template: PromptTemplate | str | None = None) -> Prompt:
+def render_masked(
+    history_titles: Sequence[str], segment: str = "history", template: PromptTemplate | str | None = None
+) -> Prompt:
     """The prompt with ``segment`` replaced by the placeholder (GDRT Eq. 2/3 mask the user history)."""
     return _template(template).render(history_titles, mask=(segment,))
 

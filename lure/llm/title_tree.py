@@ -102,7 +102,7 @@ def build_title_tree(sequences: Sequence[Sequence[int]]) -> TitleTree:
     deepest = dep[rows[-1]] if rows else 0
     depth_start = [0] * (deepest + 1)
     for d in range(1, deepest + 1):
-        depth_start[d] = depth_start[d - 1] + sum(1 for n in rows[depth_start[d - 1]:] if dep[n] == d)
+        depth_start[d] = depth_start[d - 1] + sum(1 for n in rows[depth_start[d - 1] :] if dep[n] == d)
     # a row's path is its parent's path (a row of the previous depth) plus itself
     ancestors: list[torch.Tensor] = []
     for d in range(1, deepest + 1):
@@ -110,8 +110,9 @@ def build_title_tree(sequences: Sequence[Sequence[int]]) -> TitleTree:
         if d == 1:
             ancestors.append(own)
             continue
-        prev = torch.tensor([row_of[par[rows[r]]] - depth_start[d - 2] for r in range(*depth_start[d - 1:d + 1])],
-                            dtype=torch.long)
+        prev = torch.tensor(
+            [row_of[par[rows[r]]] - depth_start[d - 2] for r in range(*depth_start[d - 1 : d + 1])], dtype=torch.long
+        )
         ancestors.append(torch.cat([ancestors[-1][prev], own], dim=1))
     edge_ptr, edge_tok, edge_child = [0], [], []
     for n in rows:
@@ -164,8 +165,15 @@ def tree_supported(model: Any) -> bool:
     linear = torch.nn.Linear
     for layer in model.model.layers[: model.config.num_hidden_layers]:
         attn = layer.self_attn
-        mods = [attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj, layer.mlp.gate_proj, layer.mlp.up_proj,
-                layer.mlp.down_proj]
+        mods = [
+            attn.q_proj,
+            attn.k_proj,
+            attn.v_proj,
+            attn.o_proj,
+            layer.mlp.gate_proj,
+            layer.mlp.up_proj,
+            layer.mlp.down_proj,
+        ]
         if any(type(m) is not linear for m in mods) or type(layer.mlp) is not LlamaMLP:
             return False
         if type(layer.input_layernorm) is not LlamaRMSNorm or type(layer.post_attention_layernorm) is not LlamaRMSNorm:
@@ -206,9 +214,17 @@ def _cat_bias(*linears: torch.nn.Linear, scale: Sequence[float] | None = None) -
     if all(lin.bias is None for lin in linears):
         return None
     scale = scale or [1.0] * len(linears)
-    return torch.cat([(lin.bias if lin.bias is not None else torch.zeros(lin.out_features, dtype=lin.weight.dtype,
-                                                                          device=lin.weight.device)) * c
-                      for lin, c in zip(linears, scale, strict=True)])
+    return torch.cat(
+        [
+            (
+                lin.bias
+                if lin.bias is not None
+                else torch.zeros(lin.out_features, dtype=lin.weight.dtype, device=lin.weight.device)
+            )
+            * c
+            for lin, c in zip(linears, scale, strict=True)
+        ]
+    )
 
 
 @torch.no_grad()
@@ -219,11 +235,21 @@ def tree_weights(model: Any) -> TreeWeights:
         g_in, g_post = layer.input_layernorm.weight, layer.post_attention_layernorm.weight
         w_qkv = torch.cat([attn.q_proj.weight * attn.scaling, attn.k_proj.weight, attn.v_proj.weight]) * g_in
         w_gu = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]) * g_post
-        layers.append(_Layer(
-            layer.input_layernorm.variance_epsilon, w_qkv,
-            _cat_bias(attn.q_proj, attn.k_proj, attn.v_proj, scale=[attn.scaling, 1.0, 1.0]),
-            attn.o_proj.weight, attn.o_proj.bias, layer.post_attention_layernorm.variance_epsilon, w_gu,
-            _cat_bias(mlp.gate_proj, mlp.up_proj), mlp.down_proj.weight, mlp.down_proj.bias, mlp.act_fn))
+        layers.append(
+            _Layer(
+                layer.input_layernorm.variance_epsilon,
+                w_qkv,
+                _cat_bias(attn.q_proj, attn.k_proj, attn.v_proj, scale=[attn.scaling, 1.0, 1.0]),
+                attn.o_proj.weight,
+                attn.o_proj.bias,
+                layer.post_attention_layernorm.variance_epsilon,
+                w_gu,
+                _cat_bias(mlp.gate_proj, mlp.up_proj),
+                mlp.down_proj.weight,
+                mlp.down_proj.bias,
+                mlp.act_fn,
+            )
+        )
     norm = model.model.norm
     w_lm, b_lm = model.lm_head.weight * norm.weight, model.lm_head.bias
     bias = torch.zeros(len(w_lm), dtype=torch.float32, device=w_lm.device) if b_lm is None else b_lm.float()
@@ -231,8 +257,16 @@ def tree_weights(model: Any) -> TreeWeights:
     norm_max = float(torch.linalg.vector_norm(w_lm, dim=1, dtype=torch.float32).max())
     step = max(1, len(w_lm) // 4096)  # a cost estimate only: 4,096 rows of a large vocabulary suffice
     spread = torch.cat([w_lm[::step].float(), bias[::step, None]], dim=1)
-    return TreeWeights(layers, norm.variance_epsilon, w_lm, b_lm, mean, norm_max, float(bias.abs().max()),
-                       torch.cov(spread.T, correction=0))
+    return TreeWeights(
+        layers,
+        norm.variance_epsilon,
+        w_lm,
+        b_lm,
+        mean,
+        norm_max,
+        float(bias.abs().max()),
+        torch.cov(spread.T, correction=0),
+    )
 
 
 def _rms(x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -248,14 +282,15 @@ def _rotated(w: torch.Tensor, n_rot: int, hd: int, cos: torch.Tensor, sin: torch
     """
     tail = w.shape[1:]
     qk = w[: n_rot * hd].reshape(n_rot, hd, *tail)
-    rot = torch.cat((-qk[:, hd // 2:], qk[:, : hd // 2]), dim=1)
+    rot = torch.cat((-qk[:, hd // 2 :], qk[:, : hd // 2]), dim=1)
     shape = (1, hd) + (1,) * len(tail)
     out = qk * cos.reshape(shape).to(w.dtype) + rot * sin.reshape(shape).to(w.dtype)
-    return torch.cat([out.reshape(n_rot * hd, *tail), w[n_rot * hd:]])
+    return torch.cat([out.reshape(n_rot * hd, *tail), w[n_rot * hd :]])
 
 
-def attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
-           fused: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def attend(
+    q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, fused: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """softmax(q k^T) v (q pre-scaled, no mask) and the float32 log-sum-exp of the scores.
 
     q: (B, H, L, hd), keys/values: (B, H, S, hd); returns (B, H, L, hd) and (B, H, L). On CPU (and ``fused``)
@@ -264,8 +299,9 @@ def attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
     """
     if fused and q.device.type == "cpu":
         try:
-            o, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, keys, values, 0.0, False,
-                                                                                scale=1.0)[:2]
+            o, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, keys, values, 0.0, False, scale=1.0)[
+                :2
+            ]
             return o, lse.float()
         except (AttributeError, RuntimeError, NotImplementedError, TypeError):  # pragma: no cover - old/odd builds
             pass
@@ -280,8 +316,15 @@ def attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
 class _TreePass:
     """One prompt's walk over the tree: the rows' keys and values so far, and every node's prefix score."""
 
-    def __init__(self, model: Any, tree: TitleTree, prompt: Sequence[int], weights: TreeWeights,
-                 head_chunk: int, fused_attention: bool = True) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tree: TitleTree,
+        prompt: Sequence[int],
+        weights: TreeWeights,
+        head_chunk: int,
+        fused_attention: bool = True,
+    ) -> None:
         self.tree, self.w, self.head_chunk = tree, weights, head_chunk
         self.fused_attention = fused_attention
         self.device = device = next(model.parameters()).device
@@ -301,9 +344,20 @@ class _TreePass:
         pos = torch.arange(plen, plen + max(tree.max_depth, 1), device=device).unsqueeze(0)
         self.cos, self.sin = self.rotary(self.keys_p[0], position_ids=pos)  # (1, depths, hd)
         self.rot_depth, self.w_rot, self.b_rot = 0, [], []  # q|k|v weights rotated for one depth (memory: one copy)
-        t = {name: getattr(tree, name).to(device) for name in
-             ("tokens", "row_node", "edge_ptr", "edge_tok", "edge_child", "root_tok", "root_child", "ends",
-              "parent_row")}
+        t = {
+            name: getattr(tree, name).to(device)
+            for name in (
+                "tokens",
+                "row_node",
+                "edge_ptr",
+                "edge_tok",
+                "edge_child",
+                "root_tok",
+                "root_child",
+                "ends",
+                "parent_row",
+            )
+        }
         self.t = t
         self.total = torch.full((tree.n_nodes,), -torch.inf, dtype=torch.float32, device=device)  # log P(prefix)
         self.total[t["root_child"]] = logp0[t["root_tok"]]
@@ -352,8 +406,9 @@ class _TreePass:
             r = len(qkv)  # distinct tokens in the first layer, rows after it
             q = qkv[:, :n_q].view(r, kv, gq, hd)
             # the prompt, through the fused kernel: one batch, r * gq queries per kv head
-            o_p, lse_p = attend(q.permute(1, 0, 2, 3).reshape(1, kv, r * gq, hd), self.keys_p[li], self.vals_p[li],
-                                self.fused_attention)
+            o_p, lse_p = attend(
+                q.permute(1, 0, 2, 3).reshape(1, kv, r * gq, hd), self.keys_p[li], self.vals_p[li], self.fused_attention
+            )
             o_p = o_p.view(kv, r, gq, hd).permute(1, 0, 2, 3)  # (r, kv, gq, hd)
             lse_p = lse_p.view(kv, r, gq).permute(1, 0, 2)  # (r, kv, gq)
             if li == 0:
@@ -388,8 +443,7 @@ class _TreePass:
         edges = lo[edge_row] + torch.arange(len(edge_row), device=self.device) - first[edge_row]
         return edge_row, edges, t["edge_tok"][edges], t["edge_child"][edges]
 
-    def _bounds(self, rows: torch.Tensor, x: torch.Tensor, edge_row: torch.Tensor,
-                tok: torch.Tensor) -> torch.Tensor:
+    def _bounds(self, rows: torch.Tensor, x: torch.Tensor, edge_row: torch.Tensor, tok: torch.Tensor) -> torch.Tensor:
         """An upper bound of the score each child edge of ``rows`` (``edge_row``/``tok``: see :meth:`_edges`) will
         get, without the lm head's full matmul.
 
@@ -425,8 +479,12 @@ class _TreePass:
         xt = torch.cat([x.float(), torch.ones(len(x), 1, dtype=torch.float32, device=self.device)], dim=1)
         return 0.5 * ((xt @ cov) * xt).sum(-1)
 
-    def _head(self, rows: torch.Tensor, x: torch.Tensor,
-              edges: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def _head(
+        self,
+        rows: torch.Tensor,
+        x: torch.Tensor,
+        edges: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """Run the lm head on ``rows``: log P(child | row's prefix) of each child edge (``edges``: their
         :meth:`_edges`), kept in ``edge_logp`` and returned."""
         hc, n = self.head_chunk, len(rows)
@@ -435,7 +493,7 @@ class _TreePass:
         picked = torch.empty(len(edge), dtype=torch.float32, device=self.device)
         for b, i in enumerate(range(0, n, hc)):
             e0, e1 = bounds[b], bounds[b + 1]
-            logp = torch.log_softmax(torch.nn.functional.linear(x[i:i + hc], self.w.w_lm, self.w.b_lm).float(), -1)
+            logp = torch.log_softmax(torch.nn.functional.linear(x[i : i + hc], self.w.w_lm, self.w.b_lm).float(), -1)
             picked[e0:e1] = logp[edge_row[e0:e1] - i, tok[e0:e1]]
         self.edge_logp[edge] = picked
         self.head_done[rows] = True
@@ -485,8 +543,10 @@ class _TreePass:
         tree, parent = self.tree, self.t["parent_row"][nodes]
         starts = torch.tensor(tree.depth_start, device=self.device)
         depth = torch.searchsorted(starts, parent, right=True)  # rows of depth d lie in depth_start[d - 1]:[d]
-        paths = [tree.ancestors[d - 1].to(self.device)[parent[depth == d] - tree.depth_start[d - 1]].reshape(-1)
-                 for d in depth.unique().tolist()]
+        paths = [
+            tree.ancestors[d - 1].to(self.device)[parent[depth == d] - tree.depth_start[d - 1]].reshape(-1)
+            for d in depth.unique().tolist()
+        ]
         path = torch.cat(paths).unique()  # ascending: shallower rows first
         missing = path[~self.head_done[path]]
         if len(missing):
@@ -512,9 +572,18 @@ class _TreePass:
 
 
 @torch.inference_mode()
-def tree_scores(model: Any, tree: TitleTree, prompt: Sequence[int], weights: TreeWeights | None = None,
-                top_k: int | None = None, exclude: Sequence[int] | None = None, chunk: int = CHUNK,
-                head_chunk: int = HEAD_CHUNK, probe: int | None = None, fused_attention: bool = True) -> torch.Tensor:
+def tree_scores(
+    model: Any,
+    tree: TitleTree,
+    prompt: Sequence[int],
+    weights: TreeWeights | None = None,
+    top_k: int | None = None,
+    exclude: Sequence[int] | None = None,
+    chunk: int = CHUNK,
+    head_chunk: int = HEAD_CHUNK,
+    probe: int | None = None,
+    fused_attention: bool = True,
+) -> torch.Tensor:
     """log P(sequence | prompt) of every sequence of ``tree`` (float32, on the model's device).
 
     With ``top_k``, only prefixes that can still lead to one of the ``top_k`` best sequences (``exclude``:
@@ -561,7 +630,7 @@ def tree_scores(model: Any, tree: TitleTree, prompt: Sequence[int], weights: Tre
         rows, score = run.pending(d)
         rows = rows[score >= tau()] if prune else rows
         for i in range(0, len(rows), chunk):
-            run.forward(rows[i:i + chunk], d, tau(), defer=prune)
+            run.forward(rows[i : i + chunk], d, tau(), defer=prune)
         if prune:
             settle()
     ends = run.t["ends"]

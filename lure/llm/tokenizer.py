@@ -19,8 +19,9 @@ from lure.llm.prompts import PromptTemplate, render_completion, render_prompt
 PAD, BOS, EOS = "<pad>", "<s>", "</s>"
 
 
-def tokenizer_corpus(titles: Sequence[str], histories: Sequence[Sequence[str]] = (),
-                     template: PromptTemplate | str | None = None) -> list[str]:
+def tokenizer_corpus(
+    titles: Sequence[str], histories: Sequence[Sequence[str]] = (), template: PromptTemplate | str | None = None
+) -> list[str]:
     """Training texts: each title's completion, each rendered prompt, and the history-masked prompt once."""
     corpus = [render_completion(t, template) for t in titles]
     corpus.append(render_prompt([], template, mask=("history",)).text)
@@ -30,8 +31,13 @@ def tokenizer_corpus(titles: Sequence[str], histories: Sequence[Sequence[str]] =
     return corpus
 
 
-def train_tokenizer(titles: Sequence[str], histories: Sequence[Sequence[str]] = (), vocab_size: int = 2000,
-                    template: PromptTemplate | str | None = None, min_frequency: int = 2) -> PreTrainedTokenizerFast:
+def train_tokenizer(
+    titles: Sequence[str],
+    histories: Sequence[Sequence[str]] = (),
+    vocab_size: int = 2000,
+    template: PromptTemplate | str | None = None,
+    min_frequency: int = 2,
+) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE on catalogue titles and prompts; return it with ``<pad>``, ``<s>``, ``</s>``.
 
     ``histories`` (lists of titles) add realistic prompts; without them one prompt built from the first titles

@@ -64,8 +64,13 @@ class TokenTrie:
         self.max_depth = max(self.depth)
 
     @classmethod
-    def from_titles(cls, tokenizer: Any, titles: Sequence[str], template: PromptTemplate | str | None = None,
-                    items: Sequence[int] | None = None) -> TokenTrie:
+    def from_titles(
+        cls,
+        tokenizer: Any,
+        titles: Sequence[str],
+        template: PromptTemplate | str | None = None,
+        items: Sequence[int] | None = None,
+    ) -> TokenTrie:
         """Trie of the catalogue titles (``items[k]`` names title ``k``; default its position)."""
         return cls([encode_completion(tokenizer, t, template) for t in titles], items)
 

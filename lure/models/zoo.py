@@ -230,8 +230,6 @@ class BPRRecommender(_FactorModel):
         )
 
 
-
-
 def _als(spec: EvalSpec) -> Recommender:
     p = spec.als
     return ALSRecommender(

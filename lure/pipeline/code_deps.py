@@ -144,8 +144,9 @@ def _registries(module: str, path: str, mtime_ns: int, size: int) -> dict[str, l
 
 
 @lru_cache(maxsize=1024)
-def _import_statements(module: str, path: str, mtime_ns: int, size: int) -> tuple[
-        tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...], tuple[str, ...]]:
+def _import_statements(
+    module: str, path: str, mtime_ns: int, size: int
+) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...], tuple[str, ...]]:
     """What the source says, before any lookup under the root: the names of ``import`` statements, each
     ``from`` import as (absolute base, imported names), and the modules its own registries bring in by use."""
     is_package = Path(path).name == "__init__.py"
@@ -172,8 +173,7 @@ def _import_statements(module: str, path: str, mtime_ns: int, size: int) -> tupl
     return tuple(plain), tuple(froms), tuple(dict.fromkeys(used))
 
 
-def imported_names(module: str, path: Path, root: Path,
-                   find: Callable[[str], Path | None] | None = None) -> set[str]:
+def imported_names(module: str, path: Path, root: Path, find: Callable[[str], Path | None] | None = None) -> set[str]:
     """Dotted names of the project modules ``module`` (source ``path``) may import; parents included.
     ``find``: :func:`module_file` under ``root`` (memoised by the caller)."""
     find = find or (lambda name: module_file(name, root))

@@ -66,7 +66,7 @@ def recorded_shape(dvc_yaml: str | Path = DVC_YAML) -> dict[str, Any] | None:
         return None
     for line in p.read_text(encoding="utf-8").splitlines()[:10]:
         if line.startswith(SHAPE_PREFIX):
-            return json.loads(line[len(SHAPE_PREFIX):])
+            return json.loads(line[len(SHAPE_PREFIX) :])
     return None
 
 
@@ -95,7 +95,9 @@ def diff_dvc_yaml(spec: Spec, dvc_yaml: str | Path = DVC_YAML) -> str:
         return ""
     return "".join(
         difflib.unified_diff(
-            actual.splitlines(keepends=True), expected.splitlines(keepends=True),
-            fromfile=f"{dvc_yaml} (on disk)", tofile=f"{dvc_yaml} (generated from params.yaml)",
+            actual.splitlines(keepends=True),
+            expected.splitlines(keepends=True),
+            fromfile=f"{dvc_yaml} (on disk)",
+            tofile=f"{dvc_yaml} (generated from params.yaml)",
         )
     )

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from lure.data.layout import (
+from lure.layout import (
     EVALUATE_DIR,
     ITEM_RELEVANCE,
     LLM_BASE,
@@ -141,13 +141,24 @@ def llm_stages(spec: Spec) -> list[StageDef]:
         StageDef(
             name="llm-report",
             module="stages.llm_report",
-            params=("seed", "data.source", "data.amazon_category", "method.name", "baselines", "eval.confidence",
-                    "eval.llm"),
-            deps=(metrics_file("llm-base"), *(llm_eval_dir(n) for n in evaluated),
-                  *(metrics_file(f"llm-eval-{n}") for n in evaluated)),
+            params=(
+                "seed",
+                "data.source",
+                "data.amazon_category",
+                "method.name",
+                "baselines",
+                "eval.confidence",
+                "eval.llm",
+            ),
+            deps=(
+                metrics_file("llm-base"),
+                *(llm_eval_dir(n) for n in evaluated),
+                *(metrics_file(f"llm-eval-{n}") for n in evaluated),
+            ),
             outs=(LLM_REPORT_DIR,),
-            plots=tuple(f"plots/llm/{name}.{ext}" for name in ("attribution", "top1_groups", "course")
-                        for ext in ("csv", "png")),
+            plots=tuple(
+                f"plots/llm/{name}.{ext}" for name in ("attribution", "top1_groups", "course") for ext in ("csv", "png")
+            ),
         )
     )
     return stages

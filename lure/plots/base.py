@@ -12,7 +12,8 @@ from lure.io import write_with
 
 @contextmanager
 def png_figure(path: Path, figsize: tuple[float, float] = (5, 3.2), ncols: int = 1) -> Iterator[Any]:
-    """Yield (fig, ax) (``ax`` an array of ``ncols`` axes when ncols > 1); on exit lay out and write ``path`` atomically."""
+    """Yield (fig, ax) (``ax`` an array of ``ncols`` axes when ncols > 1); on exit lay out and write ``path``
+    atomically."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -25,7 +25,9 @@ def write_estimates_plot(tidy: pd.DataFrame, out_dir: Path, metric: str = "recal
                 part = rows[rows["estimator"] == est]
                 ax.scatter(part["target"], part["value"], marker=marker, label=est)
             for _, r in rows[rows["estimator"] == "naive"].iterrows():
-                ax.annotate(r["model"], (r["target"], r["value"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+                ax.annotate(
+                    r["model"], (r["target"], r["value"]), fontsize=7, xytext=(3, 3), textcoords="offset points"
+                )
             ax.legend(fontsize=8)
         ax.set_xlabel(f"target {metric} (truth / MAR)")
         ax.set_ylabel(f"estimated {metric}")

@@ -1,6 +1,6 @@
 """What propensity models are fitted on: the canonical items and the training part of the per-user holdout.
 
-Files read from the prepared directory (written by ``prepare``; their names are ``lure.data.layout.Prepared``'s):
+Files read from the prepared directory (written by ``prepare``; their names are ``lure.layout.Prepared``'s):
 
 * ``items.parquet``                   the whole catalogue (item_id = 0..n-1, genres, pop_bin, age_bin, ...);
 * ``splits/holdout_train.parquet``    per user all but the last ceil(0.2 n_u) interactions (the fit data);
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from lure.data.layout import Prepared
+from lure.layout import Prepared
 
 
 def hour_weekday(timestamps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -201,4 +201,11 @@ class LogisticPropensity:
         return out
 
 
-PROPENSITY_MODELS.add(Definition("logistic", lambda spec, seed: LogisticPropensity(spec.negative_ratio, spec.c, spec.max_fit_pairs, seed), spec=LogisticModel, reads=("propensity.model",)))
+PROPENSITY_MODELS.add(
+    Definition(
+        "logistic",
+        lambda spec, seed: LogisticPropensity(spec.negative_ratio, spec.c, spec.max_fit_pairs, seed),
+        spec=LogisticModel,
+        reads=("propensity.model",),
+    )
+)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lure.data.layout import Prepared
+from lure.layout import Prepared
 from lure.propensity.data import contains, pair_keys
 from lure.propensity.fitted import FittedPropensity
 

@@ -32,4 +32,11 @@ class PopularityPropensity:
         return self.item_prob_[item_ids]
 
 
-PROPENSITY_MODELS.add(Definition("popularity", lambda spec, seed: PopularityPropensity(spec.eta), spec=PopularityModel, reads=("propensity.model",)))
+PROPENSITY_MODELS.add(
+    Definition(
+        "popularity",
+        lambda spec, seed: PopularityPropensity(spec.eta),
+        spec=PopularityModel,
+        reads=("propensity.model",),
+    )
+)

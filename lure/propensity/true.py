@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lure.data.layout import Prepared
+from lure.layout import Prepared
 from lure.propensity.data import PropensityData
 from lure.registry import PROPENSITY_MODELS, Definition
 from lure.spec.propensity import TrueModel
@@ -38,4 +38,6 @@ class TruePropensity:
         return self.prob_[user_ids, item_ids].astype(np.float64)
 
 
-PROPENSITY_MODELS.add(Definition("true", lambda spec, seed: TruePropensity(), spec=TrueModel, reads=("propensity.model",)))
+PROPENSITY_MODELS.add(
+    Definition("true", lambda spec, seed: TruePropensity(), spec=TrueModel, reads=("propensity.model",))
+)

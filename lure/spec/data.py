@@ -13,7 +13,7 @@ from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
-from lure.data.layout import RAW_DIR
+from lure.layout import RAW_DIR
 from lure.spec.base import Section, structural
 
 #: Genres available to the world generator (``lure.data.vocab.GENRES`` holds the names and their title words).
@@ -116,9 +116,7 @@ class WorldSpec(Section):
                 f"fit in memory, got {self.n_users * self.n_items:_}"
             )
         if self.exposures_per_step >= self.n_items:
-            raise ValueError(
-                f"exposures_per_step must be < n_items, got {self.exposures_per_step} >= {self.n_items}"
-            )
+            raise ValueError(f"exposures_per_step must be < n_items, got {self.exposures_per_step} >= {self.n_items}")
         if self.mar_exposures_per_user > self.n_items:
             raise ValueError(
                 f"mar_exposures_per_user must be <= n_items, got {self.mar_exposures_per_user} > {self.n_items}"

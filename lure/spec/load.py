@@ -32,7 +32,9 @@ class SpecError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        return "\n".join(f"{self.source}: {path}: {msg}" if path else f"{self.source}: {msg}" for path, msg in self.problems)
+        return "\n".join(
+            f"{self.source}: {path}: {msg}" if path else f"{self.source}: {msg}" for path, msg in self.problems
+        )
 
 
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
@@ -47,7 +49,9 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise SpecError(str(path), [("", f"expected a mapping of sections at the top level, got {type(data).__name__}")])
+        raise SpecError(
+            str(path), [("", f"expected a mapping of sections at the top level, got {type(data).__name__}")]
+        )
     return data
 
 
@@ -189,8 +193,12 @@ def _describe(err: Mapping[str, Any], root: type[BaseModel] = Spec) -> tuple[str
     kind = err.get("type", "")
     ctx = err.get("ctx") or {}
     given = err.get("input")
-    bounds = {"less_than_equal": ("<=", "le"), "less_than": ("<", "lt"),
-              "greater_than_equal": (">=", "ge"), "greater_than": (">", "gt")}
+    bounds = {
+        "less_than_equal": ("<=", "le"),
+        "less_than": ("<", "lt"),
+        "greater_than_equal": (">=", "ge"),
+        "greater_than": (">", "gt"),
+    }
     if kind in bounds:
         op, key = bounds[kind]
         return path, f"must be {op} {ctx.get(key)}, got {given!r}"
@@ -202,7 +210,7 @@ def _describe(err: Mapping[str, Any], root: type[BaseModel] = Spec) -> tuple[str
         return path, "required field is missing"
     msg = str(err.get("msg", "invalid value"))
     if msg.startswith("Value error, "):
-        return path, msg[len("Value error, "):]
+        return path, msg[len("Value error, ") :]
     if kind in ("too_short", "too_long"):
         return path, f"{msg}"
     return path, f"{msg[0].lower() + msg[1:]}, got {given!r}"
@@ -220,7 +228,12 @@ def _strip_union_tags(loc: Iterable[Any], root: type[BaseModel] = Spec) -> list[
                 continue
             model = None
         out.append(part)
-        if isinstance(model, type) and issubclass(model, BaseModel) and isinstance(part, str) and part in model.model_fields:
+        if (
+            isinstance(model, type)
+            and issubclass(model, BaseModel)
+            and isinstance(part, str)
+            and part in model.model_fields
+        ):
             subs = _submodels(model.model_fields[part].annotation)
             model = subs[0] if len(subs) == 1 else (subs or None)
         else:

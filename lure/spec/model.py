@@ -11,12 +11,12 @@ from lure.spec.base import STRUCTURAL_KEY, Section
 from lure.spec.data import DataSpec
 from lure.spec.eval import EvalSpec
 from lure.spec.llm import ModelSpec
+from lure.spec.method import BaselineName, Method
 from lure.spec.pairs import PairsSpec
 from lure.spec.propensity import PropensitySpec
-from lure.spec.method import BaselineName, Method
 from lure.spec.tables import TablesSpec
-from lure.spec.train import TrainSpec
 from lure.spec.tracking import TrackingSpec
+from lure.spec.train import TrainSpec
 
 
 class Spec(Section):
@@ -42,7 +42,8 @@ class Spec(Section):
     tracking: TrackingSpec = Field(default_factory=TrackingSpec, description="MLflow tracking.")
     plugins: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w.]*$")]] = Field(
         default_factory=list,
-        description="Python modules imported before validation; each registers definitions (a training method in lure.registry.METHODS, an analysis in ANALYSES, ...) exactly as the built-in ones do (docs/pipeline.md).",
+        description="Python modules imported before validation; each registers definitions (a training method in "
+        "lure.registry.METHODS, an analysis in ANALYSES, ...) exactly as the built-in ones do (docs/pipeline.md).",
         json_schema_extra={STRUCTURAL_KEY: True},
     )
 
@@ -52,8 +53,9 @@ class Spec(Section):
             raise ValueError(f"baselines must not repeat, got {self.baselines}")
         if self.method is None:
             if self.baselines:
-                raise ValueError(f"baselines need a method under study to compare with; got method null, "
-                                 f"baselines {self.baselines}")
+                raise ValueError(
+                    f"baselines need a method under study to compare with; got method null, baselines {self.baselines}"
+                )
             return self
         if self.method.name in self.baselines:
             raise ValueError(
@@ -78,7 +80,7 @@ def spec_model(plugins: Sequence[str] = ()) -> type[Spec]:
     if not added:
         return Spec
     builtin = get_args(get_args(Method)[0])
-    members = Union[(*builtin, *(d.spec for d in added))]  # noqa: UP007 - built from a tuple
+    members = Union[(*builtin, *(d.spec for d in added))]
     # a baseline has no section of its own, so only methods without parameters can be one (as SFT; not GDRT)
     parameter_free = [d.name for d in added if set(d.spec.model_fields) == {"name"}]
     names = Literal[(*get_args(BaselineName), *parameter_free)]  # type: ignore[valid-type]

@@ -13,7 +13,9 @@ class TrainSpec(Section):
     """Fine-tuning through TRL's SFTTrainer (SFT) or its GDRT subclass; the same settings for every method."""
 
     epochs: float = Field(
-        2.0, gt=0.0, le=100.0,
+        2.0,
+        gt=0.0,
+        le=100.0,
         description="Passes over the training windows (GDRT: 5; the CPU default 2, which the tiny model needs to "
         "beat popularity, docs/gdrt.md).",
     )
@@ -49,6 +51,4 @@ class TrainSpec(Section):
     course_points: int = Field(
         5, ge=0, le=100, description="Points during training where top-1 recommendations are recorded (GDRT Figs 4/9)."
     )
-    course_samples: int = Field(
-        100, ge=1, le=100_000, description="Validation windows ranked at each course point."
-    )
+    course_samples: int = Field(100, ge=1, le=100_000, description="Validation windows ranked at each course point.")

@@ -20,7 +20,7 @@ class UndeclaredParamError(AttributeError):
 class SpecView:
     """Attribute access into a spec, allowed only on declared paths (and the sections leading to them)."""
 
-    __slots__ = ("_model", "_declared", "_path", "_stage")
+    __slots__ = ("_declared", "_model", "_path", "_stage")
 
     def __init__(self, model: BaseModel, declared: Iterable[str], stage: str, path: str = "") -> None:
         object.__setattr__(self, "_model", model)

@@ -19,8 +19,8 @@ from typing import Any
 import pandas as pd
 import torch
 
-from lure.data.layout import CHECKPOINTS, COURSE
 from lure.io import atomic_dir
+from lure.layout import CHECKPOINTS, COURSE
 
 CHECKPOINT_ROOT = Path(CHECKPOINTS)
 
@@ -189,7 +189,11 @@ def fine_tune(
         trainer_cls = SFTTrainer
     args = sft_config(train, work_dir, seed, len(dataset))
     trainer = trainer_cls(
-        model=model, args=args, train_dataset=dataset, processing_class=tokenizer, callbacks=list(callbacks),
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=list(callbacks),
         **trainer_kwargs,
     )
     resume = last_checkpoint(work_dir)

@@ -101,8 +101,9 @@ def token_groups_column(labels: Sequence[int], groups: Sequence[int]) -> list[in
 
 
 @torch.inference_mode()
-def dataset_token_relevance(model: Any, masked_rows: Sequence[dict[str, Any]], pad_id: int,
-                            batch: int = 64) -> list[np.ndarray]:
+def dataset_token_relevance(
+    model: Any, masked_rows: Sequence[dict[str, Any]], pad_id: int, batch: int = 64
+) -> list[np.ndarray]:
     """Eq. 3 for every response token of pre-tokenised rows whose prompt has the history masked as 'N/A'.
 
     Rows are right-padded per batch (causal attention keeps padding from influencing earlier positions); returns one
@@ -244,7 +245,8 @@ def group_dro_loss(
 # TRL integration
 # --------------------------------------------------------------------------------------------------------------------
 def _build_trl_classes() -> dict[str, type]:
-    """Define the TRL-backed classes on first use: importing trl costs ~6 s, the pure functions above need none of it."""
+    """Define the TRL-backed classes on first use: importing trl costs ~6 s, the pure functions above need none of
+    it."""
     from trl import SFTTrainer
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lure.data.layout import GDRT_CENTERS, GDRT_GROUPS, GDRT_TOKEN_GROUPS, LLM_BASE, PREPARED, llm_model_dir
+from lure.layout import GDRT_CENTERS, GDRT_GROUPS, GDRT_TOKEN_GROUPS, LLM_BASE, PREPARED, llm_model_dir
 from lure.registry import METHODS, Definition, StageDef
 from lure.spec.method import GDRTMethod, SFTMethod
 

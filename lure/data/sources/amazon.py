@@ -300,12 +300,20 @@ def download_amazon2023(folder: Path, category: str) -> None:
 
 SOURCES.add(
     SourceDefinition(
-        "amazon-beauty", lambda folder, data: load_beauty(folder), required=BEAUTY_FILES, reads=("data.raw_dir",), description="Amazon Beauty 5-core, P5 files"
+        "amazon-beauty",
+        lambda folder, data: load_beauty(folder),
+        required=BEAUTY_FILES,
+        reads=("data.raw_dir",),
+        description="Amazon Beauty 5-core, P5 files",
     )
 )
 
 SOURCES.add(
     SourceDefinition(
-        "amazon-2023", lambda folder, data: load_amazon2023(folder, category=data.amazon_category), required=(), reads=("data.raw_dir", "data.amazon_category", "data.min_rating"), description="Amazon Reviews 2023 (Hugging Face), 5-core"
+        "amazon-2023",
+        lambda folder, data: load_amazon2023(folder, category=data.amazon_category),
+        required=(),
+        reads=("data.raw_dir", "data.amazon_category", "data.min_rating"),
+        description="Amazon Reviews 2023 (Hugging Face), 5-core",
     )
 )

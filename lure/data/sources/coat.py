@@ -118,6 +118,10 @@ def load_coat(folder: Path) -> RawDataset:
 
 SOURCES.add(
     SourceDefinition(
-        "coat", lambda folder, data: load_coat(folder), required=COAT_FILES, reads=("data.raw_dir", "data.min_rating"), description="Coat shopping (Schnabel et al. 2016), MNAR + MAR"
+        "coat",
+        lambda folder, data: load_coat(folder),
+        required=COAT_FILES,
+        reads=("data.raw_dir", "data.min_rating"),
+        description="Coat shopping (Schnabel et al. 2016), MNAR + MAR",
     )
 )

@@ -103,6 +103,10 @@ def load_lastfm(folder: Path) -> RawDataset:
 
 SOURCES.add(
     SourceDefinition(
-        "lastfm", lambda folder, data: load_lastfm(folder), required=LASTFM_FILES, reads=("data.raw_dir",), description="Last.fm HetRec 2011 (1,892 users)"
+        "lastfm",
+        lambda folder, data: load_lastfm(folder),
+        required=LASTFM_FILES,
+        reads=("data.raw_dir",),
+        description="Last.fm HetRec 2011 (1,892 users)",
     )
 )

@@ -137,12 +137,20 @@ def _join_flags(flags: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
 
 SOURCES.add(
     SourceDefinition(
-        "movielens-1m", lambda folder, data: load_ml1m(folder), required=ML1M_FILES, reads=("data.raw_dir", "data.min_rating"), description="MovieLens 1M (GroupLens)"
+        "movielens-1m",
+        lambda folder, data: load_ml1m(folder),
+        required=ML1M_FILES,
+        reads=("data.raw_dir", "data.min_rating"),
+        description="MovieLens 1M (GroupLens)",
     )
 )
 
 SOURCES.add(
     SourceDefinition(
-        "movielens-100k", lambda folder, data: load_ml100k(folder), required=ML100K_FILES, reads=("data.raw_dir", "data.min_rating"), description="MovieLens 100K (GroupLens)"
+        "movielens-100k",
+        lambda folder, data: load_ml100k(folder),
+        required=ML100K_FILES,
+        reads=("data.raw_dir", "data.min_rating"),
+        description="MovieLens 100K (GroupLens)",
     )
 )
