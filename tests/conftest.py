@@ -6,7 +6,8 @@ project builds it, the others wait and reuse it):
 
 * ``offline_project``: :data:`SMALL_OFFLINE` (no LLM stage) plus the :data:`PROBE_PLUGIN` stage, for the DVC and
   MLflow mechanics (test_dvc_pipeline.py, test_mlflow.py);
-* ``llm_project``: :data:`SMALL_LLM_WORLD`, every LLM stage with tiny models (test_llm_pipeline.py);
+* ``llm_project``: :data:`SMALL_LLM_WORLD`, every LLM stage with tiny models (test_llm_pipeline.py, and
+  test_plugin_example.py, which switches a copy to the plugin method);
 * ``world_project`` / ``coat_project``: the default world and Coat up to ``evaluate`` (test_ground_truth.py).
 
 A shared project is never changed by a test: a test that runs DVC in it works on :func:`copy_project` (the DVC cache
@@ -185,6 +186,33 @@ def copy_project(src: Path, dest: Path) -> Path:
     return dest
 
 
+# ---------------------------------------------------------------- scheduling
+
+
+# Modules that build or run pipelines, longest first. They are handed to the xdist workers before the unit-test
+# modules (pyproject: --dist loadfile --no-loadscope-reorder), which then fill the gaps, so that a run does not end
+# with one worker still building a pipeline while the other is idle.
+SLOW_MODULES_FIRST = (
+    "test_llm_pipeline.py",
+    "test_ground_truth.py",
+    "test_mlflow.py",
+    "test_dvc_pipeline.py",
+    "test_plugin_example.py",
+)
+# A test that uses one of these runs DVC end to end: it is `slow` whether or not its module says so.
+PIPELINE_FIXTURES = frozenset(
+    {"offline_build", "offline_project", "offline_copy", "llm_project", "world_project", "coat_project"}
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_MODULES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+    for item in items:
+        if PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 # ---------------------------------------------------------------- built once per test run, shared by the workers
 
 
@@ -219,7 +247,7 @@ def build_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path
 
 def _build_offline(dest: Path) -> str:
     root = make_project(dest, PROBE_SPEC, {"probe_plugin.py": PROBE_PLUGIN})
-    out = dvc("repro", cwd=root).stdout
+    out = dvc("repro", cwd=root, timeout=1200).stdout
     assert set(ran(out)) == OFFLINE_STAGES | {"probe"}, out
     commit(root, "baseline results")
     return out
@@ -227,7 +255,7 @@ def _build_offline(dest: Path) -> str:
 
 def _build_llm(dest: Path) -> str:
     root = make_project(dest, SMALL_LLM_WORLD)
-    out = dvc("repro", cwd=root).stdout
+    out = dvc("repro", cwd=root, timeout=1200).stdout  # minutes; more on a loaded machine
     commit(root, "baseline results")
     return out
 
@@ -258,7 +286,7 @@ def llm_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def _evaluated(spec: dict) -> Callable[[Path], str]:
     def build(dest: Path) -> str:
         root = make_project(dest, spec)
-        return dvc("repro", "evaluate", cwd=root, timeout=900).stdout  # the offline-evaluation part only
+        return dvc("repro", "evaluate", cwd=root, timeout=1200).stdout  # the offline-evaluation part only
 
     return build
 
@@ -295,7 +323,7 @@ def world_150x120_seed7():
 
 @pytest.fixture(scope="session")
 def prepared_150x120_seed7(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``prepare`` of that world into parquet (test_propensity.py, test_pairs.py). Read only."""
+    """``prepare`` of that world into parquet (test_propensity.py). Read only."""
     from lure.data.prepare import prepare
     from lure.spec.data import DataSpec
 

@@ -69,6 +69,7 @@ def test_course_steps() -> None:
     assert course_steps(10, 0) == []
 
 
+@pytest.mark.slow  # three fine-tuning runs through TRL (several seconds)
 def test_interrupted_training_resumes_to_the_same_model(tmp_path: Path) -> None:
     train = TrainSpec(epochs=2, batch_size=4, checkpoint_steps=3, learning_rate=1e-2, max_samples=None, course_points=2)
     model, tok, data = setup(train)

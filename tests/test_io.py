@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from lure import layout
 from lure.cli import app
-from lure.data import layout
 from lure.io import (
     DuplicateKeyError,
     YamlError,

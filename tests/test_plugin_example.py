@@ -10,7 +10,7 @@ import pytest
 
 from lure.pipeline.stages import pipeline_stages
 from lure.spec.load import SpecError, validate_spec
-from tests.conftest import SMALL_LLM, TINY_WORLD, dvc, make_project
+from tests.conftest import SMALL_LLM_WORLD, copy_project, dvc, lure, spec_text
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = "examples.focal_sft"
@@ -56,23 +56,19 @@ def test_plugin_method_joins_the_spec_and_the_stage_graph(monkeypatch: pytest.Mo
 
 
 @pytest.mark.slow
-def test_plugin_method_runs_in_a_dvc_pipeline(tmp_path: Path) -> None:
-    spec_text = {
-        "seed": 0,
-        "data": {"world": TINY_WORLD},
-        **SPEC,
-        "eval": {
-            "models": ["popularity"],
-            "bootstrap": 20,
-            "llm": {"max_samples": 8, "attribution_samples": 2, "fairness_scorer": "base", "bootstrap": 20},
-        },
-        "tracking": {"enabled": False},
-        **SMALL_LLM,
-    }
-    plugin = (ROOT / "examples" / "focal_sft.py").read_text()
-    root = make_project(tmp_path / "proj", spec_text, {"examples/focal_sft.py": plugin})
+def test_plugin_method_runs_in_a_dvc_pipeline(llm_project: tuple[Path, str], tmp_path: Path) -> None:
+    # On a copy of the LLM project built once per run (conftest.py): switching the method under study to the plugin
+    # re-runs what it changes (the data, the zoo and the base model are reused).
+    root = copy_project(llm_project[0], tmp_path / "proj")
+    llm_eval = {**SMALL_LLM_WORLD["eval"]["llm"], "fairness_scorer": "base"}
+    spec = {**SMALL_LLM_WORLD, **SPEC, "eval": {**SMALL_LLM_WORLD["eval"], "llm": llm_eval}}
+    (root / "examples").mkdir()
+    (root / "examples" / "focal_sft.py").write_text((ROOT / "examples" / "focal_sft.py").read_text())
+    (root / "specs" / "focal.yaml").write_text(spec_text(spec))
+    lure("spec", "use", "specs/focal.yaml", cwd=root)
     out = dvc("repro", cwd=root, timeout=900)
     assert "Running stage 'train-focal-sft'" in out.stdout
+    assert "Running stage 'prepare'" not in out.stdout and "Running stage 'llm-base'" not in out.stdout, out.stdout
     import json
 
     report = json.loads((root / "metrics" / "llm-report.json").read_text())

@@ -12,7 +12,6 @@ import pytest
 from pydantic import ValidationError
 from scipy.special import expit
 
-from lure.data.prepare import prepare
 from lure.data.splits import holdout_split
 from lure.data.world import generate_world, inclusion_probabilities, logging_logits
 from lure.io import write_parquet
@@ -24,7 +23,7 @@ from lure.propensity import (
     fit_propensity,
     propensity_report,
 )
-from lure.spec.data import DataSpec, WorldSpec
+from lure.spec.data import WorldSpec
 from lure.spec.pairs import PairsSpec
 from lure.spec.propensity import PropensitySpec
 
@@ -33,20 +32,21 @@ SEED = 7
 
 
 @pytest.fixture(scope="module")
-def world():
-    return generate_world(WorldSpec(**SMALL), seed=SEED)
+def world(world_150x120_seed7):
+    """``generate_world(WorldSpec(**SMALL), seed=SEED)``, built once per session (conftest.py)."""
+    return world_150x120_seed7
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("prepared")
-    prepare(DataSpec.model_validate({"world": SMALL}), seed=SEED, out_dir=out)
-    return out
+def prepared(prepared_150x120_seed7) -> Path:
+    """``prepare`` of that world (seed SEED), built once per session (conftest.py). Read only."""
+    return prepared_150x120_seed7
 
 
 @pytest.fixture(scope="module")
-def logistic(prepared) -> FittedPropensity:
-    return fit_propensity(PropensitySpec(model={"name": "logistic"}), prepared, seed=0)
+def logistic(logistic_150x120_seed7) -> FittedPropensity:
+    """The logistic model fitted on ``prepared`` (seed 0), once per session (conftest.py)."""
+    return logistic_150x120_seed7
 
 
 # ------------------------------------------------------------------------------------------ true exposure

@@ -102,6 +102,7 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow  # trains SASRec for real on a 200 x 200 world (over 10 s)
 def test_beats_popularity_on_world(small_world: Path) -> None:
     train = pd.read_parquet(small_world / "splits" / "holdout_train.parquet")
     test = pd.read_parquet(small_world / "splits" / "holdout_test.parquet")

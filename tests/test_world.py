@@ -17,8 +17,9 @@ SMALL = {"n_users": 150, "n_items": 120}
 
 
 @pytest.fixture(scope="module")
-def world():
-    return generate_world(WorldSpec(**SMALL), seed=7)
+def world(world_150x120_seed7):
+    """``generate_world(WorldSpec(**SMALL), seed=7)``, built once per session (conftest.py)."""
+    return world_150x120_seed7
 
 
 def test_vocabulary_covers_every_allowed_genre():
