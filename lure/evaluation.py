@@ -15,6 +15,7 @@ import pandas as pd
 
 from lure.estimators import inverse_propensity_weights, ips, mar_positives, naive, snips, truth, truth_relevance_mass
 from lure.metrics.ranking import list_ranks
+from lure.rng import stream
 from lure.stats import bootstrap_ci, kendall_tau, paired_test
 
 METRICS = ("recall", "ndcg")
@@ -151,11 +152,11 @@ def evaluate_zoo(
     if set(models) & {"users", "comparisons", "summary"}:
         raise ValueError("model names 'users', 'comparisons' and 'summary' are reserved")
     result: dict = {m: {} for m in models}
-    for est_i, est in enumerate(per.users):
+    for est in per.users:
         cols = [per.values[m][est][name] for m in models for name in names]
         matrix = np.stack(cols, axis=1) if cols else np.empty((0, 0))
         means = matrix.mean(axis=0) if matrix.shape[0] else np.full(matrix.shape[1], np.nan)
-        low, high = bootstrap_ci(matrix, bootstrap, confidence, seed + est_i)
+        low, high = bootstrap_ci(matrix, bootstrap, confidence, stream(seed, f"evaluate.bootstrap.{est}"))
         for c, (m, name) in enumerate((m, name) for m in models for name in names):
             result[m].setdefault(est, {})[name] = {
                 "mean": _num(means[c]),
@@ -192,13 +193,14 @@ def _comparisons(
         "metrics": metrics,
         "pairs": {f"{a}_vs_{b}": {} for a, b in pairs},
     }
-    for est_i, est in enumerate(per.users):
+    for est in per.users:
         if not len(per.users[est]) or not pairs:
             continue
         cells = [(a, b, name) for a, b in pairs for name in metrics]
         diffs = np.stack([per.values[a][est][name] - per.values[b][est][name] for a, b, name in cells], axis=1)
-        # One bootstrap for all pairs and metrics of this estimator (same resamples as the paired_test seed).
-        low, high = bootstrap_ci(diffs, bootstrap, confidence, seed + est_i)
+        # One bootstrap for all pairs and metrics of this estimator, on the resamples of its CIs above (common random
+        # numbers: every model and difference of an estimator sees the same resampled users).
+        low, high = bootstrap_ci(diffs, bootstrap, confidence, stream(seed, f"evaluate.bootstrap.{est}"))
         for c, (a, b, name) in enumerate(cells):
             test = paired_test(per.values[a][est][name], per.values[b][est][name], 0, confidence, seed)
             test["ci_low"] = None if low is None else _num(low[c])

@@ -31,6 +31,7 @@ import pandas as pd
 from lure.layout import Prepared
 from lure.propensity.data import contains, pair_keys, primary_genre
 from lure.propensity.fitted import FittedPropensity
+from lure.rng import generator
 
 #: Floor of Eq. 1 (LURE §2.1).
 EQ1_FLOOR = 1e-6
@@ -142,7 +143,7 @@ def sample_pairs(
     cand = candidates if candidates is not None else load_candidates(spec.match_on, prepared_dir)
     if tuple(spec.match_on) != cand.match_on:
         raise ValueError(f"candidates were built for match_on={cand.match_on}, spec says {spec.match_on}")
-    rng = np.random.default_rng(seed)
+    rng = generator(seed, "pairs.sample")
     users = np.unique(cand.test["user_id"].to_numpy(np.int64))
     has_train = users < len(cand.train_users)
     has_train[has_train] = cand.train_users[users[has_train]]
@@ -296,7 +297,7 @@ def balance_diagnostics(pairs: pd.DataFrame, candidates: Candidates, seed: int) 
     The bins are matched exactly, so their SMD after is 0 by construction (a check); log-popularity and year
     vary inside a bin, so their SMD after is the residual imbalance of the matching.
     """
-    rng = np.random.default_rng(seed)
+    rng = generator(seed, "pairs.diagnostics")  # not the sampling stream: diagnostics never shift the pairs
     u = pairs["user_id"].to_numpy(np.int64)
     i = pairs["item_i"].to_numpy(np.int64)
     j = pairs["item_j"].to_numpy(np.int64)

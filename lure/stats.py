@@ -13,10 +13,12 @@ import numpy as np
 
 CHUNK_CELLS = 2_000_000  # resample indices drawn per chunk: bounds memory; the draws do not depend on it
 Averaging = Literal["counts", "gather"]
+#: A seed: an int, or a named stream of ``lure.rng`` (what the pipeline passes, so no two bootstraps share draws).
+Seed = int | np.random.SeedSequence
 
 
 def bootstrap_means(
-    values: np.ndarray, resamples: int, seed: int, average: Averaging = "counts", chunk_cells: int = CHUNK_CELLS
+    values: np.ndarray, resamples: int, seed: Seed, average: Averaging = "counts", chunk_cells: int = CHUNK_CELLS
 ) -> np.ndarray:
     """Means of ``resamples`` bootstrap resamples of the rows of ``values``: shape (resamples,) or (resamples, cols).
 
@@ -51,7 +53,7 @@ def bootstrap_means(
 
 
 def bootstrap_ci(
-    values: np.ndarray, resamples: int, confidence: float, seed: int, average: Averaging = "counts"
+    values: np.ndarray, resamples: int, confidence: float, seed: Seed, average: Averaging = "counts"
 ) -> tuple:
     """Percentile bootstrap interval of the mean over rows: (low, high) floats, or arrays for a 2-D input.
 
@@ -69,7 +71,7 @@ def bootstrap_ci(
     return low, high
 
 
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int, confidence: float, seed: int) -> dict[str, float]:
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int, confidence: float, seed: Seed) -> dict[str, float]:
     """Mean of a − b over paired samples with its percentile bootstrap CI (the same resampled samples for both).
 
     ``{"diff", "ci_low", "ci_high"}``; without resamples or samples only ``{"diff"}``. Resample means by

@@ -9,8 +9,9 @@ import pandas as pd
 from lure.io import write_json, write_parquet
 from lure.layout import GDRT_CENTERS, GDRT_TOKEN_GROUPS, LLM_BASE, Prepared, llm_model_dir
 from lure.llm.base import load_base, load_trained
-from lure.llm.data import load_window_split, sample_windows, sft_examples, title_lookup
+from lure.llm.data import TRAIN_WINDOWS, load_window_split, sample_windows, sft_examples, title_lookup
 from lure.llm.model import set_torch_threads
+from lure.rng import int_seed
 from lure.stage import run_stage
 from lure.train.gdrt import dataset_token_relevance, group_tokens
 
@@ -20,7 +21,7 @@ if __name__ == "__main__":
         set_torch_threads()
         prepared = Prepared()
         titles = title_lookup(prepared.read_items())
-        windows = sample_windows(load_window_split(prepared, "train"), spec.train.max_samples, spec.seed)
+        windows = sample_windows(load_window_split(prepared, "train"), spec.train.max_samples, spec.seed, TRAIN_WINDOWS)
         if spec.method.relevance_model == "sft":
             model, tokenizer = load_trained(Path(llm_model_dir("sft")), Path(LLM_BASE), spec.model)
         else:
@@ -30,7 +31,9 @@ if __name__ == "__main__":
         )
         relevance = dataset_token_relevance(model, masked, tokenizer.pad_token_id)
         flat = np.concatenate(relevance)
-        groups, centers = group_tokens(flat, spec.method.groups, spec.seed, method=spec.method.grouping)
+        groups, centers = group_tokens(
+            flat, spec.method.groups, int_seed(spec.seed, "gdrt.grouping"), method=spec.method.grouping
+        )
         bounds = np.cumsum([0, *(len(r) for r in relevance)])
         frame = pd.DataFrame(
             {

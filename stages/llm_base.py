@@ -8,6 +8,7 @@ from lure.llm.base import build_base, load_base
 from lure.llm.data import load_window_split, sample_windows, title_lookup
 from lure.llm.diagnostics import segment_attribution
 from lure.llm.model import set_torch_threads
+from lure.rng import int_seed
 from lure.stage import run_stage
 
 if __name__ == "__main__":
@@ -16,11 +17,22 @@ if __name__ == "__main__":
         prepared = Prepared()
         titles = title_lookup(prepared.read_items())
         train = load_window_split(prepared, "train")
-        sample = sample_windows(train, 2000, st.spec.seed)  # prompts the tokenizer learns merges from
+        sample = sample_windows(
+            train, 2000, st.spec.seed, "windows.tokenizer"
+        )  # prompts the tokenizer learns merges from
         histories = [[titles[int(i)] for i in h] for h in sample["history"]]
-        st.metrics.update(build_base(st.spec.model, list(titles.values()), histories, st.spec.seed, Path(LLM_BASE)))
+        st.metrics.update(
+            build_base(
+                st.spec.model, list(titles.values()), histories, int_seed(st.spec.seed, "llm-base.init"), Path(LLM_BASE)
+            )
+        )
         model, tokenizer = load_base(Path(LLM_BASE), st.spec.model)
-        test = sample_windows(load_window_split(prepared, "test"), st.spec.eval.llm.attribution_samples, st.spec.seed)
+        test = sample_windows(
+            load_window_split(prepared, "test"),
+            st.spec.eval.llm.attribution_samples,
+            st.spec.seed,
+            "windows.test.attribution",
+        )
         attribution = segment_attribution(
             model,
             tokenizer,

@@ -30,6 +30,7 @@ from lure.llm.evaluate import (
 )
 from lure.metrics.fairness import group_shares
 from lure.registry import METHODS
+from lure.rng import int_seed
 from lure.stage import run_stage
 
 if __name__ == "__main__":
@@ -40,7 +41,7 @@ if __name__ == "__main__":
         prepared = Prepared()
         items = prepared.read_items(columns=["item_id", "title"])
         titles = title_lookup(items)
-        test = sample_windows(load_window_split(prepared, "test"), cfg.max_samples, seed)
+        test = sample_windows(load_window_split(prepared, "test"), cfg.max_samples, seed, "windows.test")
         relevance = pd.read_parquet(ITEM_RELEVANCE_ITEMS)
         item_group = dict(zip(relevance["item_id"].astype(int), relevance["group"].astype(int), strict=True))
         histories = [np.asarray(h, dtype=np.int64) for h in test["history"]]
@@ -87,7 +88,7 @@ if __name__ == "__main__":
             train = window_training_interactions(prepared)
             n_items = len(items)
             n_users = int(max(train["user_id"].max(), test["user_id"].max())) + 1
-            model = build_model(name, st.spec.eval).fit(train, n_users, n_items, seed)
+            model = build_model(name, st.spec.eval).fit(train, n_users, n_items, int_seed(seed, f"zoo.{name}"))
             if hasattr(model, "score_histories"):  # sequential models read the window's own history
                 scores = model.score_histories(histories)
             else:

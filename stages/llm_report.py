@@ -9,6 +9,7 @@ from lure.io import write_text
 from lure.layout import LLM_REPORT_RESULTS, llm_eval_course, llm_eval_per_sample, plots_dir
 from lure.plots.llm import write_attribution_plot, write_course_plot, write_top1_groups_plot
 from lure.registry import METHODS
+from lure.rng import stream
 from lure.stage import run_stage
 from lure.stats import paired_bootstrap
 
@@ -44,7 +45,7 @@ if __name__ == "__main__":
                     per_sample[other][metric].to_numpy(),
                     cfg.bootstrap,
                     spec.eval.confidence,
-                    spec.seed,
+                    stream(spec.seed, "llm-report.bootstrap"),  # the same resamples for every comparison
                 )
                 for metric in (f"ndcg_at_{max(cfg.ks)}", f"hit_at_{max(cfg.ks)}", f"true_relevance_at_{max(cfg.ks)}")
                 if metric in per_sample[study]

@@ -12,11 +12,12 @@ import pandas as pd
 from lure.io import fingerprint, write_json, write_parquet
 from lure.layout import LLM_BASE, Prepared, llm_model_course, llm_model_dir, llm_model_log_history
 from lure.llm.base import load_base
-from lure.llm.data import load_window_split, sample_windows, sft_examples, title_lookup
+from lure.llm.data import TRAIN_WINDOWS, load_window_split, sample_windows, sft_examples, title_lookup
 from lure.llm.evaluate import window_prompt_ids
 from lure.llm.model import set_torch_threads
 from lure.llm.trie import TokenTrie
 from lure.registry import METHODS
+from lure.rng import int_seed
 from lure.spec.load import canonical_json
 from lure.stage import fail, run_stage
 from lure.train.finetune import (
@@ -34,7 +35,7 @@ if __name__ == "__main__":
         threads = set_torch_threads(spec.train.threads)
         prepared = Prepared()
         titles = title_lookup(prepared.read_items())
-        windows = sample_windows(load_window_split(prepared, "train"), spec.train.max_samples, spec.seed)
+        windows = sample_windows(load_window_split(prepared, "train"), spec.train.max_samples, spec.seed, TRAIN_WINDOWS)
         model, tokenizer = load_base(Path(LLM_BASE), spec.model, trainable=True)
         template = spec.model.template
         rows = sft_examples(windows, titles, tokenizer, template, max_length=spec.model.max_length)
@@ -56,7 +57,9 @@ if __name__ == "__main__":
         dataset = Dataset.from_list(rows)
 
         # Figs. 4/9: top-1 recommendation of a fixed validation sample at a few points of training
-        course = sample_windows(load_window_split(prepared, "valid"), spec.train.course_samples, spec.seed)
+        course = sample_windows(
+            load_window_split(prepared, "valid"), spec.train.course_samples, spec.seed, "windows.valid.course"
+        )
         course_prompts = window_prompt_ids(course, titles, tokenizer, spec.model.max_length, template=template)
         item_ids = sorted(titles)
         trie = TokenTrie.from_titles(tokenizer, [titles[i] for i in item_ids], template, items=item_ids)
@@ -74,7 +77,7 @@ if __name__ == "__main__":
             tokenizer,
             dataset,
             spec.train,
-            spec.seed,
+            int_seed(spec.seed, "train"),  # every method: the same initial data order and dropout draws
             out,
             checkpoint_dir(f"train-{method}", run_key(*key_parts)),
             trainer_cls=setup.trainer_cls,

@@ -8,6 +8,7 @@ import pandas as pd
 from lure.io import write_parquet
 from lure.layout import PAIRS, Prepared, zoo_pair_scores, zoo_topk
 from lure.models.zoo import build_model, score_pairs, top_k
+from lure.rng import int_seed
 from lure.stage import run_stage
 
 if __name__ == "__main__":
@@ -23,7 +24,7 @@ if __name__ == "__main__":
             users = np.concatenate([users, mar["user_id"].to_numpy()])
         users = np.unique(users)
         n_users = int(max(train["user_id"].max(), users.max())) + 1
-        model = build_model(name, st.spec.eval).fit(train, n_users, len(items), st.spec.seed)
+        model = build_model(name, st.spec.eval).fit(train, n_users, len(items), int_seed(st.spec.seed, f"zoo.{name}"))
         topk = top_k(model, users, train, st.spec.eval.topk)
         write_parquet(zoo_topk(name), topk)
         pairs = pd.read_parquet(PAIRS, columns=["user_id", "item_i", "item_j"])

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from lure.evaluation import evaluate_zoo, metric_names, primary_k, results_frame, zoo_per_user
+from lure.rng import stream
 from lure.stats import bootstrap_ci
 
 # Tiny world: 2 users x 5 items. Train: user 0 has item 1, user 1 has item 2. K = 2.
@@ -175,11 +176,11 @@ def test_means_and_cis_are_the_per_user_means_and_bootstrap() -> None:
     lists, test, prop, train, rel, mar = _world_like(3)
     res = evaluate_zoo(lists, test, prop, [5, 10], train, rel, mar, bootstrap=300, confidence=0.9, seed=11)
     per = zoo_per_user(lists, test, prop, [5, 10], train, rel, mar)
-    # estimator i (in per.users order) uses seed + i, one resample set for all its (model, metric) columns
-    for est_i, est in enumerate(per.users):
+    # each estimator draws from its own named stream, one resample set for all its (model, metric) columns
+    for est in per.users:
         names = metric_names([5, 10])
         matrix = np.stack([per.values[m][est][n] for m in lists for n in names], axis=1)
-        low, high = bootstrap_ci(matrix, 300, 0.9, 11 + est_i)
+        low, high = bootstrap_ci(matrix, 300, 0.9, stream(11, f"evaluate.bootstrap.{est}"))
         for c, (m, n) in enumerate((m, n) for m in lists for n in names):
             cell = res[m][est][n]
             assert cell["mean"] == pytest.approx(per.values[m][est][n].mean(), rel=1e-12)

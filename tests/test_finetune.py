@@ -58,9 +58,9 @@ def test_config_overrides_trl_cpu_defaults() -> None:
 
 def test_training_sample_is_the_same_for_every_method() -> None:
     w = windows(50)
-    a, b = sample_windows(w, 10, 7), sample_windows(w, 10, 7)
+    a, b = sample_windows(w, 10, 7, "windows.train"), sample_windows(w, 10, 7, "windows.train")
     assert a.equals(b) and len(a) == 10
-    assert sample_windows(w, None, 7).equals(w)
+    assert sample_windows(w, None, 7, "windows.train").equals(w)
 
 
 def test_course_steps() -> None:

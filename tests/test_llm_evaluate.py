@@ -104,10 +104,13 @@ def test_exact_and_beam_ranking_agree_on_the_top_item(tiny) -> None:
 
 def test_sample_windows_is_seeded_ordered_and_complete_when_small() -> None:
     frame = pd.DataFrame({"user_id": range(10), "item_id": range(10)})
-    s = sample_windows(frame, 4, seed=3)
+    s = sample_windows(frame, 4, seed=3, stream="windows.test")
     assert len(s) == 4 and s["user_id"].is_monotonic_increasing
-    assert s.equals(sample_windows(frame, 4, seed=3)) and not s.equals(sample_windows(frame, 4, seed=4))
-    assert len(sample_windows(frame, None, 0)) == 10 and len(sample_windows(frame, 50, 0)) == 10
+    assert s.equals(sample_windows(frame, 4, 3, "windows.test")) and not s.equals(
+        sample_windows(frame, 4, 4, "windows.test")
+    )
+    assert not s.equals(sample_windows(frame, 4, 3, "windows.train")), "another stream, another sample"
+    assert len(sample_windows(frame, None, 0, "w")) == 10 and len(sample_windows(frame, 50, 0, "w")) == 10
 
 
 def test_sasrec_scores_histories_like_users_with_the_same_sequence() -> None:

@@ -44,13 +44,12 @@ from lure.data.splits import holdout_split, loo_split, window_samples, window_sp
 from lure.data.world import World, generate_world
 from lure.io import write_npy, write_parquet
 from lure.layout import SPLITS, Prepared
+from lure.rng import generator
 from lure.spec.data import DataSpec
 
 #: Coat's MAR ratings count as a click ("the user likes it") from this rating on when data.min_rating is null:
 #: the usual positive threshold on 1-5 stars in the debiasing literature on Coat and Yahoo! R3.
 MAR_POSITIVE_RATING = 4.0
-#: Stream of the within-user random order of timeless sources (kept apart from any other use of the seed).
-_ORDER_STREAM = 0x0D3E
 
 
 def world_interactions(world: World) -> pd.DataFrame:
@@ -117,7 +116,7 @@ def real_interactions(raw: RawDataset, data: DataSpec, seed: int) -> tuple[pd.Da
     if data.min_rating is not None:
         log = log[log["rating"].to_numpy() >= data.min_rating]
     if raw.time_kind == "none":
-        rng = np.random.default_rng(np.random.SeedSequence([seed, _ORDER_STREAM]))
+        rng = generator(seed, "prepare.order")
         log = log.iloc[rng.permutation(len(log))]
     log = log.reset_index(drop=True).assign(source=np.full(len(log), "real", dtype=object))[INTERACTION_COLUMNS]
     kept = sort_interactions(k_core_users(log, data.min_interactions_per_user))

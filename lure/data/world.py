@@ -32,6 +32,7 @@ import pandas as pd
 from rich.progress import track
 
 from lure.data.vocab import GENRE_WORDS, GENRES, roman
+from lure.rng import stream
 from lure.spec.data import WorldSpec
 
 #: Dimension d of the latent user/item vectors (collaborative signal beyond genres).
@@ -62,8 +63,9 @@ PHI_FLOOR = 60.0
 #: Target number of float32 cells of one user chunk (chunk users = CHUNK_CELLS // n_items, at most 4096).
 CHUNK_CELLS = 1 << 21
 
-# Independent random streams, one per component (SeedSequence spawn keys).
+# Independent random streams, one per component (named streams of lure.rng).
 _ITEMS, _USERS, _LOGGING, _TIMES, _MAR = range(5)
+_STREAM_NAMES = ("world.items", "world.users", "world.logging", "world.times", "world.mar")
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,7 @@ class _Base(NamedTuple):
 
 
 def _streams(seed: int) -> list[np.random.SeedSequence]:
-    return np.random.SeedSequence(seed).spawn(5)
+    return [stream(seed, name) for name in _STREAM_NAMES]
 
 
 def _draw_base(spec: WorldSpec, streams: list[np.random.SeedSequence]) -> tuple[_Base, np.random.Generator]:

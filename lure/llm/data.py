@@ -100,16 +100,24 @@ def sft_dataset(windows: pd.DataFrame, titles: Mapping[int, str], tokenizer: Any
     return Dataset.from_list(sft_examples(windows, titles, tokenizer, **kwargs))
 
 
-def sample_windows(windows: pd.DataFrame, max_samples: int | None, seed: int) -> pd.DataFrame:
-    """A seeded sample of ``max_samples`` windows (all when None or fewer), in their original order.
+#: The random stream of the training-window sample: ``train-*`` and ``gdrt-groups`` must draw the same rows.
+TRAIN_WINDOWS = "windows.train"
 
-    Training and evaluation draw through this one function, so every method sees the same rows for a given seed.
+
+def sample_windows(windows: pd.DataFrame, max_samples: int | None, seed: int, stream: str) -> pd.DataFrame:
+    """A seeded sample of ``max_samples`` windows (all when None or fewer), in their original order, drawn from the
+    named random stream ``stream`` (``lure.rng``).
+
+    Training and evaluation draw through this one function, so every method sees the same rows for a given seed;
+    stages that must see the same rows (``train-*`` and ``gdrt-groups``) use the same stream name.
     """
     import numpy as np
 
+    from lure.rng import generator
+
     if max_samples is None or len(windows) <= max_samples:
         return windows.reset_index(drop=True)
-    idx = np.sort(np.random.default_rng(seed).choice(len(windows), size=max_samples, replace=False))
+    idx = np.sort(generator(seed, stream).choice(len(windows), size=max_samples, replace=False))
     return windows.iloc[idx].reset_index(drop=True)
 
 

@@ -22,6 +22,7 @@ from sklearn.preprocessing import StandardScaler
 
 from lure.propensity.data import PropensityData, contains, hour_weekday
 from lure.registry import PROPENSITY_MODELS, Definition
+from lure.rng import generator
 from lure.spec.propensity import LogisticModel
 
 #: Iterations of L-BFGS (standardised features converge in well under 100).
@@ -53,7 +54,7 @@ class LogisticPropensity:
     # ------------------------------------------------------------------------------------------------ fit
 
     def fit(self, data: PropensityData) -> LogisticPropensity:
-        rng = np.random.default_rng(self.seed)
+        rng = generator(self.seed, "propensity.logistic")
         train = data.train.drop_duplicates(["user_id", "item_id"], keep="first")
         users = train["user_id"].to_numpy(dtype=np.int64)
         items = train["item_id"].to_numpy(dtype=np.int64)

@@ -32,6 +32,7 @@ from scipy import stats
 from lure.layout import Prepared
 from lure.propensity.data import contains, pair_keys
 from lure.propensity.fitted import FittedPropensity
+from lure.rng import generator
 
 
 def propensity_metrics(model: FittedPropensity, prepared_dir: Path, seed: int) -> dict[str, float]:
@@ -44,7 +45,7 @@ def propensity_report(model: FittedPropensity, prepared_dir: Path, seed: int) ->
     prepared = Prepared(prepared_dir)
     train = prepared.read_split("holdout", "train")
     test = prepared.read_split("holdout", "test")
-    calib_rng, truth_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    calib_rng, truth_rng = generator(seed, "propensity.calibration"), generator(seed, "propensity.truth")
     n_sample = int(model.settings["metrics_sample"])
 
     metrics: dict[str, float] = {}
