@@ -170,9 +170,9 @@ def load_plugins(modules: Iterable[str]) -> list[ModuleType]:
 # ---------------------------------------------------------------- the registries
 # Each lists the modules that register its built-in definitions; they are imported on first use, like plugins.
 
-#: Real data sources by ``data.source`` name: ``lure.data.sources.base.SourceDefinition``, whose
-#: ``build(folder, data_section)`` reads ``<raw_dir>/<name>/`` into a ``RawDataset``. (The simulated world is not
-#: read from files: ``lure.data.prepare`` generates it.)
+#: Data sources by ``data.source`` name: ``lure.data.sources.base.SourceDefinition``. A real dataset's
+#: ``build(folder, data_section)`` reads ``<raw_dir>/<name>/`` into a ``RawDataset``; the simulated world, registered
+#: by ``lure.data.prepare``, has no files and prepares itself.
 SOURCES: Registry[Any] = Registry(
     "data source",
     builtins=(
@@ -180,6 +180,7 @@ SOURCES: Registry[Any] = Registry(
         "lure.data.sources.coat",
         "lure.data.sources.amazon",
         "lure.data.sources.lastfm",
+        "lure.data.prepare",
     ),
 )
 #: Zoo models by ``eval.models`` name: ``build(eval_section)`` -> an unfitted ``Recommender``.

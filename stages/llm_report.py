@@ -8,7 +8,7 @@ import pandas as pd
 from lure.io import write_text
 from lure.layout import LLM_REPORT_RESULTS, llm_eval_course, llm_eval_per_sample, plots_dir
 from lure.plots.llm import write_attribution_plot, write_course_plot, write_top1_groups_plot
-from lure.registry import METHODS
+from lure.registry import METHODS, SOURCES
 from lure.rng import stream
 from lure.stage import run_stage
 from lure.stats import paired_bootstrap
@@ -17,8 +17,8 @@ REPORTED = ("ndcg_at_5", "ndcg_at_10", "hit_at_5", "hit_at_10", "mgu_at_5", "dgu
 
 
 def dataset_label(data) -> str:
-    """Key of this dataset in the report (and in paper-table mappings): the source, plus the Amazon 2023 category."""
-    return f"amazon-2023-{data.amazon_category}" if data.source == "amazon-2023" else data.source
+    """Key of this dataset in the report (and in paper-table mappings): its source definition's label."""
+    return SOURCES.get(data.source).dataset_label(data)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,13 @@ from lure.data.fetch import ChecksumError, ensure_raw
 from lure.data.sources.base import RawDataMissingError
 from lure.io import write_json
 from lure.layout import SPEC_OK
+from lure.registry import SOURCES
 from lure.stage import fail, run_stage
 
 if __name__ == "__main__":
     with run_stage("validate", write_metrics=False) as st:
         data = st.spec.data
-        if data.source != "world":
+        if SOURCES.get(data.source).raw_files:
             try:  # the files as found, else the official download (sha256-checked), else a clear error
                 ensure_raw(data.source, data.raw_dir, amazon_category=data.amazon_category)
             except (RawDataMissingError, ChecksumError) as exc:

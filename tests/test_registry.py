@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel, Field, create_model
 
 from lure.pipeline.stages import pipeline_stages
-from lure.registry import METHODS, PROPENSITY_MODELS, ZOO, Definition, Registry, UnknownChoiceError
+from lure.registry import METHODS, PROPENSITY_MODELS, SOURCES, ZOO, Definition, Registry, UnknownChoiceError
 from lure.spec.base import Section
 from lure.spec.eval import EvalSpec, ZooModel
 from lure.spec.load import get_path, leaf_paths, structural_paths, validate_spec
@@ -89,3 +89,15 @@ def test_unknown_names_and_duplicates_are_refused_clearly() -> None:
     exec("def add(r, d):\n    r.add(d)\n", other)  # a definition of the same name from another module
     with pytest.raises(ValueError, match="thing 'a' is already defined"):
         other["add"](registry, Definition("a", build=lambda: 2))
+
+
+def test_every_data_source_is_a_definition_that_says_how_to_get_its_files() -> None:
+    from lure.spec.data import SOURCES as SPEC_SOURCES
+
+    assert set(SOURCES.names()) == set(SPEC_SOURCES)
+    for source in SOURCES:
+        if source.raw_files:  # a real dataset: an official archive, a download of its own, or instructions
+            assert source.build is not None and "{folder}" in source.manual, source.name
+            assert source.archive is not None or source.download is not None or "no official" in source.manual
+        else:  # the world prepares itself
+            assert source.prepare is not None and not source.required

@@ -27,76 +27,13 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
-from lure.data.sources.amazon import BEAUTY_META, cache_files, download_amazon2023
 from lure.data.sources.base import RawDataMissingError, source_dir
 from lure.io import atomic_dir
 from lure.registry import SOURCES
 
 _CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class Archive:
-    """An official download: its URL and the sha256 of the files the adapter reads (paths inside the dataset
-    folder, which is wherever in the zip these files are)."""
-
-    url: str
-    sha256: dict[str, str]
-
-
-ARCHIVES: dict[str, Archive] = {
-    "movielens-1m": Archive(
-        "https://files.grouplens.org/datasets/movielens/ml-1m.zip",
-        {
-            "ratings.dat": "506d64ca44484487c11dc2d9a28de5c54948213e6b96285e298afe28d6ea4e0f",
-            "movies.dat": "0140fc2356357c1a851d0f52e893a1e4d3696df632c4141cea8d5bc3d621f0b9",
-            "users.dat": "1dc3a95300cb19f7c10e027daf29b8cdf1d908dab65b5edfb45950aa389a10a3",
-        },
-    ),
-    "movielens-100k": Archive(
-        "https://files.grouplens.org/datasets/movielens/ml-100k.zip",
-        {
-            "u.data": "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
-            "u.item": "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701",
-            "u.user": "f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c",
-        },
-    ),
-    "coat": Archive(
-        "https://www.cs.cornell.edu/~schnabts/mnar/coat.zip",
-        {
-            "train.ascii": "a87bd9e7eaf3b89f976df3f25d4aa5d5d871be8a00b58947df9e6e015559bd37",
-            "test.ascii": "de6714ab105a5e0be8166be7fd313901b29f9a09c3bea307901457d1d71847e6",
-        },
-    ),
-    "lastfm": Archive(
-        "https://files.grouplens.org/datasets/hetrec2011/hetrec2011-lastfm-2k.zip",
-        {
-            "user_artists.dat": "001400dc3c7d2667fca6e4ea6dc6acc31a9dd28ad5cd0f74cea988c019934d3b",
-            "artists.dat": "4c99dc28397ec559520d5bf5341f4c952c8c416c3de918548f88269b88039806",
-        },
-    ),
-}
-
-#: How to obtain each source by hand (appended to the error when files are missing).
-MANUAL: dict[str, str] = {
-    "movielens-1m": "download https://files.grouplens.org/datasets/movielens/ml-1m.zip and unzip it there (the files "
-    "of its ml-1m/ folder go directly into {folder}/)",
-    "movielens-100k": "download https://files.grouplens.org/datasets/movielens/ml-100k.zip and unzip it there (the "
-    "files of its ml-100k/ folder go directly into {folder}/)",
-    "coat": "download https://www.cs.cornell.edu/~schnabts/mnar/coat.zip and unzip it there (train.ascii, "
-    "test.ascii and the user_item_features/ folder go directly into {folder}/)",
-    "lastfm": "download https://files.grouplens.org/datasets/hetrec2011/hetrec2011-lastfm-2k.zip and unzip it "
-    "there (user_artists.dat, artists.dat, ... directly in {folder}/)",
-    "amazon-beauty": "there is no official archive of the P5 files: put sequential_data.txt and datamaps.json "
-    "from the Beauty folder of the P5 data release (https://github.com/jeykigung/P5) in {folder}/, with "
-    "items_with_titles.tsv (tab-separated, header 'item_id asin title', P5 item ids) or, instead of it, McAuley's "
-    "meta_Beauty.json.gz (https://snap.stanford.edu/data/amazon/productGraph/categoryFiles/meta_Beauty.json.gz)",
-    "amazon-2023": "run prepare where Hugging Face is reachable with the 'datasets' package installed (pip install "
-    "datasets): it caches {files} in {folder}/, which can then be copied to an offline machine",
-}
 
 
 class ChecksumError(RawDataMissingError):
@@ -109,14 +46,7 @@ class ChecksumError(RawDataMissingError):
 def missing_files(source: str, raw_dir: str | Path, *, amazon_category: str = "All_Beauty") -> list[Path]:
     """The files ``source`` needs that are not in ``<raw_dir>/<source>/`` (empty: ready to load)."""
     folder = source_dir(source, raw_dir)
-    if source == "amazon-2023":
-        needed: tuple[str, ...] = cache_files(amazon_category)
-    elif source == "amazon-beauty":
-        needed = ("sequential_data.txt",)
-        if not (folder / "items_with_titles.tsv").is_file() and not all((folder / m).is_file() for m in BEAUTY_META):
-            needed = (*needed, "items_with_titles.tsv")
-    else:
-        needed = SOURCES.get(source).required
+    needed = SOURCES.get(source).files_needed(folder, amazon_category)
     return [folder / name for name in needed if not (folder / name).is_file()]
 
 
@@ -129,11 +59,13 @@ def _describe_missing(paths: list[Path]) -> str:
 
 def missing_message(source: str, raw_dir: str | Path, paths: list[Path], reason: str, amazon_category: str) -> str:
     folder = source_dir(source, raw_dir)
-    how = MANUAL[source].format(folder=folder, files=" and ".join(cache_files(amazon_category)))
+    definition = SOURCES.get(source)
+    files = " and ".join(definition.files_needed(folder, amazon_category))
+    how = definition.manual.format(folder=folder, files=files)
     text = f"{_describe_missing(paths)} and could not be downloaded ({reason}); {how}"
     script = Path.cwd().parent / "shared" / "data" / "get-movielens.sh"
-    if source.startswith("movielens") and script.is_file():
-        sub = "ml-1m" if source == "movielens-1m" else "ml-100k"
+    if definition.script_subdir and script.is_file():
+        sub = definition.script_subdir
         text += f", or run `bash {os.path.relpath(script)} DEST` and copy DEST/{sub}/* into {folder}/"
     return text
 
@@ -231,13 +163,14 @@ def fetch(
     """
     raw_dir = Path(raw_dir)
     target = source_dir(source, raw_dir)
-    if source == "amazon-2023":
+    definition = SOURCES.get(source)
+    if definition.download is not None:  # a download of its own (Hugging Face datasets)
         target.mkdir(parents=True, exist_ok=True)
-        download_amazon2023(target, amazon_category)
+        definition.download(target, amazon_category)
         return target
-    if source not in ARCHIVES:
+    archive = definition.archive
+    if archive is None:
         raise RawDataMissingError(f"{source} has no automatic download")
-    archive = ARCHIVES[source]
     with atomic_dir(target) as staging:  # replaces target only when complete; on any error nothing changes
         work = staging / ".download"  # the zip and its extraction, removed before the swap
         work.mkdir()
@@ -269,7 +202,7 @@ def ensure_raw(
         return source_dir(source, raw_dir)
     if os.environ.get("LURE_OFFLINE", "") not in ("", "0"):
         reason = "LURE_OFFLINE is set"
-    elif source == "amazon-beauty":
+    elif SOURCES.get(source).archive is None and SOURCES.get(source).download is None:
         reason = "there is no official download of these files"
     else:
         try:

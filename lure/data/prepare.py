@@ -39,13 +39,14 @@ from lure.data.canonical import (
     sort_interactions,
 )
 from lure.data.fetch import ensure_raw
-from lure.data.sources import RawDataset, load_source
+from lure.data.sources import RawDataset, SourceDefinition, load_source
 from lure.data.splits import holdout_split, loo_split, window_samples, window_split
 from lure.data.world import World, generate_world
 from lure.io import write_npy, write_parquet
 from lure.layout import SPLITS, Prepared
+from lure.registry import SOURCES
 from lure.rng import generator
-from lure.spec.data import DataSpec
+from lure.spec.data import DataSpec, WorldSpec
 
 #: Coat's MAR ratings count as a click ("the user likes it") from this rating on when data.min_rating is null:
 #: the usual positive threshold on 1-5 stars in the debiasing literature on Coat and Yahoo! R3.
@@ -67,10 +68,13 @@ def world_interactions(world: World) -> pd.DataFrame:
 
 
 def prepare(data: DataSpec, seed: int, out_dir: Path) -> dict[str, float]:
-    """Generate the world or read a real dataset, write the canonical files under ``out_dir``, return statistics."""
-    if data.source == "world":
-        return _prepare_world(data, seed, Path(out_dir))
-    return _prepare_real(data, seed, Path(out_dir))
+    """Generate the world or read a real dataset, write the canonical files under ``out_dir``, return statistics.
+
+    How is the source's definition's (``lure.registry.SOURCES``): the world registers its own below; real datasets
+    share :func:`_prepare_real`.
+    """
+    source = SOURCES.get(data.source)
+    return (source.prepare or _prepare_real)(data, seed, Path(out_dir))
 
 
 def _prepare_world(data: DataSpec, seed: int, out_dir: Path) -> dict[str, float]:
@@ -205,3 +209,15 @@ def _write_truth(world: World, prepared: Prepared) -> None:
     write_parquet(prepared.mar, world.mar)
     write_parquet(prepared.truth_users, world.users)
     write_parquet(prepared.truth_items, world.items[["item_id", "popularity_prior", "quality"]])
+
+
+SOURCES.add(
+    SourceDefinition(
+        "world",
+        spec=WorldSpec,
+        reads=("data.world",),
+        raw_files=False,
+        prepare=_prepare_world,
+        description="the simulated world (known true relevance and exposure propensities)",
+    )
+)

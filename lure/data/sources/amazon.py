@@ -298,11 +298,23 @@ def download_amazon2023(folder: Path, category: str) -> None:
     write_parquet(folder / reviews_file, reviews)
 
 
+def _beauty_needed(folder: Path, category: str) -> tuple[str, ...]:
+    """sequential_data.txt, plus items_with_titles.tsv unless McAuley's metadata (BEAUTY_META) is there instead."""
+    if (folder / "items_with_titles.tsv").is_file() or all((folder / m).is_file() for m in BEAUTY_META):
+        return ("sequential_data.txt",)
+    return ("sequential_data.txt", "items_with_titles.tsv")
+
+
 SOURCES.add(
     SourceDefinition(
         "amazon-beauty",
         lambda folder, data: load_beauty(folder),
         required=BEAUTY_FILES,
+        needed=_beauty_needed,
+        manual="there is no official archive of the P5 files: put sequential_data.txt and datamaps.json "
+        "from the Beauty folder of the P5 data release (https://github.com/jeykigung/P5) in {folder}/, with "
+        "items_with_titles.tsv (tab-separated, header 'item_id asin title', P5 item ids) or, instead of it, McAuley's "
+        "meta_Beauty.json.gz (https://snap.stanford.edu/data/amazon/productGraph/categoryFiles/meta_Beauty.json.gz)",
         reads=("data.raw_dir",),
         description="Amazon Beauty 5-core, P5 files",
     )
@@ -313,6 +325,11 @@ SOURCES.add(
         "amazon-2023",
         lambda folder, data: load_amazon2023(folder, category=data.amazon_category),
         required=(),
+        needed=lambda folder, category: cache_files(category),
+        download=download_amazon2023,
+        label=lambda data: f"amazon-2023-{data.amazon_category}",
+        manual="run prepare where Hugging Face is reachable with the 'datasets' package installed (pip install "
+        "datasets): it caches {files} in {folder}/, which can then be copied to an offline machine",
         reads=("data.raw_dir", "data.amazon_category", "data.min_rating"),
         description="Amazon Reviews 2023 (Hugging Face), 5-core",
     )

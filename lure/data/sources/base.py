@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -246,10 +246,44 @@ def items_frame(
 
 
 @dataclass(frozen=True)
+class Archive:
+    """An official download: its URL and the sha256 of the files the adapter reads (paths inside the dataset
+    folder, which is wherever in the zip these files are)."""
+
+    url: str
+    sha256: dict[str, str]
+
+
+@dataclass(frozen=True)
 class SourceDefinition(Definition):
-    """A real dataset: ``build(folder, data_section)`` reads it; ``required`` are the files it needs there."""
+    """A data source (``data.source``). A real dataset: ``build(folder, data_section)`` reads
+    ``<raw_dir>/<name>/``, where ``required`` are the files it needs (``raw_files``: fetched or checked by the
+    ``validate`` stage). ``prepare(data_section, seed, out_dir)`` writes the canonical files; None means the path
+    every real dataset shares (``lure.data.prepare``). The simulated world has no files and its own ``prepare``.
+    """
 
     required: tuple[str, ...] = ()
+    raw_files: bool = True
+    prepare: Callable[..., dict[str, float]] | None = None
+    #: The official zip (fetched and sha256-checked by ``lure.data.fetch``), if there is one.
+    archive: Archive | None = None
+    #: A download of its own, ``download(folder, amazon_category)`` (e.g. through Hugging Face ``datasets``).
+    download: Callable[[Path, str], None] | None = None
+    #: The files needed when they depend on what is there or on the category: ``needed(folder, amazon_category)``.
+    needed: Callable[[Path, str], tuple[str, ...]] | None = None
+    #: How to obtain the files by hand ({folder}: the dataset folder, {files}: the files needed).
+    manual: str = ""
+    #: The sub-folder that ``shared/data/get-movielens.sh DEST`` writes this dataset to, if it does.
+    script_subdir: str = ""
+
+    #: The dataset's key in reports and paper-table mappings, ``label(data_section)`` (default: the name).
+    label: Callable[[Any], str] | None = None
+
+    def dataset_label(self, data: Any) -> str:
+        return self.label(data) if self.label else self.name
+
+    def files_needed(self, folder: Path, amazon_category: str) -> tuple[str, ...]:
+        return self.needed(folder, amazon_category) if self.needed else self.required
 
 
 def source_dir(name: str, raw_dir: str | Path) -> Path:

@@ -23,6 +23,7 @@ import numpy as np
 from lure.data.sources.base import (
     MAR_COLUMNS,
     SOURCES,
+    Archive,
     RawDataset,
     SourceDefinition,
     SourceFormatError,
@@ -121,6 +122,15 @@ SOURCES.add(
         "coat",
         lambda folder, data: load_coat(folder),
         required=COAT_FILES,
+        archive=Archive(
+            "https://www.cs.cornell.edu/~schnabts/mnar/coat.zip",
+            {
+                "train.ascii": "a87bd9e7eaf3b89f976df3f25d4aa5d5d871be8a00b58947df9e6e015559bd37",
+                "test.ascii": "de6714ab105a5e0be8166be7fd313901b29f9a09c3bea307901457d1d71847e6",
+            },
+        ),
+        manual="download https://www.cs.cornell.edu/~schnabts/mnar/coat.zip and unzip it there (train.ascii, "
+        "test.ascii and the user_item_features/ folder go directly into {folder}/)",
         reads=("data.raw_dir", "data.min_rating"),
         description="Coat shopping (Schnabel et al. 2016), MNAR + MAR",
     )

@@ -19,6 +19,7 @@ import numpy as np
 
 from lure.data.sources.base import (
     SOURCES,
+    Archive,
     RawDataset,
     SourceDefinition,
     SourceFormatError,
@@ -106,6 +107,15 @@ SOURCES.add(
         "lastfm",
         lambda folder, data: load_lastfm(folder),
         required=LASTFM_FILES,
+        archive=Archive(
+            "https://files.grouplens.org/datasets/hetrec2011/hetrec2011-lastfm-2k.zip",
+            {
+                "user_artists.dat": "001400dc3c7d2667fca6e4ea6dc6acc31a9dd28ad5cd0f74cea988c019934d3b",
+                "artists.dat": "4c99dc28397ec559520d5bf5341f4c952c8c416c3de918548f88269b88039806",
+            },
+        ),
+        manual="download https://files.grouplens.org/datasets/hetrec2011/hetrec2011-lastfm-2k.zip and unzip it "
+        "there (user_artists.dat, artists.dat, ... directly in {folder}/)",
         reads=("data.raw_dir",),
         description="Last.fm HetRec 2011 (1,892 users)",
     )

@@ -21,6 +21,7 @@ import pandas as pd
 
 from lure.data.sources.base import (
     SOURCES,
+    Archive,
     RawDataset,
     SourceDefinition,
     SourceFormatError,
@@ -140,6 +141,17 @@ SOURCES.add(
         "movielens-1m",
         lambda folder, data: load_ml1m(folder),
         required=ML1M_FILES,
+        archive=Archive(
+            "https://files.grouplens.org/datasets/movielens/ml-1m.zip",
+            {
+                "ratings.dat": "506d64ca44484487c11dc2d9a28de5c54948213e6b96285e298afe28d6ea4e0f",
+                "movies.dat": "0140fc2356357c1a851d0f52e893a1e4d3696df632c4141cea8d5bc3d621f0b9",
+                "users.dat": "1dc3a95300cb19f7c10e027daf29b8cdf1d908dab65b5edfb45950aa389a10a3",
+            },
+        ),
+        manual="download https://files.grouplens.org/datasets/movielens/ml-1m.zip and unzip it there (the files "
+        "of its ml-1m/ folder go directly into {folder}/)",
+        script_subdir="ml-1m",
         reads=("data.raw_dir", "data.min_rating"),
         description="MovieLens 1M (GroupLens)",
     )
@@ -150,6 +162,17 @@ SOURCES.add(
         "movielens-100k",
         lambda folder, data: load_ml100k(folder),
         required=ML100K_FILES,
+        archive=Archive(
+            "https://files.grouplens.org/datasets/movielens/ml-100k.zip",
+            {
+                "u.data": "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
+                "u.item": "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701",
+                "u.user": "f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c",
+            },
+        ),
+        manual="download https://files.grouplens.org/datasets/movielens/ml-100k.zip and unzip it there (the "
+        "files of its ml-100k/ folder go directly into {folder}/)",
+        script_subdir="ml-100k",
         reads=("data.raw_dir", "data.min_rating"),
         description="MovieLens 100K (GroupLens)",
     )
