@@ -98,11 +98,11 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from lure.spec.data import DataSpec, WorldSpec
 
     out = tmp_path_factory.mktemp("world")
-    prepare(DataSpec(world=WorldSpec(n_users=200, n_items=200)), 0, out)
+    prepare(DataSpec(world=WorldSpec(n_users=600, n_items=200)), 0, out)
     return out
 
 
-@pytest.mark.slow  # trains SASRec for real on a 200 x 200 world (over 10 s)
+@pytest.mark.slow  # trains SASRec for real on a 600 x 200 world (over 10 s)
 def test_beats_popularity_on_world(small_world: Path) -> None:
     train = pd.read_parquet(small_world / "splits" / "holdout_train.parquet")
     test = pd.read_parquet(small_world / "splits" / "holdout_test.parquet")
@@ -115,7 +115,8 @@ def test_beats_popularity_on_world(small_world: Path) -> None:
         return float(naive(group, ranks, len(users), 10)[0].mean())
 
     pop = recall(PopularityRecommender().fit(train, n_users, n_items, seed=0))
-    spec = EvalSpec(sasrec={"batch_size": 32})  # 200 users: more, smaller steps than the default 128
-    # 200 users make one fit's recall noisy (+-0.02), so compare the mean over three seeds
-    sasrec = np.mean([recall(build_model("sasrec", spec).fit(train, n_users, n_items, seed=s)) for s in range(3)])
-    assert sasrec > pop, (sasrec, pop)
+    spec = EvalSpec(sasrec={"batch_size": 32})  # a small world: more, smaller steps than the default 128
+    # On 200 users the sign of SASRec - popularity flipped between world seeds (-0.023 to +0.048, mean of three
+    # fits); on 600 users every fit of worlds 0-2 won by 0.07-0.11 (Recall@10 0.25-0.29 vs 0.17-0.19).
+    sasrec = recall(build_model("sasrec", spec).fit(train, n_users, n_items, seed=0))
+    assert sasrec > pop + 0.03, (sasrec, pop)
