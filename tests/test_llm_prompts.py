@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from lure.layout import template_names
 from lure.llm.prompts import (
     PromptTemplate,
     encode_completion,
@@ -16,7 +17,6 @@ from lure.llm.prompts import (
     render_prompt,
 )
 from lure.llm.tokenizer import train_tokenizer
-from lure.paths import template_names
 
 TITLES = ["Toy Story (1995)", "Heat (1995)", "Amélie", "The Matrix", "Alien", "Aliens", "Up"]
 
@@ -139,7 +139,7 @@ def test_prompts_are_found_in_the_project_root_first(tmp_path, monkeypatch):
     from pathlib import Path
 
     import lure
-    from lure.paths import prompts_dir
+    from lure.layout import prompts_dir
 
     repo_prompts = Path(lure.__file__).resolve().parents[1] / "prompts"
     monkeypatch.chdir(tmp_path)
@@ -163,7 +163,7 @@ def test_the_wheel_ships_the_templates(tmp_path):
     import zipfile
     from pathlib import Path
 
-    from lure.paths import TEMPLATE_SUFFIX
+    from lure.layout import TEMPLATE_SUFFIX
 
     root = Path(__file__).resolve().parents[1]
     src = tmp_path / "src"
@@ -186,7 +186,7 @@ def test_the_wheel_ships_the_templates(tmp_path):
     zipfile.ZipFile(wheel).extractall(tmp_path / "site")
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    probe = "import sys; sys.path.insert(0, sys.argv[1]); from lure.paths import prompts_dir; print(prompts_dir())"
+    probe = "import sys; sys.path.insert(0, sys.argv[1]); from lure.layout import prompts_dir; print(prompts_dir())"
     found = subprocess.run(
         [sys.executable, "-I", "-c", probe, str(tmp_path / "site")],
         cwd=outside,

@@ -23,7 +23,7 @@ from typing import Any
 
 import jinja2
 
-from lure.paths import TEMPLATE_SUFFIX, prompts_dir
+from lure.layout import TEMPLATE_SUFFIX, prompts_dir
 
 DEFAULT_TEMPLATE = "next_item"
 #: Prompt segments in rendering order; the template must define a block for each.
@@ -56,7 +56,7 @@ class EncodedPrompt:
 class PromptTemplate:
     """A ``prompts/<name>.j2`` template rendered block by block; see the module docstring for the block contract.
 
-    ``directory`` defaults to :func:`lure.paths.prompts_dir` (the project's ``prompts/``, else the packaged copy).
+    ``directory`` defaults to :func:`lure.layout.prompts_dir` (the project's ``prompts/``, else the packaged copy).
     """
 
     def __init__(

@@ -74,7 +74,7 @@ class ModelSpec(Section):
     @field_validator("template")
     @classmethod
     def _template_exists(cls, name: str) -> str:
-        from lure.paths import prompts_dir, template_names
+        from lure.layout import prompts_dir, template_names
 
         if not (prompts_dir() / f"{name}.j2").is_file():
             known = template_names()
