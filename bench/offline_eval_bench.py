@@ -57,7 +57,7 @@ def bench_offline_eval(seed: int = 0, pairs_target: int = 1_000_000) -> dict[str
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         stats, out["ml1m_prepare_s"] = _timed(
-            lambda: prepare(DataSpec(source="movielens-1m", raw_dir=str(RAW)), seed, d)
+            lambda: prepare(DataSpec.model_validate({"source": {"name": "movielens-1m", "raw_dir": str(RAW)}}), seed, d)
         )
         out["ml1m_interactions"] = stats["interactions"]
         model, out["ml1m_propensity_logistic_fit_s"] = _timed(

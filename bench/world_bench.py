@@ -10,7 +10,7 @@ import sys
 import time
 
 from lure.data.world import generate_world
-from lure.spec.data import WorldSpec
+from lure.spec.source import WorldSpec
 
 
 def _label(n: int) -> str:

@@ -247,7 +247,7 @@ def _llm_table(report: dict[str, Any]) -> Table:
 def study(
     baseline: Annotated[str, typer.Option(help="Recommender the method under study is compared with")] = "sft",
     method: Annotated[str | None, typer.Option(help="Recommender under study (default: the spec's method)")] = None,
-    dataset: Annotated[str, typer.Option(help="Dataset key of the report (data.source, e.g. world)")] = "world",
+    dataset: Annotated[str, typer.Option(help="Dataset key of the report (data.source.name, e.g. world)")] = "world",
     metric: Annotated[list[str], typer.Option(help="Metrics to compare (repeat the option)")] = [
         "ndcg_at_10",
         "hit_at_10",

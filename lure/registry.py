@@ -170,8 +170,8 @@ def load_plugins(modules: Iterable[str]) -> list[ModuleType]:
 # ---------------------------------------------------------------- the registries
 # Each lists the modules that register its built-in definitions; they are imported on first use, like plugins.
 
-#: Data sources by ``data.source`` name: ``lure.data.sources.base.SourceDefinition``. A real dataset's
-#: ``build(folder, data_section)`` reads ``<raw_dir>/<name>/`` into a ``RawDataset``; the simulated world, registered
+#: Data sources by ``data.source.name``: ``lure.data.sources.base.SourceDefinition``. A real dataset's
+#: ``build(folder, source_spec)`` reads ``<raw_dir>/<name>/`` into a ``RawDataset``; the simulated world, registered
 #: by ``lure.data.prepare``, has no files and prepares itself.
 SOURCES: Registry[Any] = Registry(
     "data source",

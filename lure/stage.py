@@ -29,7 +29,7 @@ err_console = Console(stderr=True)
 @dataclass
 class StageRun:
     name: str
-    spec: Any  # SpecView; typed loosely so stage code reads naturally (st.spec.data.world.n_users)
+    spec: Any  # SpecView; typed loosely so stage code reads naturally (st.spec.data.source.n_users)
     definition: StageDef
     metrics: dict[str, Any] = field(default_factory=dict)
 

@@ -16,9 +16,9 @@ from lure.stats import paired_bootstrap
 REPORTED = ("ndcg_at_5", "ndcg_at_10", "hit_at_5", "hit_at_10", "mgu_at_5", "dgu_at_5")
 
 
-def dataset_label(data) -> str:
+def dataset_label(source) -> str:
     """Key of this dataset in the report (and in paper-table mappings): its source definition's label."""
-    return SOURCES.get(data.source).dataset_label(data)
+    return SOURCES.get(source.name).dataset_label(source)
 
 
 if __name__ == "__main__":
@@ -93,6 +93,6 @@ if __name__ == "__main__":
                         for g in range(cfg.fairness_groups)
                     ]
         write_course_plot(pd.DataFrame(course_rows, columns=["model", "step", "group", "share"]), plots)
-        st.metrics[dataset_label(spec.data)] = results
+        st.metrics[dataset_label(spec.data.source)] = results
         st.metrics["comparison"] = comparison
         st.metrics["attribution"] = {m: a for m, a in attribution}

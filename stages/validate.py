@@ -16,10 +16,10 @@ from lure.stage import fail, run_stage
 
 if __name__ == "__main__":
     with run_stage("validate", write_metrics=False) as st:
-        data = st.spec.data
-        if SOURCES.get(data.source).raw_files:
+        source = st.spec.data.source
+        if SOURCES.get(source.name).raw_files:
             try:  # the files as found, else the official download (sha256-checked), else a clear error
-                ensure_raw(data.source, data.raw_dir, amazon_category=data.amazon_category)
+                ensure_raw(source)
             except (RawDataMissingError, ChecksumError) as exc:
-                fail(f"data.source {data.source!r}: {exc}")
+                fail(f"data.source {source.name!r}: {exc}")
         write_json(SPEC_OK, {"valid": True})

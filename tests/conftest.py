@@ -44,7 +44,7 @@ TINY_WORLD = {"n_users": 80, "n_items": 60, "activity_mean": 12, "mar_fraction":
 # stage (validate → prepare → propensity → pairs → zoo-* → evaluate → tables → track).
 SMALL_OFFLINE: dict = {
     "seed": 0,
-    "data": {"world": TINY_WORLD},
+    "data": {"source": {"name": "world", **TINY_WORLD}},
     "method": None,
     "baselines": [],
     "eval": {"models": ["random", "popularity"], "bootstrap": 50},
@@ -88,7 +88,7 @@ SMALL_LLM: dict = {
 # evaluation of GDRT and three baselines, the report.
 SMALL_LLM_WORLD: dict = {
     "seed": 0,
-    "data": {"world": TINY_WORLD},
+    "data": {"source": {"name": "world", **TINY_WORLD}},
     "method": {"name": "gdrt", "tau": 0.5, "groups": 3, "relevance_model": "sft"},
     "baselines": ["sft", "sasrec", "popularity"],
     "eval": {
@@ -304,7 +304,7 @@ def coat_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not (SHARED / "coat" / "train.ascii").is_file():
         pytest.skip(f"Coat files not found under {SHARED}/coat (the shared data folder is absent)")
     spec = yaml.safe_load((ROOT / "specs" / "coat.yaml").read_text())
-    spec["data"]["raw_dir"] = str(SHARED)
+    spec["data"]["source"]["raw_dir"] = str(SHARED)
     spec.update(tracking={"enabled": False}, eval={"bootstrap": 100})
     return build_once(tmp_path_factory, "coat", _evaluated(spec))[0]
 
@@ -316,7 +316,7 @@ def coat_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def world_150x120_seed7():
     """``generate_world`` on 150 users x 120 items, seed 7 (test_world.py, test_propensity.py). Do not mutate."""
     from lure.data.world import generate_world
-    from lure.spec.data import WorldSpec
+    from lure.spec.source import WorldSpec
 
     return generate_world(WorldSpec(n_users=150, n_items=120), seed=7)
 
@@ -328,7 +328,7 @@ def prepared_150x120_seed7(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from lure.spec.data import DataSpec
 
     out = tmp_path_factory.mktemp("prepared_150x120_seed7")
-    prepare(DataSpec.model_validate({"world": {"n_users": 150, "n_items": 120}}), seed=7, out_dir=out)
+    prepare(DataSpec.model_validate({"source": {"name": "world", "n_users": 150, "n_items": 120}}), seed=7, out_dir=out)
     return out
 
 

@@ -98,9 +98,9 @@ def test_structural_set_param_stops_and_lure_exp_run_regenerates(offline_copy: P
 def test_bad_value_fails_before_any_output_is_touched(offline_copy: Path) -> None:
     root = offline_copy
     before = snapshot(root)
-    out = dvc("exp", "run", "-S", "data.world.n_users=5", cwd=root, check=False)
+    out = dvc("exp", "run", "-S", "data.source.n_users=5", cwd=root, check=False)
     assert out.returncode != 0
-    assert "data.world.n_users: must be >= 10, got 5" in out.stdout + out.stderr
+    assert "data.source.n_users: must be >= 10, got 5" in out.stdout + out.stderr
     assert snapshot(root) == before
     run(["git", "checkout", "--", "params.yaml"], root)
     (root / "params.yaml").write_text((root / "params.yaml").read_text() + "surprise: 1\n")
@@ -134,7 +134,7 @@ def test_queue_of_two_runs_in_parallel(offline_copy: Path) -> None:
 def test_missing_raw_data_fails_in_validate_and_touches_nothing(offline_copy: Path, tmp_path: Path) -> None:
     root = offline_copy
     before = snapshot(root)
-    spec = {**PROBE_SPEC, "data": {"source": "movielens-1m", "raw_dir": str(tmp_path / "empty")}}
+    spec = {**PROBE_SPEC, "data": {"source": {"name": "movielens-1m", "raw_dir": str(tmp_path / "empty")}}}
     (root / "specs" / "ml.yaml").write_text(spec_text(spec))
     lure("spec", "use", "specs/ml.yaml", cwd=root)
     out = dvc("repro", cwd=root, check=False, env=tool_env(LURE_OFFLINE="1"))

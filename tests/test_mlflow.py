@@ -92,7 +92,7 @@ def test_baseline_and_experiment_runs_reach_the_server(offline_copy: Path, mlflo
     assert set(by_name) == {"workspace", "boot-30"}
     params = {n: {p["key"]: p["value"] for p in r["data"]["params"]} for n, r in by_name.items()}
     assert params["workspace"]["eval.bootstrap"] == "50" and params["boot-30"]["eval.bootstrap"] == "30"
-    assert params["workspace"]["data.world.n_users"] == "80"
+    assert params["workspace"]["data.source.n_users"] == "80"
     for r in by_name.values():
         t = tags(r)
         assert len(t["git_rev"]) == 40 and len(t["spec_hash"]) == 16 and len(t["data_fingerprint"]) == 16

@@ -22,7 +22,7 @@ SMALL = {"n_users": 150, "n_items": 120}
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("prepared")
-    prepare(DataSpec.model_validate({"world": SMALL}), seed=3, out_dir=out)
+    prepare(DataSpec.model_validate({"source": {"name": "world", **SMALL}}), seed=3, out_dir=out)
     return out
 
 

@@ -74,9 +74,9 @@ def test_shape_mismatch_names_the_structural_field(tmp_path: Path) -> None:
 
 
 def test_view_allows_declared_and_refuses_undeclared() -> None:
-    view = SpecView(Spec(), ("seed", "data.world", "method.tau"), stage="probe")
+    view = SpecView(Spec(), ("seed", "data.source", "method.tau"), stage="probe")
     assert view.seed == 0
-    assert view.data.world.n_users == 1000
+    assert view.data.source.n_users == 1000
     assert view.method.tau == 0.5
     with pytest.raises(UndeclaredParamError, match=r"stage 'probe' read spec field 'method.groups'"):
         _ = view.method.groups

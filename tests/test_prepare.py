@@ -14,7 +14,7 @@ from lure.data.prepare import prepare
 from lure.layout import Prepared
 from lure.spec.data import DataSpec
 
-SMALL = {"world": {"n_users": 150, "n_items": 120}}
+SMALL = {"source": {"name": "world", "n_users": 150, "n_items": 120}}
 FILES = [
     "items.parquet",
     "interactions.parquet",
@@ -55,7 +55,7 @@ def test_layout_and_columns(prepared):
     assert sorted(_files(out)) == sorted(FILES)  # and no temporary files left behind
     items = pd.read_parquet(out / "items.parquet")
     assert list(items.columns) == ["item_id", "title", "genres", "year", "popularity", "pop_bin", "age_bin"]
-    assert items["item_id"].tolist() == list(range(data.world.n_items))
+    assert items["item_id"].tolist() == list(range(data.source.n_items))
     inter = pd.read_parquet(out / "interactions.parquet")
     assert list(inter.columns) == ["user_id", "item_id", "timestamp", "rating", "source"]
     assert inter["timestamp"].dtype == np.int64 and (inter["rating"] == 1.0).all()
@@ -63,7 +63,7 @@ def test_layout_and_columns(prepared):
     window = pd.read_parquet(out / "splits" / "window_train.parquet")
     assert list(window.columns) == ["user_id", "history", "item_id", "timestamp"]
     relevance = np.load(out / "truth" / "relevance.npy")
-    assert relevance.shape == (data.world.n_users, data.world.n_items) and relevance.dtype == np.float32
+    assert relevance.shape == (data.source.n_users, data.source.n_items) and relevance.dtype == np.float32
     exposures = pd.read_parquet(out / "truth" / "exposures.parquet")
     assert {"propensity", "draw_prob", "clicked", "relevance", "click_prob"} <= set(exposures.columns)
 
@@ -159,11 +159,13 @@ def test_stats_are_flat_numbers_with_mlflow_legal_names(prepared):
 def test_data_spec_validation():
     with pytest.raises(ValueError, match="bins"):
         DataSpec.model_validate(
-            {"world": {"n_items": 10, "exposures_per_step": 5, "mar_exposures_per_user": 5}, "bins": {"n_pop_bins": 12}}
+            {
+                "source": {"name": "world", "n_items": 10, "exposures_per_step": 5, "mar_exposures_per_user": 5},
+                "bins": {"n_pop_bins": 12},
+            }
         )
-    with pytest.raises(ValueError, match="Input should be"):
+    with pytest.raises(ValueError, match="Input tag 'movielens-10m' found using 'name' does not match"):
         DataSpec.model_validate({"source": "movielens-10m"})
-    assert DataSpec.model_fields["source"].json_schema_extra == {"structural": True}
     for model in (DataSpec, DataSpec.model_fields["bins"].annotation, DataSpec.model_fields["splits"].annotation):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name}"

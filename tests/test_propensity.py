@@ -23,9 +23,9 @@ from lure.propensity import (
     fit_propensity,
     propensity_report,
 )
-from lure.spec.data import WorldSpec
 from lure.spec.pairs import PairsSpec
 from lure.spec.propensity import PropensitySpec
+from lure.spec.source import WorldSpec
 
 SMALL = {"n_users": 150, "n_items": 120}
 SEED = 7

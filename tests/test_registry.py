@@ -87,9 +87,11 @@ def test_unknown_names_and_duplicates_are_refused_clearly() -> None:
 
 
 def test_every_data_source_is_a_definition_that_says_how_to_get_its_files() -> None:
-    from lure.spec.data import SOURCES as SPEC_SOURCES
+    from lure.spec.source import Source
 
-    assert set(SOURCES.names()) == set(SPEC_SOURCES)
+    members = {m.model_fields["name"].default: m for m in get_args(get_args(Source)[0])}
+    assert set(SOURCES.builtin_names()) == set(members)
+    assert all(SOURCES.get(n).spec is members[n] for n in members)
     for source in SOURCES:
         if source.raw_files:  # a real dataset: an official archive, a download of its own, or instructions
             assert source.build is not None and "{folder}" in source.manual, source.name

@@ -95,10 +95,11 @@ def test_learns_a_sequential_rule() -> None:
 @pytest.fixture(scope="module")
 def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from lure.data.prepare import prepare
-    from lure.spec.data import DataSpec, WorldSpec
+    from lure.spec.data import DataSpec
+    from lure.spec.source import WorldSpec
 
     out = tmp_path_factory.mktemp("world")
-    prepare(DataSpec(world=WorldSpec(n_users=600, n_items=200)), 0, out)
+    prepare(DataSpec(source=WorldSpec(n_users=600, n_items=200)), 0, out)
     return out
 
 

@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pandas as pd
@@ -45,7 +46,8 @@ from lure.data.sources.movielens import load_ml1m, load_ml100k
 from lure.data.splits import holdout_sizes, holdout_split
 from lure.layout import Prepared
 from lure.registry import SOURCES as SOURCE_REGISTRY
-from lure.spec.data import SOURCES, DataSpec
+from lure.spec.data import DataSpec
+from lure.spec.source import SOURCE_NAMES, Source, parse_source
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 FOLDERS = {"coat": "coat", "lastfm": "lastfm-hetrec2011", "amazon-beauty": "amazon-beauty-2014-5core"}
@@ -77,6 +79,11 @@ def _files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def _real(name: str, raw_dir: Path):
+    """The ``data.source`` of real dataset ``name`` with its files under ``raw_dir``."""
+    return parse_source({"name": name, "raw_dir": str(raw_dir)})
+
+
 def _raw_dir(tmp: Path, links: dict[str, Path]) -> Path:
     """A raw_dir whose <source>/ folders are symlinks to the shared copies (nothing is copied)."""
     raw = tmp / "raw"
@@ -102,7 +109,7 @@ def movielens(tmp_path_factory) -> Path:
 
 
 def test_registry_covers_every_real_source():
-    assert set(SOURCE_REGISTRY.names()) == set(SOURCES), "every data.source the spec accepts has a definition"
+    assert set(SOURCE_REGISTRY.names()) == set(SOURCE_NAMES), "every data.source the spec accepts has a definition"
 
 
 def test_coat_counts_and_titles():
@@ -225,7 +232,7 @@ def _holdout_properties(out: Path, fraction: float, chronological: bool) -> None
 def test_prepare_coat_layout_holdout_mar_and_determinism(tmp_path):
     raw = _raw_dir(tmp_path, {"coat": _shared("coat")})
     data = DataSpec.model_validate(
-        {"source": "coat", "raw_dir": str(raw), "min_rating": 4, "min_interactions_per_user": 3,
+        {"source": {"name": "coat", "raw_dir": str(raw), "min_rating": 4}, "min_interactions_per_user": 3,
          "splits": {"holdout_fraction": 0.25}}
     )  # fmt: skip
     stats = prepare(data, seed=3, out_dir=tmp_path / "a")
@@ -262,7 +269,7 @@ def test_prepare_coat_layout_holdout_mar_and_determinism(tmp_path):
 
 def test_prepare_movielens_100k(movielens, tmp_path):
     raw = _raw_dir(tmp_path, {"movielens-100k": movielens / "ml-100k"})
-    data = DataSpec.model_validate({"source": "movielens-100k", "raw_dir": str(raw)})
+    data = DataSpec.model_validate({"source": {"name": "movielens-100k", "raw_dir": str(raw)}})
     stats = prepare(data, seed=0, out_dir=tmp_path / "out")
     assert sorted(_files(tmp_path / "out")) == sorted(CANONICAL)
     assert (stats["users"], stats["items"], stats["interactions"]) == (943, 1682, 100_000)
@@ -275,14 +282,16 @@ def test_prepare_movielens_100k(movielens, tmp_path):
     assert (per_bin.max().to_numpy()[:-1] <= per_bin.min().to_numpy()[1:]).all()  # bin 0 = earliest
     ids = pd.read_parquet(tmp_path / "out" / "ids" / "items.parquet")
     assert ids["raw_id"].iloc[0] == "1"
-    data4 = DataSpec.model_validate({"source": "movielens-100k", "raw_dir": str(raw), "min_rating": 4})
+    data4 = DataSpec.model_validate({"source": {"name": "movielens-100k", "raw_dir": str(raw), "min_rating": 4}})
     stats4 = prepare(data4, seed=0, out_dir=tmp_path / "out4")
     assert stats4["rating_filtered"] == 100_000 - 55_375 and stats4["rating_mean"] >= 4
 
 
 def test_prepare_amazon_beauty_loo_is_each_sequences_end(tmp_path):
     raw = _raw_dir(tmp_path, {"amazon-beauty": _shared("amazon-beauty")})
-    stats = prepare(DataSpec.model_validate({"source": "amazon-beauty", "raw_dir": str(raw)}), 0, tmp_path / "o")
+    stats = prepare(
+        DataSpec.model_validate({"source": {"name": "amazon-beauty", "raw_dir": str(raw)}}), 0, tmp_path / "o"
+    )
     assert (stats["users"], stats["items"], stats["interactions"]) == (22363, 12101, 198502)
     test = pd.read_parquet(tmp_path / "o" / "splits" / "loo_test.parquet")
     lines = (_shared("amazon-beauty") / "sequential_data.txt").read_text().split("\n", 3)[:3]
@@ -306,17 +315,17 @@ def test_offline_error_names_the_files_and_the_download(tmp_path, monkeypatch):
     monkeypatch.delenv("LURE_OFFLINE", raising=False)
     raw = tmp_path / "data" / "raw"
     with pytest.raises(RawDataMissingError) as err:
-        ensure_raw("movielens-1m", raw, attempts=3)
+        ensure_raw(_real("movielens-1m", raw), attempts=3)
     message = str(err.value)
     assert f"{raw / 'movielens-1m' / 'ratings.dat'}, movies.dat, users.dat are missing" in message
     assert "https://files.grouplens.org/datasets/movielens/ml-1m.zip" in message and "no network" in message
     assert len(calls) == 3 and sleeps == [1.0, 2.0]  # retried, with exponential backoff
     assert not (raw / "movielens-1m").exists() and not list(raw.iterdir())  # nothing half-installed
     with pytest.raises(RawDataMissingError, match=r"sequential_data\.txt, items_with_titles\.tsv are missing"):
-        ensure_raw("amazon-beauty", raw)
+        ensure_raw(_real("amazon-beauty", raw))
     monkeypatch.setenv("LURE_OFFLINE", "1")
     with pytest.raises(RawDataMissingError, match="LURE_OFFLINE"):
-        ensure_raw("coat", raw)
+        ensure_raw(_real("coat", raw))
     assert len(calls) == 3
 
 
@@ -330,7 +339,7 @@ def test_not_found_is_not_retried(tmp_path, monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", gone)
     monkeypatch.setattr(time, "sleep", lambda s: pytest.fail("a 404 must not be retried"))
     with pytest.raises(urllib.error.HTTPError):
-        fetch("lastfm", tmp_path)
+        fetch(_real("lastfm", tmp_path))
     assert len(calls) == 1
 
 
@@ -347,7 +356,7 @@ def test_fetch_verifies_sha256_and_installs_atomically(tmp_path, monkeypatch):
     url = _zip(tmp_path / "coat.zip", {"coat/train.ascii": train, "coat/test.ascii": test, "coat/README.txt": b"x"})
     _use_archive(monkeypatch, "coat", Archive(url, digest))
     raw = tmp_path / "raw"
-    folder = fetch("coat", raw)  # file:// through the real urllib opener
+    folder = fetch(_real("coat", raw))  # file:// through the real urllib opener
     assert folder == raw / "coat" and sorted(p.name for p in folder.iterdir()) == [
         "README.txt",
         "test.ascii",
@@ -358,12 +367,12 @@ def test_fetch_verifies_sha256_and_installs_atomically(tmp_path, monkeypatch):
     bad = _zip(tmp_path / "bad.zip", {"train.ascii": b"tampered\n", "test.ascii": test})
     _use_archive(monkeypatch, "coat", Archive(bad, digest))
     with pytest.raises(ChecksumError, match=r"train\.ascii: sha256 .* does not match"):
-        fetch("coat", tmp_path / "raw2")
+        fetch(_real("coat", tmp_path / "raw2"))
     assert not (tmp_path / "raw2" / "coat").exists() and not list((tmp_path / "raw2").iterdir())
     # CRLF copies of LF-hashed text pass (line endings only).
     crlf = _zip(tmp_path / "crlf.zip", {"train.ascii": train.replace(b"\n", b"\r\n"), "test.ascii": test})
     _use_archive(monkeypatch, "coat", Archive(crlf, digest))
-    assert (fetch("coat", tmp_path / "raw3") / "train.ascii").is_file()
+    assert (fetch(_real("coat", tmp_path / "raw3")) / "train.ascii").is_file()
 
 
 def test_fetch_into_an_existing_folder_keeps_its_files_and_a_failure_changes_nothing(tmp_path, monkeypatch):
@@ -377,12 +386,12 @@ def test_fetch_into_an_existing_folder_keeps_its_files_and_a_failure_changes_not
     bad = _zip(tmp_path / "bad.zip", {"train.ascii": b"tampered\n", "test.ascii": test})
     _use_archive(monkeypatch, "coat", Archive(bad, digest))
     with pytest.raises(ChecksumError):
-        fetch("coat", tmp_path / "raw")
+        fetch(_real("coat", tmp_path / "raw"))
     assert {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
     assert [p.name for p in (tmp_path / "raw").iterdir()] == ["coat"]  # no temporary folder left
     good = _zip(tmp_path / "good.zip", {"coat/train.ascii": train, "coat/test.ascii": test})
     _use_archive(monkeypatch, "coat", Archive(good, digest))
-    assert fetch("coat", tmp_path / "raw") == folder
+    assert fetch(_real("coat", tmp_path / "raw")) == folder
     assert {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == {
         "train.ascii": train,  # the archive's files win
         "test.ascii": test,
@@ -394,8 +403,9 @@ def test_fetch_into_an_existing_folder_keeps_its_files_and_a_failure_changes_not
 def test_ensure_raw_uses_present_files_without_network(tmp_path, monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: pytest.fail("files are present: no download"))
     raw = _raw_dir(tmp_path, {"coat": _shared("coat")})
-    assert ensure_raw("coat", raw) == raw / "coat" and missing_files("coat", raw) == []
-    assert len(load_source("coat", raw).interactions) == 6960
+    coat = _real("coat", raw)
+    assert ensure_raw(coat) == raw / "coat" and missing_files(coat) == []
+    assert len(load_source(coat).interactions) == 6960
 
 
 def test_fetch_real_archive_layout_with_stubbed_network(tmp_path, monkeypatch):
@@ -416,7 +426,7 @@ def test_fetch_real_archive_layout_with_stubbed_network(tmp_path, monkeypatch):
             return False
 
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: Response(payload.getvalue()))
-    folder = ensure_raw("lastfm", tmp_path / "raw")
+    folder = ensure_raw(_real("lastfm", tmp_path / "raw"))
     assert len(load_lastfm(folder).interactions) == 92834
 
 
@@ -470,14 +480,8 @@ def test_build_amazon2023_from_cached_frames(tmp_path):
     folder.mkdir()
     frame.to_parquet(folder / reviews_file)
     meta.to_parquet(folder / meta_file)
-    assert (
-        len(
-            load_source(
-                "amazon-2023", tmp_path, DataSpec(source="amazon-2023", amazon_category="Test_Cat")
-            ).interactions
-        )
-        == 30
-    )
+    source = parse_source({"name": "amazon-2023", "raw_dir": str(tmp_path), "category": "Test_Cat"})
+    assert len(load_source(source).interactions) == 30
     assert len(load_amazon2023(folder, "Test_Cat").items) == 5
     with pytest.raises(RawDataMissingError, match=r"reviews_Other\.parquet"):
         load_amazon2023(folder, "Other")
@@ -496,7 +500,7 @@ def test_amazon2023_without_datasets_says_what_to_install(tmp_path, monkeypatch)
         download_amazon2023(tmp_path, "All_Beauty")
     monkeypatch.delenv("LURE_OFFLINE", raising=False)
     with pytest.raises(RawDataMissingError, match=r"reviews_All_Beauty\.parquet, meta_All_Beauty\.parquet are missing"):
-        ensure_raw("amazon-2023", tmp_path / "raw")
+        ensure_raw(_real("amazon-2023", tmp_path / "raw"))
 
 
 # ---------------------------------------------------------------- optional files: tags, meta titles
@@ -529,18 +533,23 @@ def test_lastfm_genres_from_tags_and_beauty_titles_from_meta(tmp_path):
 
 
 def test_spec_fields_and_validation():
-    data = DataSpec.model_validate({"source": "coat", "min_rating": 4})
-    assert data.raw_dir == "data/raw" and data.splits.holdout_fraction == 0.2 and data.amazon_category == "All_Beauty"
-    for source in ("lastfm", "amazon-beauty", "world"):
-        with pytest.raises(ValueError, match="min_rating applies only"):
-            DataSpec.model_validate({"source": source, "min_rating": 4})
+    data = DataSpec.model_validate({"source": {"name": "coat", "min_rating": 4}})
+    assert data.source.raw_dir == "data/raw" and data.source.rating_floor() == 4 and data.splits.holdout_fraction == 0.2
+    assert parse_source("amazon-2023").category == "All_Beauty" and parse_source("lastfm").rating_floor() is None
+    for name in ("lastfm", "amazon-beauty", "world"):  # no star ratings: the field does not exist there
+        with pytest.raises(ValueError, match=r"min_rating\n  Extra inputs are not permitted"):
+            DataSpec.model_validate({"source": {"name": name, "min_rating": 4}})
+    for name in ("coat", "amazon-2023", "lastfm"):  # the world's fields do not exist on a real source
+        with pytest.raises(ValueError, match=r"n_users\n  Extra inputs are not permitted"):
+            DataSpec.model_validate({"source": {"name": name, "n_users": 100}})
     for bad in (0.0, 0.95):
         with pytest.raises(ValueError, match="holdout_fraction"):
             DataSpec.model_validate({"splits": {"holdout_fraction": bad}})
-    with pytest.raises(ValueError, match="amazon_category"):
-        DataSpec.model_validate({"source": "amazon-2023", "amazon_category": "../etc"})
-    # world-only checks do not apply to real sources (their catalogue size is only known once read)
-    DataSpec.model_validate({"source": "coat", "world": {"n_items": 10, "exposures_per_step": 5,
-                             "mar_exposures_per_user": 5}, "bins": {"n_pop_bins": 12}})  # fmt: skip
-    for name in ("raw_dir", "min_rating", "amazon_category"):
-        assert DataSpec.model_fields[name].description, name
+    with pytest.raises(ValueError, match="category"):
+        DataSpec.model_validate({"source": {"name": "amazon-2023", "category": "../etc"}})
+    # the bins check needs a catalogue size, which a real source only has once read
+    DataSpec.model_validate({"source": "coat", "bins": {"n_pop_bins": 12}})
+    for member in get_args(get_args(Source)[0]):
+        for name, field in member.model_fields.items():
+            assert field.description, f"{member.__name__}.{name}"
+        assert member.model_fields["name"].json_schema_extra == {"structural": True}, member.__name__

@@ -38,9 +38,18 @@ MALFORMED = [
     ({"method": {"name": "gdrt", "tau": "hot"}}, "method.tau", "valid number"),
     ({"method": {"name": "sft", "tau": 0.3}}, "method.tau", "unknown key (allowed here: name)"),
     ({"method": {"name": "dpo"}}, "method", "'gdrt', 'sft'"),
-    ({"data": {"world": {"n_users": "many"}}}, "data.world.n_users", "valid integer"),
-    ({"data": {"world": {"n_users": 5}}}, "data.world.n_users", "must be >= 10"),
-    ({"data": {"world": {"exposures_per_step": 900, "n_items": 800}}}, "data.world", "exposures_per_step must be <"),
+    ({"data": {"source": {"name": "world", "n_users": "many"}}}, "data.source.n_users", "valid integer"),
+    ({"data": {"source": {"name": "world", "n_users": 5}}}, "data.source.n_users", "must be >= 10"),
+    (
+        {"data": {"source": {"name": "lastfm", "min_rating": 4}}},
+        "data.source.min_rating",
+        "unknown key (allowed here: name, raw_dir)",
+    ),
+    (
+        {"data": {"source": {"name": "world", "exposures_per_step": 900, "n_items": 800}}},
+        "data.source",
+        "exposures_per_step must be <",
+    ),
     ({"data": {"splits": {"ratios": [0.5, 0.5, 0.5]}}}, "data.splits.ratios", "sum to 1"),
     ({"propensity": {"clip_min": 0.5, "clip_max": 0.4}}, "propensity", "clip_min must be < clip_max"),
     ({"eval": {"ks": [10, 10]}}, "eval", "distinct"),
@@ -155,7 +164,7 @@ def test_overrides_parse_like_dvc() -> None:
 
 
 def test_structural_fields_and_hash() -> None:
-    assert set(structural_paths()) >= {"data.source", "method.name", "baselines", "eval.models", "plugins"}
+    assert set(structural_paths()) >= {"data.source.name", "method.name", "baselines", "eval.models", "plugins"}
     a = Spec()
     b = validate_spec({"method": {"name": "gdrt", "tau": 0.3}})
     assert spec_hash(a) != spec_hash(b)
@@ -177,4 +186,4 @@ def test_schema_and_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     result = runner.invoke(app, ["spec", "show"], env={"COLUMNS": "250"})
     assert result.exit_code == 0
     assert "method.tau" in result.output and "Group-DRO temperature" in result.output
-    assert "data.world.exposure_bias" in result.output
+    assert "data.source.exposure_bias" in result.output

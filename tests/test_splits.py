@@ -46,7 +46,9 @@ def test_window_split_cuts_by_target_time():
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     out = tmp_path_factory.mktemp("splits")
-    data = DataSpec.model_validate({"world": {"n_users": 150, "n_items": 120}, "splits": {"history_max": 4}})
+    data = DataSpec.model_validate(
+        {"source": {"name": "world", "n_users": 150, "n_items": 120}, "splits": {"history_max": 4}}
+    )
     prepare(data, seed=2, out_dir=out)
     read = lambda name: pd.read_parquet(out / "splits" / f"{name}.parquet")  # noqa: E731
     return data, pd.read_parquet(out / "interactions.parquet"), read

@@ -11,7 +11,7 @@ from scipy import stats
 from lure.data.canonical import gini
 from lure.data.vocab import GENRES
 from lure.data.world import generate_world, inclusion_probabilities, logging_logits
-from lure.spec.data import MAX_GENRES, WorldSpec
+from lure.spec.source import MAX_GENRES, WorldSpec
 
 SMALL = {"n_users": 150, "n_items": 120}
 

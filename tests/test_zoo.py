@@ -178,10 +178,11 @@ def test_random_is_uniform_and_seeded() -> None:
 @pytest.fixture(scope="module")
 def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from lure.data.prepare import prepare
-    from lure.spec.data import DataSpec, WorldSpec
+    from lure.spec.data import DataSpec
+    from lure.spec.source import WorldSpec
 
     out = tmp_path_factory.mktemp("world")
-    prepare(DataSpec(world=WorldSpec(n_users=500, n_items=200)), 0, out)
+    prepare(DataSpec(source=WorldSpec(n_users=500, n_items=200)), 0, out)
     return out
 
 

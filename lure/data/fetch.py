@@ -1,12 +1,13 @@
-"""Getting the raw files of a real dataset into ``<raw_dir>/<source>/``: use what is there, else download.
+"""Getting the raw files of a real dataset into ``<raw_dir>/<name>/``: use what is there, else download.
 
-``ensure_raw`` is what ``prepare`` calls. It never touches files that are already present. When some are
-missing it calls :func:`fetch`, which downloads the official archive with ``urllib`` (retrying network faults
-with exponential backoff), extracts it into a temporary folder next to the target, checks the sha256 of every
-file the adapter reads, and only then swaps the complete folder into place (``lure.io.atomic_dir``; files already
-there that the archive lacks are copied over first), so an interrupted or corrupt download never leaves half a
-dataset behind and never damages what was there. When the download is impossible (offline, no archive for this
-source, checksum mismatch), the error says exactly which files to put where and where to get them.
+``ensure_raw(source)`` (``source``: the spec's ``data.source``) is what ``prepare`` calls. It never touches files
+that are already present. When some are missing it calls :func:`fetch`, which downloads the official archive with
+``urllib`` (retrying network faults with exponential backoff), extracts it into a temporary folder next to the
+target, checks the sha256 of every file the adapter reads, and only then swaps the complete folder into place
+(``lure.io.atomic_dir``; files already there that the archive lacks are copied over first), so an interrupted or
+corrupt download never leaves half a dataset behind and never damages what was there. When the download is
+impossible (offline, no archive for this source, checksum mismatch), the error says exactly which files to put where
+and where to get them.
 
 Checksums are of the extracted files, not of the zip: they are what the adapters read, they are the same
 whoever repackages the archive, and they are the values published with the MovieLens test copies
@@ -32,6 +33,7 @@ from pathlib import Path
 from lure.data.sources.base import RawDataMissingError, source_dir
 from lure.io import atomic_dir
 from lure.registry import SOURCES
+from lure.spec.source import RealSource
 
 _CHUNK = 1 << 20
 
@@ -43,10 +45,10 @@ class ChecksumError(RawDataMissingError):
 # ---------------------------------------------------------------- what is missing
 
 
-def missing_files(source: str, raw_dir: str | Path, *, amazon_category: str = "All_Beauty") -> list[Path]:
-    """The files ``source`` needs that are not in ``<raw_dir>/<source>/`` (empty: ready to load)."""
-    folder = source_dir(source, raw_dir)
-    needed = SOURCES.get(source).files_needed(folder, amazon_category)
+def missing_files(source: RealSource) -> list[Path]:
+    """The files ``source`` needs that are not in ``<raw_dir>/<name>/`` (empty: ready to load)."""
+    folder = source_dir(source)
+    needed = SOURCES.get(source.name).files_needed(folder, source)
     return [folder / name for name in needed if not (folder / name).is_file()]
 
 
@@ -57,10 +59,10 @@ def _describe_missing(paths: list[Path]) -> str:
     return f"{', '.join(names)} {'is' if len(paths) == 1 else 'are'} missing"
 
 
-def missing_message(source: str, raw_dir: str | Path, paths: list[Path], reason: str, amazon_category: str) -> str:
-    folder = source_dir(source, raw_dir)
-    definition = SOURCES.get(source)
-    files = " and ".join(definition.files_needed(folder, amazon_category))
+def missing_message(source: RealSource, paths: list[Path], reason: str) -> str:
+    folder = source_dir(source)
+    definition = SOURCES.get(source.name)
+    files = " and ".join(definition.files_needed(folder, source))
     how = definition.manual.format(folder=folder, files=files)
     text = f"{_describe_missing(paths)} and could not be downloaded ({reason}); {how}"
     script = Path.cwd().parent / "shared" / "data" / "get-movielens.sh"
@@ -148,29 +150,21 @@ def _install(root: Path, staging: Path, target: Path) -> None:
             shutil.copy2(entry, dest, follow_symlinks=False)
 
 
-def fetch(
-    source: str,
-    raw_dir: str | Path,
-    *,
-    amazon_category: str = "All_Beauty",
-    attempts: int = 4,
-    backoff_s: float = 1.0,
-) -> Path:
-    """Download ``source`` into ``<raw_dir>/<source>/`` and return that folder.
+def fetch(source: RealSource, *, attempts: int = 4, backoff_s: float = 1.0) -> Path:
+    """Download ``source`` into ``<raw_dir>/<name>/`` and return that folder.
 
     Raises :class:`RawDataMissingError` (naming the files and how to get them) when there is no download for this
     source or it failed, and :class:`ChecksumError` when a downloaded file is not the published one.
     """
-    raw_dir = Path(raw_dir)
-    target = source_dir(source, raw_dir)
-    definition = SOURCES.get(source)
+    target = source_dir(source)
+    definition = SOURCES.get(source.name)
     if definition.download is not None:  # a download of its own (Hugging Face datasets)
         target.mkdir(parents=True, exist_ok=True)
-        definition.download(target, amazon_category)
+        definition.download(target, source)
         return target
     archive = definition.archive
     if archive is None:
-        raise RawDataMissingError(f"{source} has no automatic download")
+        raise RawDataMissingError(f"{source.name} has no automatic download")
     with atomic_dir(target) as staging:  # replaces target only when complete; on any error nothing changes
         work = staging / ".download"  # the zip and its extraction, removed before the swap
         work.mkdir()
@@ -188,32 +182,26 @@ def fetch(
     return target
 
 
-def ensure_raw(
-    source: str,
-    raw_dir: str | Path,
-    *,
-    amazon_category: str = "All_Beauty",
-    attempts: int = 4,
-    backoff_s: float = 1.0,
-) -> Path:
-    """``<raw_dir>/<source>/`` with every file the adapter needs: as found, else fetched, else a clear error."""
-    missing = missing_files(source, raw_dir, amazon_category=amazon_category)
+def ensure_raw(source: RealSource, *, attempts: int = 4, backoff_s: float = 1.0) -> Path:
+    """``<raw_dir>/<name>/`` with every file the adapter needs: as found, else fetched, else a clear error."""
+    missing = missing_files(source)
     if not missing:
-        return source_dir(source, raw_dir)
+        return source_dir(source)
+    definition = SOURCES.get(source.name)
     if os.environ.get("LURE_OFFLINE", "") not in ("", "0"):
         reason = "LURE_OFFLINE is set"
-    elif SOURCES.get(source).archive is None and SOURCES.get(source).download is None:
+    elif definition.archive is None and definition.download is None:
         reason = "there is no official download of these files"
     else:
         try:
-            fetch(source, raw_dir, amazon_category=amazon_category, attempts=attempts, backoff_s=backoff_s)
+            fetch(source, attempts=attempts, backoff_s=backoff_s)
         except ChecksumError as exc:
-            raise ChecksumError(missing_message(source, raw_dir, missing, str(exc), amazon_category)) from exc
+            raise ChecksumError(missing_message(source, missing, str(exc))) from exc
         except Exception as exc:  # noqa: BLE001 - offline, HTTP error, missing package: all end the same way
             reason = f"{type(exc).__name__}: {exc}"
         else:
-            still = missing_files(source, raw_dir, amazon_category=amazon_category)
+            still = missing_files(source)
             if not still:
-                return source_dir(source, raw_dir)
+                return source_dir(source)
             missing, reason = still, "the download did not contain them"
-    raise RawDataMissingError(missing_message(source, raw_dir, missing, reason, amazon_category))
+    raise RawDataMissingError(missing_message(source, missing, reason))

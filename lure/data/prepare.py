@@ -46,9 +46,10 @@ from lure.io import write_npy, write_parquet
 from lure.layout import SPLITS, Prepared
 from lure.registry import SOURCES
 from lure.rng import generator
-from lure.spec.data import DataSpec, WorldSpec
+from lure.spec.data import DataSpec
+from lure.spec.source import WorldSpec
 
-#: Coat's MAR ratings count as a click ("the user likes it") from this rating on when data.min_rating is null:
+#: Coat's MAR ratings count as a click ("the user likes it") from this rating on when data.source.min_rating is null:
 #: the usual positive threshold on 1-5 stars in the debiasing literature on Coat and Yahoo! R3.
 MAR_POSITIVE_RATING = 4.0
 
@@ -73,12 +74,12 @@ def prepare(data: DataSpec, seed: int, out_dir: Path) -> dict[str, float]:
     How is the source's definition's (``lure.registry.SOURCES``): the world registers its own below; real datasets
     share :func:`_prepare_real`.
     """
-    source = SOURCES.get(data.source)
+    source = SOURCES.get(data.source.name)
     return (source.prepare or _prepare_real)(data, seed, Path(out_dir))
 
 
 def _prepare_world(data: DataSpec, seed: int, out_dir: Path) -> dict[str, float]:
-    world = generate_world(data.world, seed)
+    world = generate_world(data.source, seed)
     raw = world_interactions(world)
     interactions = sort_interactions(k_core_users(raw, data.min_interactions_per_user))
     items = item_table(world.items, interactions, data.bins.n_pop_bins, data.bins.n_age_bins)
@@ -117,8 +118,9 @@ def real_interactions(raw: RawDataset, data: DataSpec, seed: int) -> tuple[pd.Da
     """
     log = raw.interactions
     n_raw = len(log)
-    if data.min_rating is not None:
-        log = log[log["rating"].to_numpy() >= data.min_rating]
+    floor = data.source.rating_floor()
+    if floor is not None:
+        log = log[log["rating"].to_numpy() >= floor]
     if raw.time_kind == "none":
         rng = generator(seed, "prepare.order")
         log = log.iloc[rng.permutation(len(log))]
@@ -152,18 +154,19 @@ def real_items(raw: RawDataset, interactions: pd.DataFrame, data: DataSpec) -> p
 def mar_truth(raw: RawDataset, data: DataSpec) -> pd.DataFrame:
     """Coat's MAR ratings with ``clicked`` = rating >= min_rating (or 4 when min_rating is null)."""
     assert raw.mar is not None
-    threshold = MAR_POSITIVE_RATING if data.min_rating is None else data.min_rating
+    floor = data.source.rating_floor()
+    threshold = MAR_POSITIVE_RATING if floor is None else floor
     mar = raw.mar.sort_values(["user_id", "item_id"], kind="stable").reset_index(drop=True)
     return mar.assign(clicked=mar["rating"].to_numpy() >= threshold)
 
 
 def _prepare_real(data: DataSpec, seed: int, out_dir: Path) -> dict[str, float]:
-    ensure_raw(data.source, data.raw_dir, amazon_category=data.amazon_category)
-    raw = load_source(data.source, data.raw_dir, data)
+    ensure_raw(data.source)
+    raw = load_source(data.source)
     interactions, counts = real_interactions(raw, data, seed)
     if interactions.empty:
         raise ValueError(
-            f"{data.source}: no interactions left after min_rating={data.min_rating} and "
+            f"{data.source.name}: no interactions left after min_rating={data.source.rating_floor()} and "
             f"min_interactions_per_user={data.min_interactions_per_user}"
         )
     items = real_items(raw, interactions, data)
@@ -215,7 +218,7 @@ SOURCES.add(
     SourceDefinition(
         "world",
         spec=WorldSpec,
-        reads=("data.world",),
+        reads=("data.source",),
         raw_files=False,
         prepare=_prepare_world,
         description="the simulated world (known true relevance and exposure propensities)",

@@ -33,7 +33,7 @@ from rich.progress import track
 
 from lure.data.vocab import GENRE_WORDS, GENRES, roman
 from lure.rng import stream
-from lure.spec.data import WorldSpec
+from lure.spec.source import WorldSpec
 
 #: Dimension d of the latent user/item vectors (collaborative signal beyond genres).
 LATENT_DIM = 8

@@ -144,7 +144,6 @@ def llm_stages(spec: Spec) -> list[StageDef]:
             params=(
                 "seed",
                 "data.source",
-                "data.amazon_category",
                 "method.name",
                 "baselines",
                 "eval.confidence",

@@ -23,7 +23,7 @@ class TruePropensity:
         path = Prepared(data.prepared_dir).exposure_prob
         if not path.exists():
             raise FileNotFoundError(
-                f"propensity model 'true' needs {path}, which only the simulated world has (data.source: world); "
+                f"propensity model 'true' needs {path}, which only the simulated world has (data.source.name: world); "
                 "use 'logistic' or 'popularity' on other datasets"
             )
         prob = np.load(path)

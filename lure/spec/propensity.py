@@ -39,7 +39,7 @@ class PopularityModel(Section):
 
 
 class TrueModel(Section):
-    """The world's marginal exposure probabilities (validation only; needs data.source 'world')."""
+    """The world's marginal exposure probabilities (validation only; needs data.source.name 'world')."""
 
     name: Literal["true"] = Field("true", description="Propensity model (the world's truth; validation only).")
 

@@ -1,7 +1,7 @@
 """Adapters of the real datasets: each reads one dataset's files into a :class:`RawDataset`.
 
 Each adapter module registers its sources in ``lure.registry.SOURCES`` (a :class:`SourceDefinition` each: the loader,
-the files it needs, the spec fields it reads). ``load_source(name, raw_dir, data)`` reads ``<raw_dir>/<name>/``;
+the files it needs, the spec fields it reads). ``load_source(source)`` reads ``<raw_dir>/<name>/`` of a ``data.source``;
 ``lure.data.fetch.ensure_raw`` downloads the files first where that is possible. What each adapter chooses
 (timestamps, ratings, titles) is in docs/datasets.md.
 """

@@ -14,7 +14,7 @@ but is not comparable across users; rating = 1.0 (implicit, ``min_rating`` does 
 user_id = P5 id - 1 (both contiguous in the files), raw_id = ASIN / reviewer id; genres "" and year -1 (not in
 these files); repeated items within a sequence are kept (they are repeat purchases).
 
-**amazon-2023** (McAuley-Lab/Amazon-Reviews-2023, ``data.amazon_category``): ``lure.data.fetch`` downloads the
+**amazon-2023** (McAuley-Lab/Amazon-Reviews-2023, ``data.source.category``): ``lure.data.fetch`` downloads the
 reviews and the item metadata once with Hugging Face ``datasets`` and caches the needed columns as
 ``<raw_dir>/amazon-2023/reviews_<category>.parquet`` and ``meta_<category>.parquet``; this module reads those.
 Processing follows the dataset's own benchmark scripts (hyp1231/AmazonReviews2023) and the LLM-rec papers built
@@ -51,6 +51,7 @@ from lure.data.sources.base import (
     require_files,
     users_table,
 )
+from lure.spec.source import Amazon2023Source, AmazonBeautySource
 
 BEAUTY_FILES = ("sequential_data.txt", "items_with_titles.tsv")
 BEAUTY_META = ("datamaps.json", "meta_Beauty.json.gz")
@@ -298,7 +299,7 @@ def download_amazon2023(folder: Path, category: str) -> None:
     write_parquet(folder / reviews_file, reviews)
 
 
-def _beauty_needed(folder: Path, category: str) -> tuple[str, ...]:
+def _beauty_needed(folder: Path, source: AmazonBeautySource) -> tuple[str, ...]:
     """sequential_data.txt, plus items_with_titles.tsv unless McAuley's metadata (BEAUTY_META) is there instead."""
     if (folder / "items_with_titles.tsv").is_file() or all((folder / m).is_file() for m in BEAUTY_META):
         return ("sequential_data.txt",)
@@ -308,14 +309,15 @@ def _beauty_needed(folder: Path, category: str) -> tuple[str, ...]:
 SOURCES.add(
     SourceDefinition(
         "amazon-beauty",
-        lambda folder, data: load_beauty(folder),
+        lambda folder, source: load_beauty(folder),
         required=BEAUTY_FILES,
         needed=_beauty_needed,
         manual="there is no official archive of the P5 files: put sequential_data.txt and datamaps.json "
         "from the Beauty folder of the P5 data release (https://github.com/jeykigung/P5) in {folder}/, with "
         "items_with_titles.tsv (tab-separated, header 'item_id asin title', P5 item ids) or, instead of it, McAuley's "
         "meta_Beauty.json.gz (https://snap.stanford.edu/data/amazon/productGraph/categoryFiles/meta_Beauty.json.gz)",
-        reads=("data.raw_dir",),
+        spec=AmazonBeautySource,
+        reads=("data.source",),
         description="Amazon Beauty 5-core, P5 files",
     )
 )
@@ -323,14 +325,15 @@ SOURCES.add(
 SOURCES.add(
     SourceDefinition(
         "amazon-2023",
-        lambda folder, data: load_amazon2023(folder, category=data.amazon_category),
+        lambda folder, source: load_amazon2023(folder, category=source.category),
         required=(),
-        needed=lambda folder, category: cache_files(category),
-        download=download_amazon2023,
-        label=lambda data: f"amazon-2023-{data.amazon_category}",
+        needed=lambda folder, source: cache_files(source.category),
+        download=lambda folder, source: download_amazon2023(folder, source.category),
+        label=lambda source: f"amazon-2023-{source.category}",
         manual="run prepare where Hugging Face is reachable with the 'datasets' package installed (pip install "
         "datasets): it caches {files} in {folder}/, which can then be copied to an offline machine",
-        reads=("data.raw_dir", "data.amazon_category", "data.min_rating"),
+        spec=Amazon2023Source,
+        reads=("data.source",),
         description="Amazon Reviews 2023 (Hugging Face), 5-core",
     )
 )

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from lure.registry import SOURCES, Definition
+from lure.spec.source import RealSource, SourceSpec
 
 #: How the ``timestamp`` column of a source is to be read.
 #: * "unix": real unix seconds (MovieLens, Amazon 2023);
@@ -51,7 +52,7 @@ class RawDataset:
       rating (float64; explicit stars, or the source's documented implicit value), in the source's own order;
     * ``users``: user_id, raw_id (str): the map back to the dataset's user ids;
     * ``mar``: optional missing-at-random ratings (Coat's test set): user_id, item_id, rating;
-    * ``explicit``: whether ``rating`` is an explicit star rating (``data.min_rating`` may filter it);
+    * ``explicit``: whether ``rating`` is an explicit star rating (``data.source.min_rating`` may filter it);
     * ``notes``: extra source-specific statistics, reported by prepare as ``raw_<key>``.
     """
 
@@ -256,10 +257,11 @@ class Archive:
 
 @dataclass(frozen=True)
 class SourceDefinition(Definition):
-    """A data source (``data.source``). A real dataset: ``build(folder, data_section)`` reads
-    ``<raw_dir>/<name>/``, where ``required`` are the files it needs (``raw_files``: fetched or checked by the
-    ``validate`` stage). ``prepare(data_section, seed, out_dir)`` writes the canonical files; None means the path
-    every real dataset shares (``lure.data.prepare``). The simulated world has no files and its own ``prepare``.
+    """A data source (``data.source``; ``spec`` is its member of the union, ``lure.spec.source``). A real
+    dataset: ``build(folder, source)`` reads ``<raw_dir>/<name>/``, where ``required`` are the files it needs
+    (``raw_files``: fetched or checked by the ``validate`` stage). ``prepare(data_section, seed, out_dir)`` writes
+    the canonical files; None means the path every real dataset shares (``lure.data.prepare``). The simulated world
+    has no files and its own ``prepare``.
     """
 
     required: tuple[str, ...] = ()
@@ -267,35 +269,31 @@ class SourceDefinition(Definition):
     prepare: Callable[..., dict[str, float]] | None = None
     #: The official zip (fetched and sha256-checked by ``lure.data.fetch``), if there is one.
     archive: Archive | None = None
-    #: A download of its own, ``download(folder, amazon_category)`` (e.g. through Hugging Face ``datasets``).
-    download: Callable[[Path, str], None] | None = None
-    #: The files needed when they depend on what is there or on the category: ``needed(folder, amazon_category)``.
-    needed: Callable[[Path, str], tuple[str, ...]] | None = None
+    #: A download of its own, ``download(folder, source)`` (e.g. through Hugging Face ``datasets``).
+    download: Callable[[Path, Any], None] | None = None
+    #: The files needed when they depend on what is there or on the source's fields: ``needed(folder, source)``.
+    needed: Callable[[Path, Any], tuple[str, ...]] | None = None
     #: How to obtain the files by hand ({folder}: the dataset folder, {files}: the files needed).
     manual: str = ""
     #: The sub-folder that ``shared/data/get-movielens.sh DEST`` writes this dataset to, if it does.
     script_subdir: str = ""
 
-    #: The dataset's key in reports and paper-table mappings, ``label(data_section)`` (default: the name).
+    #: The dataset's key in reports and paper-table mappings, ``label(source)`` (default: the name).
     label: Callable[[Any], str] | None = None
 
-    def dataset_label(self, data: Any) -> str:
-        return self.label(data) if self.label else self.name
+    def dataset_label(self, source: SourceSpec) -> str:
+        return self.label(source) if self.label else self.name
 
-    def files_needed(self, folder: Path, amazon_category: str) -> tuple[str, ...]:
-        return self.needed(folder, amazon_category) if self.needed else self.required
-
-
-def source_dir(name: str, raw_dir: str | Path) -> Path:
-    """Where the files of ``name`` live: ``<raw_dir>/<name>/``."""
-    return Path(raw_dir) / name
+    def files_needed(self, folder: Path, source: RealSource) -> tuple[str, ...]:
+        return self.needed(folder, source) if self.needed else self.required
 
 
-def load_source(name: str, raw_dir: str | Path, data: Any = None) -> RawDataset:
-    """Read source ``name`` from ``<raw_dir>/<name>/`` (no download; ``lure.data.fetch.ensure_raw`` does that).
+def source_dir(source: RealSource) -> Path:
+    """Where the files of a real source live: ``<raw_dir>/<name>/``."""
+    return Path(source.raw_dir) / source.name
 
-    ``data`` is the ``data`` section (defaults if None): a source reads the fields its definition lists in ``reads``.
-    """
-    from lure.spec.data import DataSpec
 
-    return SOURCES.get(name).build(source_dir(name, raw_dir), data if data is not None else DataSpec())
+def load_source(source: RealSource) -> RawDataset:
+    """Read a real source (the spec's ``data.source``) from ``<raw_dir>/<name>/`` (no download;
+    ``lure.data.fetch.ensure_raw`` does that)."""
+    return SOURCES.get(source.name).build(source_dir(source), source)

@@ -32,6 +32,7 @@ from lure.data.sources.base import (
     require_files,
     users_table,
 )
+from lure.spec.source import CoatSource
 
 COAT_FILES = ("train.ascii", "test.ascii")
 FEATURES = "user_item_features/item_features.ascii"
@@ -120,7 +121,7 @@ def load_coat(folder: Path) -> RawDataset:
 SOURCES.add(
     SourceDefinition(
         "coat",
-        lambda folder, data: load_coat(folder),
+        lambda folder, source: load_coat(folder),
         required=COAT_FILES,
         archive=Archive(
             "https://www.cs.cornell.edu/~schnabts/mnar/coat.zip",
@@ -131,7 +132,8 @@ SOURCES.add(
         ),
         manual="download https://www.cs.cornell.edu/~schnabts/mnar/coat.zip and unzip it there (train.ascii, "
         "test.ascii and the user_item_features/ folder go directly into {folder}/)",
-        reads=("data.raw_dir", "data.min_rating"),
+        spec=CoatSource,
+        reads=("data.source",),
         description="Coat shopping (Schnabel et al. 2016), MNAR + MAR",
     )
 )

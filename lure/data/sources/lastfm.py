@@ -30,6 +30,7 @@ from lure.data.sources.base import (
     require_files,
     users_table,
 )
+from lure.spec.source import LastFMSource
 
 LASTFM_FILES = ("user_artists.dat", "artists.dat")
 TAGGED = "user_taggedartists.dat"
@@ -105,7 +106,7 @@ def load_lastfm(folder: Path) -> RawDataset:
 SOURCES.add(
     SourceDefinition(
         "lastfm",
-        lambda folder, data: load_lastfm(folder),
+        lambda folder, source: load_lastfm(folder),
         required=LASTFM_FILES,
         archive=Archive(
             "https://files.grouplens.org/datasets/hetrec2011/hetrec2011-lastfm-2k.zip",
@@ -116,7 +117,8 @@ SOURCES.add(
         ),
         manual="download https://files.grouplens.org/datasets/hetrec2011/hetrec2011-lastfm-2k.zip and unzip it "
         "there (user_artists.dat, artists.dat, ... directly in {folder}/)",
-        reads=("data.raw_dir",),
+        spec=LastFMSource,
+        reads=("data.source",),
         description="Last.fm HetRec 2011 (1,892 users)",
     )
 )

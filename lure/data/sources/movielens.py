@@ -33,6 +33,7 @@ from lure.data.sources.base import (
     users_table,
     year_from_title,
 )
+from lure.spec.source import MovieLens1MSource, MovieLens100KSource
 
 ML1M_FILES = ("ratings.dat", "movies.dat", "users.dat")
 ML100K_FILES = ("u.data", "u.item")
@@ -139,7 +140,7 @@ def _join_flags(flags: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
 SOURCES.add(
     SourceDefinition(
         "movielens-1m",
-        lambda folder, data: load_ml1m(folder),
+        lambda folder, source: load_ml1m(folder),
         required=ML1M_FILES,
         archive=Archive(
             "https://files.grouplens.org/datasets/movielens/ml-1m.zip",
@@ -152,7 +153,8 @@ SOURCES.add(
         manual="download https://files.grouplens.org/datasets/movielens/ml-1m.zip and unzip it there (the files "
         "of its ml-1m/ folder go directly into {folder}/)",
         script_subdir="ml-1m",
-        reads=("data.raw_dir", "data.min_rating"),
+        spec=MovieLens1MSource,
+        reads=("data.source",),
         description="MovieLens 1M (GroupLens)",
     )
 )
@@ -160,7 +162,7 @@ SOURCES.add(
 SOURCES.add(
     SourceDefinition(
         "movielens-100k",
-        lambda folder, data: load_ml100k(folder),
+        lambda folder, source: load_ml100k(folder),
         required=ML100K_FILES,
         archive=Archive(
             "https://files.grouplens.org/datasets/movielens/ml-100k.zip",
@@ -173,7 +175,8 @@ SOURCES.add(
         manual="download https://files.grouplens.org/datasets/movielens/ml-100k.zip and unzip it there (the "
         "files of its ml-100k/ folder go directly into {folder}/)",
         script_subdir="ml-100k",
-        reads=("data.raw_dir", "data.min_rating"),
+        spec=MovieLens100KSource,
+        reads=("data.source",),
         description="MovieLens 100K (GroupLens)",
     )
 )
