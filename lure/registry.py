@@ -23,9 +23,51 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 from lure.layout import metrics_file
+
+
+@dataclass(frozen=True)
+class Headline:
+    """A metric a person reads first, declared by the stage that writes it (``lure exp show``, ``lure summary``,
+    MLflow's runs table): a dotted ``path`` into the stage's metrics file, where ``*`` stands for any one key (each
+    recommender, each dataset), a short stable ``label`` (``{0}``, ``{1}``: the keys ``*`` matched) and whether
+    ``higher`` or ``lower`` is better (None: a descriptive number, neither).
+    """
+
+    path: str
+    label: str
+    better: Literal["higher", "lower"] | None = None
+
+    def values(self, metrics: Any) -> dict[str, float]:
+        """``{label: value}`` for every numeric leaf of ``metrics`` the path matches (absent ones are skipped)."""
+        found: dict[str, float] = {}
+
+        def walk(node: Any, parts: list[str], matched: tuple[str, ...]) -> None:
+            if not parts:
+                if isinstance(node, int | float) and not isinstance(node, bool):
+                    found[self.label.format(*matched)] = float(node)
+                return
+            if not isinstance(node, dict):
+                return
+            head, rest = parts[0], parts[1:]
+            if head == "*":
+                for key in sorted(node):
+                    walk(node[key], rest, (*matched, str(key)))
+            elif head in node:
+                walk(node[head], rest, matched)
+
+        walk(metrics, self.path.split("."), ())
+        return found
+
+
+class HeadlineValue(NamedTuple):
+    """One headline metric of one run: its label, value and which direction is better."""
+
+    label: str
+    value: float
+    better: Literal["higher", "lower"] | None
 
 
 @dataclass(frozen=True)
@@ -47,6 +89,16 @@ class StageDef:
     module: str = ""
     args: tuple[str, ...] = ()
     launcher: tuple[str, ...] = ("python",)
+    #: The few metrics of this stage's metrics file that a person compares runs on (``Headline``).
+    headline: tuple[Headline, ...] = ()
+
+    def headline_values(self, metrics: Any) -> list[HeadlineValue]:
+        """The declared headline metrics found in ``metrics`` (this stage's metrics file), in declaration order."""
+        return [
+            HeadlineValue(label, value, headline.better)
+            for headline in self.headline
+            for label, value in headline.values(metrics).items()
+        ]
 
     @property
     def module_name(self) -> str:

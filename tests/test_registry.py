@@ -8,7 +8,16 @@ import pytest
 from pydantic import BaseModel, Field, create_model
 
 from lure.pipeline.stages import pipeline_stages
-from lure.registry import METHODS, PROPENSITY_MODELS, SOURCES, ZOO, Definition, Registry, UnknownChoiceError
+from lure.registry import (
+    METHODS,
+    PROPENSITY_MODELS,
+    SOURCES,
+    ZOO,
+    Definition,
+    Registry,
+    StageDef,
+    UnknownChoiceError,
+)
 from lure.spec.base import Section
 from lure.spec.eval import EvalSpec, ZooModel
 from lure.spec.load import leaf_paths, structural_paths, validate_spec
@@ -98,3 +107,24 @@ def test_every_data_source_is_a_definition_that_says_how_to_get_its_files() -> N
             assert source.archive is not None or source.download is not None or "no official" in source.manual
         else:  # the world prepares itself
             assert source.prepare is not None and not source.required
+
+
+def test_headline_paths_match_numeric_leaves_with_wildcards() -> None:
+    from lure.registry import Headline, HeadlineValue
+
+    metrics = {
+        "world": {"gdrt": {"ndcg_at_10": 0.02, "name": "x"}, "sft": {"ndcg_at_10": 0.04}, "pop": {}},
+        "comparison": {"a_vs_b": {"ndcg_at_10": {"diff": -0.5}}},
+        "flag": True,
+        "ece": 3,
+    }
+    assert Headline("world.*.ndcg_at_10", "{0}.ndcg@10", "higher").values(metrics) == {
+        "gdrt.ndcg@10": 0.02,
+        "sft.ndcg@10": 0.04,
+    }
+    assert Headline("*.*.ndcg_at_10.diff", "{0}/{1}").values(metrics) == {"comparison/a_vs_b": -0.5}
+    assert Headline("world.gdrt.name", "n").values(metrics) == {}  # strings are not metrics
+    assert Headline("flag", "f").values(metrics) == {}  # nor booleans
+    assert Headline("missing.path", "m").values(metrics) == {}
+    stage = StageDef(name="s", params=(), headline=(Headline("ece", "ece", "lower"), Headline("flag", "f")))
+    assert stage.headline_values(metrics) == [HeadlineValue("ece", 3.0, "lower")]

@@ -31,11 +31,21 @@ from lure.layout import (
     metrics_file,
     zoo_dir,
 )
-from lure.registry import ANALYSES, METHODS, ZOO, Definition, StageDef, load_plugins
+from lure.registry import ANALYSES, METHODS, ZOO, Definition, Headline, StageDef, load_plugins
 from lure.spec.model import Spec, section_names
 
 #: Non-Python files the LLM stages read (the Python modules each stage runs are derived from its imports).
 LLM_FILES = ("prompts",)
+
+#: Headline metrics of a recommender's window evaluation (GDRT Table 2's metrics and the world's truth).
+LLM_EVAL_HEADLINE = (
+    Headline("ndcg_at_10", "ndcg@10", "higher"),
+    Headline("hit_at_10", "hit@10", "higher"),
+    Headline("mgu_at_5", "mgu@5", "lower"),
+    Headline("dgu_at_5", "dgu@5", "lower"),
+    Headline("true_relevance_at_10", "true_rel@10", "higher"),
+    Headline("coverage_at_10", "coverage@10", "higher"),
+)
 
 
 def llm_evaluated(spec: Spec) -> list[str]:
@@ -135,6 +145,7 @@ def llm_stages(spec: Spec) -> list[StageDef]:
                 code=LLM_FILES,
                 deps=(PREPARED, ITEM_RELEVANCE, *model_deps),
                 outs=(llm_eval_dir(name),),
+                headline=LLM_EVAL_HEADLINE,
             )
         )
     stages.append(
@@ -158,6 +169,10 @@ def llm_stages(spec: Spec) -> list[StageDef]:
             plots=tuple(
                 f"plots/llm/{name}.{ext}" for name in ("attribution", "top1_groups", "course") for ext in ("csv", "png")
             ),
+            headline=(
+                Headline("comparison.*.ndcg_at_10.diff", "{0}.ndcg@10_diff", "higher"),
+                Headline("comparison.*.true_relevance_at_10.diff", "{0}.true_rel@10_diff", "higher"),
+            ),
         )
     )
     return stages
@@ -172,6 +187,12 @@ def pipeline_stages(spec: Spec) -> list[StageDef]:
             params=("seed", "data"),
             outs=(PREPARED,),
             plots=("plots/prepare/popularity.csv", "plots/prepare/popularity.png"),
+            headline=(
+                Headline("users", "users"),
+                Headline("items", "items"),
+                Headline("interactions", "interactions"),
+                Headline("head_share", "head_share"),
+            ),
         ),
         StageDef(
             name="propensity",
@@ -179,12 +200,14 @@ def pipeline_stages(spec: Spec) -> list[StageDef]:
             deps=(PREPARED,),
             outs=(PROPENSITY_DIR,),
             plots=("plots/propensity/calibration.csv", "plots/propensity/calibration.png"),
+            headline=(Headline("ece", "ece", "lower"),),
         ),
         StageDef(
             name="pairs",
             params=("seed", "pairs"),
             deps=(PREPARED, PROPENSITY_DIR),
             outs=(PAIRS_DIR,),
+            headline=(Headline("pairs", "pairs"), Headline("smd_log_pop_after", "smd_log_pop_after", "lower")),
         ),
     ]
     science.extend(
@@ -205,6 +228,12 @@ def pipeline_stages(spec: Spec) -> list[StageDef]:
             deps=(PREPARED, PROPENSITY_DIR, *(zoo_dir(m) for m in spec.eval.models)),
             outs=(EVALUATE_DIR,),
             plots=("plots/evaluate/estimates.csv", "plots/evaluate/estimates.png"),
+            headline=(
+                Headline("summary.ips_error_ratio", "ips_error_ratio", "lower"),
+                Headline("summary.snips_error_ratio", "snips_error_ratio", "lower"),
+                Headline("summary.kendall_tau_naive_recall_at_10", "kendall_naive_recall@10", "higher"),
+                Headline("summary.kendall_tau_snips_recall_at_10", "kendall_snips_recall@10", "higher"),
+            ),
         )
     )
     science.extend(llm_stages(spec))
@@ -215,6 +244,7 @@ def pipeline_stages(spec: Spec) -> list[StageDef]:
         params=("tables",),
         deps=result_metrics,
         outs=(TABLES_DIR,),
+        headline=(Headline("cells_filled", "cells_filled", "higher"),),
     )
     track = StageDef(
         name="track",

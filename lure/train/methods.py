@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lure.layout import GDRT_CENTERS, GDRT_GROUPS, GDRT_TOKEN_GROUPS, LLM_BASE, PREPARED, llm_model_dir
-from lure.registry import METHODS, Definition, StageDef
+from lure.registry import METHODS, Definition, Headline, StageDef
 from lure.spec.method import GDRTMethod, SFTMethod
 
 #: Config of a data-parallel launch (``train.processes`` > 1), kept in the repository.
@@ -62,6 +62,7 @@ def train_stage(spec: Any, method: str, *, params: Sequence[str] = (), deps: Seq
         code=TRAIN_FILES,
         deps=(PREPARED, LLM_BASE, *deps),
         outs=(llm_model_dir(method),),
+        headline=(Headline("final_loss", "final_loss", "lower"), Headline("train_seconds", "train_seconds", "lower")),
     )
 
 
