@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from fnmatch import fnmatchcase as fnmatch
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -169,6 +170,132 @@ def exp_run(
     raise typer.Exit(code)
 
 
+@exp_app.command("show")
+def exp_show(
+    metric: Annotated[
+        list[str],
+        typer.Option("--metric", "-m", help="Show only metrics matching this pattern, e.g. 'llm-eval-*/ndcg*'"),
+    ] = [],
+    param: Annotated[
+        list[str], typer.Option("--param", "-p", help="Also show parameters matching this pattern, e.g. 'method.*'")
+    ] = [],
+    all_commits: Annotated[
+        bool, typer.Option("--all-commits", help="Include every commit, not only HEAD", metavar="")
+    ] = False,
+    csv: Annotated[bool, typer.Option("--csv", help="Print CSV: one row per experiment", metavar="")] = False,
+    md: Annotated[bool, typer.Option("--md", help="Print a Markdown table", metavar="")] = False,
+) -> None:
+    """Compare experiments: the parameters that differ and each stage's headline metrics, best value marked (*).
+
+    Reads `dvc exp show --json` (the workspace, HEAD and its experiments: named runs, queue results). The table has
+    one row per metric and one column per experiment, and splits into several tables rather than truncate.
+    """
+    from lure.display import Column, print_table
+    from lure.experiments import changed_params, dvc_exp_show, experiments_from_exp_show, flatten_params, headline_rows
+
+    try:
+        shown = dvc_exp_show(all_commits=all_commits)
+    except RuntimeError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    experiments = _distinct(experiments_from_exp_show(shown))
+    if not experiments:
+        console.print("no experiments with results yet: run `make repro` or `lure exp run -S KEY=VALUE`")
+        return
+    stages = _stages_of(experiment.params for experiment in experiments)
+    rows = headline_rows(experiments, stages, metric)
+    flat = [flatten_params(e.params) for e in experiments]
+    shown_params = [*changed_params(experiments)]
+    shown_params += [k for k in sorted({k for f in flat for k in f}) if any(fnmatch(k, p) for p in param)]
+    shown_params = list(dict.fromkeys(shown_params))
+    names = [e.name for e in experiments]
+    if csv or md:
+        _print_comparison_text(experiments, shown_params, rows, csv=csv)
+        return
+    arrows = {"higher": " ↑", "lower": " ↓", None: ""}
+    cells = [[p, *(_param_text(f.get(p)) for f in flat)] for p in shown_params]
+    cells.append(["git revision", *(e.rev[:7] if e.kind != "workspace" else "workspace" for e in experiments)])
+    for row in rows:
+        cells.append([row.name + arrows[row.better], *(_fmt(v, star=i == row.best) for i, v in enumerate(row.values))])
+    print_table(
+        console,
+        f"{len(experiments)} experiment(s): {len(shown_params)} parameter(s) that differ, {len(rows)} headline metrics",
+        [Column("parameter / stage/metric", "left")],
+        [Column(n) for n in names],
+        cells,
+        caption="* best of the row (↑ higher is better, ↓ lower); — not computed in that experiment",
+    )
+
+
+def _distinct(experiments: list[Any]) -> list[Any]:
+    """Drop the workspace row when it equals the commit it sits on (nothing run since): DVC lists both."""
+    if len(experiments) > 1 and experiments[0].kind == "workspace":
+        workspace, head = experiments[0], experiments[1]
+        if (workspace.params, workspace.metrics) == (head.params, head.metrics):
+            return experiments[1:]
+    return experiments
+
+
+def _stages_of(all_params: Any) -> dict[str, Any]:
+    """Every stage (by name, pipeline order) of the experiments' specs; a spec that no longer validates (an older
+    commit's) contributes nothing, so its metrics show only where today's stages declare them."""
+    from lure.pipeline.stages import pipeline_stages
+
+    stages: dict[str, Any] = {}
+    for params in all_params:
+        try:
+            spec = validate_spec(params, "experiment")
+        except SpecError:
+            continue
+        for stage in pipeline_stages(spec):
+            stages.setdefault(stage.name, stage)
+    return stages
+
+
+def _param_text(value: Any) -> str:
+    """A parameter as the spec writes it (0.5, 1.0, [sft], null), '—' where the experiment has no such field."""
+    if value is None:
+        return "—"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _fmt(value: Any, *, star: bool = False) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        text = f"{int(value):,}"  # counts: 36,645 rather than 3.664e+04
+    elif isinstance(value, float):
+        text = f"{value:.4g}" if abs(value) >= 1e4 or (value != 0 and abs(value) < 1e-3) else f"{value:.4f}"
+    else:
+        text = json.dumps(value) if not isinstance(value, str) else value
+    return text + ("*" if star else "")
+
+
+def _print_comparison_text(experiments: list[Any], params: list[str], rows: list[Any], *, csv: bool) -> None:
+    """CSV (one row per experiment, full precision) or Markdown (one row per metric, as the table)."""
+    from lure.experiments import flatten_params
+
+    flat = [flatten_params(e.params) for e in experiments]
+    if csv:
+        import csv as csv_module
+
+        writer = csv_module.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["experiment", "rev", *params, *(r.name for r in rows)])
+        for i, e in enumerate(experiments):
+            values = [flat[i].get(p) for p in params] + [r.values[i] for r in rows]
+            writer.writerow([e.name, e.rev, *("" if v is None else v for v in values)])
+        return
+    header = ["parameter / stage/metric", *(e.name for e in experiments)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for p in params:
+        lines.append("| " + " | ".join([p, *(_param_text(f.get(p)) for f in flat)]) + " |")
+    arrows = {"higher": " ↑", "lower": " ↓", None: ""}
+    for r in rows:
+        cells = [f"**{_fmt(v)}**" if i == r.best else _fmt(v) for i, v in enumerate(r.values)]
+        lines.append("| " + " | ".join([r.name + arrows[r.better], *cells]) + " |")
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
 def _run(args: list[str]) -> int:
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
@@ -186,61 +313,61 @@ def _set_preserving_comments(text: str, overrides: list[str]) -> str:
 @app.command("summary")
 def summary(
     metrics_dir: Annotated[Path, typer.Option(help="Folder of stage metrics")] = Path("metrics"),
-    full: Annotated[bool, typer.Option("--full", help="Every metric, nested ones included")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Every metric, nested ones included", metavar="")] = False,
 ) -> None:
-    """Print the pipeline's metrics (the end of `make repro`): each stage's headline numbers, then the
-    offline evaluation as a model × estimator table. `--full` lists every metric."""
+    """Print the pipeline's results (the end of `make repro`): each stage's headline metrics, the offline
+    evaluation as a model × estimator table and the next-item results. `--full` lists every metric of every stage."""
+    from lure.display import Column, print_table
     from lure.io import read_json
+    from lure.pipeline.stages import pipeline_stages
 
-    files = sorted(metrics_dir.glob("*.json"))
+    files = {f.stem: f for f in sorted(metrics_dir.glob("*.json"))}
     if not files:
         console.print(f"no metrics in {metrics_dir}/ yet: run `make repro`")
         return
-    table = Table(title="lure pipeline metrics")
-    table.add_column("stage", style="cyan")
-    table.add_column("metric")
-    table.add_column("value", justify="right", style="green")
-    evaluation = llm_report = None
-    for f in files:
-        data = read_json(f)
-        if f.stem == "evaluate" and not full:
-            evaluation = data
-            data = {f"summary.{k}": v for k, v in data.get("summary", {}).items()}
-        if f.stem == "llm-report" and not full:
-            llm_report = data
-            continue
-        for key, value in flatten(data).items():
-            if full or not isinstance(value, (dict, list)):
-                table.add_row(f.stem, key, f"{value:.4g}" if isinstance(value, float) else str(value))
-    console.print(table)
-    if evaluation is not None:
-        console.print(_evaluation_table(evaluation))
-    if llm_report is not None:
-        console.print(_llm_table(llm_report))
+    data = {stem: read_json(path) for stem, path in files.items()}
+    keys = [Column("stage", "left"), Column("metric", "left")]
+    if full:
+        rows = [[stem, key, _fmt(value)] for stem, d in data.items() for key, value in flatten(d).items()]
+        print_table(console, "every metric", keys, [Column("value")], rows)
+        return
+    try:
+        stages = pipeline_stages(load_spec(PARAMS))
+    except SpecError as exc:
+        _die(exc)
+    arrows = {"higher": " ↑", "lower": " ↓", None: ""}
+    rows = [
+        [stage.name, item.label + arrows[item.better], _fmt(item.value)]
+        for stage in stages
+        if stage.name in data
+        for item in stage.headline_values(data[stage.name])
+    ]
+    print_table(console, "headline metrics (`lure summary --full`: every metric)", keys, [Column("value")], rows)
+    if "evaluate" in data:
+        _print_evaluation(data["evaluate"])
+    if "llm-report" in data:
+        _print_llm_report(data["llm-report"])
 
 
-def _llm_table(report: dict[str, Any]) -> Table:
-    """Recommender × metric on the window test split (the llm-report stage), one block per dataset."""
-    table = Table(title="next-item recommendation (window test split)")
-    table.add_column("dataset / recommender", style="cyan")
-    columns = (
-        "ndcg_at_5",
-        "ndcg_at_10",
-        "hit_at_5",
-        "hit_at_10",
-        "mgu_at_5",
-        "dgu_at_5",
-        "true_relevance_at_10",
-        "coverage_at_10",
-    )
-    for c in columns:
-        table.add_column(c, justify="right")
+def _print_llm_report(report: dict[str, Any]) -> None:
+    """Recommender × metric on the window test split (the llm-report stage), one table per dataset."""
+    from lure.display import Column, print_table
+
+    columns = ("ndcg_at_5", "ndcg_at_10", "hit_at_5", "hit_at_10", "mgu_at_5", "dgu_at_5", "true_relevance_at_10",
+               "coverage_at_10")  # fmt: skip
+    headers = ("ndcg@5", "ndcg@10", "hit@5", "hit@10", "mgu@5", "dgu@5", "true_rel@10", "coverage@10")
     for dataset, results in report.items():
         if dataset in ("comparison", "attribution") or not isinstance(results, dict):
             continue
-        for name, values in results.items():
-            table.add_row(f"{dataset} / {name}", *(f"{values[c]:.4f}" if c in values else "—" for c in columns))
-    return table
+        shown = [c for c in columns if any(c in v for v in results.values())]
+        rows = [[name, *(_fmt(values.get(c)) for c in shown)] for name, values in results.items()]
+        print_table(
+            console,
+            f"next-item recommendation on {dataset} (window test split)",
+            [Column("recommender", "left")],
+            [Column(headers[columns.index(c)]) for c in shown],
+            rows,
+        )
 
 
 @app.command("study")
@@ -296,23 +423,29 @@ def study(
         write_text(out, frame.to_csv(index=False))
 
 
-def _evaluation_table(result: dict[str, Any], metric: str = "recall_at_10") -> Table:
-    """Model × estimator means of one metric, with the 95% CI of each estimate."""
+def _print_evaluation(result: dict[str, Any], metric: str = "recall_at_10") -> None:
+    """Model × estimator means of one metric, with the confidence interval of each estimate."""
+    from lure.display import Column, print_table
+
     reserved = {"users", "comparisons", "summary"}  # the non-model blocks of lure.evaluation.evaluate_zoo
     models = [m for m, v in result.items() if m not in reserved and isinstance(v, dict)]
     estimators = [e for e in ("naive", "ips", "snips", "truth", "mar") if any(e in result[m] for m in models)]
-    table = Table(title=f"offline evaluation: {metric} (mean [CI]); target = {result.get('summary', {}).get('target')}")
-    table.add_column("model", style="cyan")
-    for est in estimators:
-        table.add_column(est, justify="right")
+    rows = []
     for m in models:
         cells = []
         for est in estimators:
             stats = result[m].get(est, {}).get(metric, {})
             mean, lo, hi = stats.get("mean"), stats.get("ci_low"), stats.get("ci_high")
-            cells.append("—" if mean is None else f"{mean:.4f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None else ""))
-        table.add_row(m, *cells)
-    return table
+            cells.append("—" if mean is None else f"{mean:.4f}" + (f"\n[{lo:.3f}, {hi:.3f}]" if lo is not None else ""))
+        rows.append([m, *cells])
+    target = result.get("summary", {}).get("target")
+    print_table(
+        console,
+        f"offline evaluation: {metric}, mean and CI per estimator (target: {target})",
+        [Column("model", "left")],
+        [Column(e) for e in estimators],
+        rows,
+    )
 
 
 @app.command("tables")

@@ -9,52 +9,35 @@ each seed redraws the world, the model initialisation, the training sample and t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from lure.layout import metrics_file
+from lure.experiments import experiments_from_exp_show
 from lure.stats import t_interval
-
-REPORT_METRICS = metrics_file("llm-report")
-
-
-def _walk(obj: Any) -> Iterable[dict[str, Any]]:
-    if isinstance(obj, dict):
-        state = (obj.get("executor") or {}).get("state")
-        if state not in (None, "success"):  # queued, running or failed: its files are not (yet) its results
-            return
-        data = obj.get("data")
-        if isinstance(data, dict) and "params" in data and "metrics" in data:
-            yield obj
-        for value in obj.values():
-            yield from _walk(value)
-    elif isinstance(obj, list):
-        for value in obj:
-            yield from _walk(value)
 
 
 def experiment_reports(exp_show: Any) -> list[dict[str, Any]]:
-    """``[{"name", "rev", "seed", "report"}]`` for every workspace/commit/experiment row of ``dvc exp show --json``
-    that has an LLM report; rows with the same (seed, report) are kept once (the workspace repeats its baseline)."""
+    """``[{"name", "rev", "seed", "report", "params"}]`` for every finished workspace/commit/experiment row of
+    ``dvc exp show --json`` that has an LLM report; rows with the same (seed, report) are kept once (the workspace
+    repeats its baseline)."""
     found: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for row in _walk(exp_show):
-        data = row["data"]
-        params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
-        report = ((data.get("metrics") or {}).get(REPORT_METRICS) or {}).get("data")
+    for experiment in experiments_from_exp_show(exp_show):
+        report, params = experiment.metrics.get("llm-report"), experiment.params
         if not report or "seed" not in params:
             continue
-        key = repr((params["seed"], sorted(report.items(), key=lambda kv: kv[0]).__repr__()))
+        key = json.dumps([params["seed"], report], sort_keys=True)
         if key in seen:
             continue
         seen.add(key)
         found.append(
             {
-                "name": row.get("name") or data.get("name") or row.get("rev"),
-                "rev": data.get("rev"),
+                "name": experiment.name,
+                "rev": experiment.rev,
                 "seed": int(params["seed"]),
                 "report": report,
                 "params": params,
