@@ -133,10 +133,19 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp creates 0600; give the file the mode open() would (an existing file keeps its own)
+        tmp.chmod(target.stat().st_mode & 0o7777 if target.exists() else _new_file_mode())
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _new_file_mode() -> int:
+    """0666 minus the process umask: the mode ``open(path, "w")`` gives a new file."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 @contextmanager

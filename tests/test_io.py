@@ -257,3 +257,17 @@ def test_layout_imports_nothing_heavy() -> None:
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_written_files_get_the_mode_open_would_give(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        fresh = write_text(tmp_path / "a.txt", "x")
+        assert fresh.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600: others may read reports and schemas
+        os.umask(0o077)
+        assert write_text(tmp_path / "b.txt", "x").stat().st_mode & 0o777 == 0o600
+        (tmp_path / "c.txt").write_text("old")
+        (tmp_path / "c.txt").chmod(0o640)
+        assert write_text(tmp_path / "c.txt", "new").stat().st_mode & 0o777 == 0o640  # an existing file keeps its mode
+    finally:
+        os.umask(old)
