@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install repro lint test test-fast ui paper-tables bench clean-venv
+.PHONY: install repro lint test test-fast ui paper-tables bench clean-venv plots
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ test-fast: install
 
 ui: install
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/.mlflow/mlflow.db}" --host 127.0.0.1 --port $${PORT:-5000}
+
+# Every plot of dvc.yaml as a chart in dvc_plots/index.html, readable offline (Vega inlined, lure/plots/page.py);
+# nothing is opened. REVS="exp-a exp-b" (experiments, commits, branches) overlays those revisions (dvc plots diff).
+plots: install
+	$(BIN)/python -m lure.plots.page .lure/plots.html
+	$(BIN)/dvc plots $(if $(REVS),diff $(REVS),show) --html-template .lure/plots.html -o dvc_plots
 
 paper-tables: install
 	$(BIN)/lure spec check

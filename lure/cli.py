@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lure.io import write_json, write_text
+from lure.layout import PARAMS
 from lure.spec.dump import dump_spec
 from lure.spec.load import (
     SpecError,
@@ -35,7 +36,23 @@ app.add_typer(exp_app, name="exp")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
-PARAMS = "params.yaml"
+
+def _version(value: bool) -> None:
+    if value:
+        from lure import __version__
+
+        console.print(f"lure {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print lure's version and exit", callback=_version, is_eager=True, metavar=""),
+    ] = False,
+) -> None:
+    """lure: reproducible experiments on bias in LLM-based recommenders."""
 
 
 def _die(exc: SpecError) -> None:
@@ -91,18 +108,30 @@ def spec_schema(
 
 
 @spec_app.command("show")
-def spec_show(params: Annotated[Path, typer.Option(help="Spec to show")] = Path(PARAMS)) -> None:
+def spec_show(
+    section: Annotated[
+        str | None, typer.Argument(help="Show only this section or field, e.g. 'method' or 'data.source'")
+    ] = None,
+    params: Annotated[Path, typer.Option(help="Spec to show")] = Path(PARAMS),
+) -> None:
     """Print the effective spec (defaults filled in) with each field's description."""
     try:
         spec = load_spec(params)
     except SpecError as exc:
         _die(exc)
-    table = Table(title=f"effective spec: {params}", show_lines=False)
+    fields = flatten(spec_to_dict(spec))
+    if section is not None:
+        fields = {k: v for k, v in fields.items() if k == section or k.startswith(section + ".")}
+        if not fields:
+            sections = ", ".join(sorted({k.split(".")[0] for k in flatten(spec_to_dict(spec))}))
+            err.print(f"[red]the spec has no field {section!r}[/]; sections: {sections}")
+            raise typer.Exit(2)
+    table = Table(title=f"effective spec: {params}" + (f" ({section})" if section else ""), show_lines=False)
     table.add_column("field", style="cyan", no_wrap=True)
     table.add_column("value", style="green")
     table.add_column("description")
     descriptions = field_descriptions()
-    for path, value in flatten(spec_to_dict(spec)).items():
+    for path, value in fields.items():
         mark = " [magenta](structural)[/]" if path in structural_values(spec) else ""
         table.add_row(path, json.dumps(value), descriptions.get(path, "") + mark)
     Console(soft_wrap=True).print(table)  # a fresh console: the terminal width (COLUMNS) is read at call time
@@ -145,6 +174,7 @@ def exp_run(
     ] = False,
 ) -> None:
     """Validate overrides, regenerate dvc.yaml if they change the pipeline's shape, then `dvc exp run`."""
+    from lure.io import write_with
     from lure.pipeline.generate import DVC_YAML, render_dvc_yaml, shape_mismatch
 
     try:
@@ -157,16 +187,25 @@ def exp_run(
     if queue:
         dvc_args.append("--queue")
     reshaped = structural_values(new_spec) != structural_values(old_spec) or shape_mismatch(old_spec) is not None
-    if not reshaped:
-        raise typer.Exit(_run(dvc_args))
-    saved = {p: Path(p).read_text(encoding="utf-8") for p in (PARAMS, DVC_YAML) if Path(p).exists()}
-    write_text(PARAMS, _set_preserving_comments(saved[PARAMS], set_param))
-    write_text(DVC_YAML, render_dvc_yaml(new_spec))
-    console.print("[yellow]pipeline shape changed:[/] regenerated dvc.yaml for this experiment")
-    code = _run(dvc_args)
-    if queue or code != 0:  # a queued experiment took its snapshot; leave the workspace as it was
-        for path, text in saved.items():
-            write_text(path, text)
+    # `dvc exp run -S` writes the new values into params.yaml and leaves them there when a stage fails; a failed,
+    # interrupted or queued run (a queued one took its snapshot) gets both files back byte for byte.
+    saved = {p: Path(p).read_bytes() if Path(p).exists() else None for p in (PARAMS, DVC_YAML)}
+    code = 130  # kept by a KeyboardInterrupt (and by any other exception, which then propagates)
+    try:
+        if reshaped:
+            write_text(PARAMS, _set_preserving_comments(saved[PARAMS].decode("utf-8"), set_param))
+            write_text(DVC_YAML, render_dvc_yaml(new_spec))
+            console.print("[yellow]pipeline shape changed:[/] regenerated dvc.yaml for this experiment")
+        code = _run(dvc_args)
+    except KeyboardInterrupt:
+        err.print("[bold red]interrupted[/]: params.yaml and dvc.yaml restored", highlight=False)
+    finally:
+        if queue or code != 0:
+            for path, data in saved.items():
+                if data is None:
+                    Path(path).unlink(missing_ok=True)
+                elif not Path(path).exists() or Path(path).read_bytes() != data:
+                    write_with(path, lambda tmp, data=data: tmp.write_bytes(data))
     raise typer.Exit(code)
 
 
@@ -331,8 +370,8 @@ def summary(
         rows = [[stem, key, _fmt(value)] for stem, d in data.items() for key, value in flatten(d).items()]
         print_table(console, "every metric", keys, [Column("value")], rows)
         return
-    try:
-        stages = pipeline_stages(load_spec(PARAMS))
+    try:  # the headline metrics each stage declares; without a params.yaml, the default spec's stages
+        stages = pipeline_stages(load_spec(PARAMS) if Path(PARAMS).is_file() else Spec())
     except SpecError as exc:
         _die(exc)
     arrows = {"higher": " ↑", "lower": " ↓", None: ""}
@@ -410,15 +449,25 @@ def study(
     except (ValueError, KeyError) as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
-    table = Table(
-        title=f"{method or spec.method.name} vs {baseline} over seeds {frame['seeds'].iloc[0]} "
-        f"({confidence:.0%} t intervals)"
+    if int(frame["n_seeds"].iloc[0]) < 2:
+        err.print(
+            "[yellow]warning:[/] only one seed has results, so every interval below has zero width and says nothing "
+            "about seed-to-seed noise; run more seeds (`lure exp run --queue -S seed=1`, then `dvc queue start`)"
+        )
+    from lure.display import Column, print_table
+
+    rows = [
+        [r.metric, r.what, f"{r.mean:.4f}", f"[{r.ci_low:.4f}, {r.ci_high:.4f}]", ", ".join(map(str, r.values))]
+        for r in frame.itertuples()
+    ]
+    print_table(
+        console,
+        f"{method or spec.method.name} vs {baseline} over seeds {frame['seeds'].iloc[0]} "
+        f"({confidence:.0%} t intervals)",
+        [Column("metric", "left"), Column("what", "left")],
+        [Column("mean"), Column("interval"), Column("per seed", "left")],
+        rows,
     )
-    for c in ("metric", "what", "mean", "interval", "per seed"):
-        table.add_column(c)
-    for r in frame.itertuples():
-        table.add_row(r.metric, r.what, f"{r.mean:.4f}", f"[{r.ci_low:.4f}, {r.ci_high:.4f}]", str(r.values))
-    console.print(table)
     if out is not None:
         write_text(out, frame.to_csv(index=False))
 
@@ -449,20 +498,29 @@ def _print_evaluation(result: dict[str, Any], metric: str = "recall_at_10") -> N
 
 
 @app.command("tables")
-def tables(params: Annotated[Path, typer.Option(help="Spec to take tables.* from")] = Path(PARAMS)) -> None:
-    """Print every registered paper table (paper | ours | difference) from the current metrics.
+def tables(
+    params: Annotated[Path, typer.Option(help="Spec to take tables.* from")] = Path(PARAMS),
+    long: Annotated[
+        bool,
+        typer.Option("--long", help="One row per cell: paper, ours, Δ and world (simulated) in columns", metavar=""),
+    ] = False,
+) -> None:
+    """Print every registered paper table (paper | ours | difference | world) from the current metrics.
 
-    Files are written by the ``tables`` stage (`make paper-tables` runs it first); this command only shows them.
+    Each table says which spec fills which rows and with what command; a table wider than the terminal (or COLUMNS,
+    80 when piped) is split or laid out one row per cell, never truncated. Files are written by the ``tables``
+    stage (`make paper-tables` runs it first); this command only shows them.
     """
     from lure.pipeline.stages import pipeline_stages, read_dep_metrics
-    from lure.tables.render import print_tables, render_spec
+    from lure.tables.console import print_tables
+    from lure.tables.render import render_spec
 
     try:
         spec = load_spec(params)
     except SpecError as exc:
         _die(exc)
     stage = next(s for s in pipeline_stages(spec) if s.name == "tables")
-    print_tables(render_spec(spec.tables, read_dep_metrics(stage), None), console)
+    print_tables(render_spec(spec.tables, read_dep_metrics(stage), None), console, long=long)
 
 
 def main() -> None:  # pragma: no cover

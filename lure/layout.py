@@ -60,8 +60,15 @@ LLM_REPORT_DIR = f"{REPORTS_DIR}/llm"
 MLFLOW_RUN = f"{REPORTS_DIR}/mlflow_run.json"
 METRICS_DIR = "metrics"
 PLOTS_DIR = "plots"
+#: The active spec (DVC's params file) and the folder of named specs.
+PARAMS = "params.yaml"
+SPECS_DIR = "specs"
 #: Marker of the ``validate`` stage (every other stage depends on it).
 SPEC_OK = ".lure/spec.ok"
+#: Where a stage that ran leaves a record of that execution (``<stage>.json``: start, end, its metrics' hash). Not a
+#: DVC output and git-ignored, so DVC never restores one from its cache: ``track`` reads these records to tell the
+#: stages that ran since the last tracked run from those DVC restored, then removes them.
+STAGE_RUNS_DIR = ".lure/stage-runs"
 #: Training checkpoints: outside every DVC output, so DVC does not delete them before a resumed run.
 CHECKPOINTS = ".lure/checkpoints"
 
@@ -336,3 +343,8 @@ def template_names(directory: Path | None = None) -> list[str]:
     """Names of the templates in ``directory`` (default :func:`prompts_dir`), sorted."""
     folder = prompts_dir() if directory is None else directory
     return sorted(p.stem for p in folder.glob(f"*{TEMPLATE_SUFFIX}"))
+
+
+def stage_run_file(stage: str) -> str:
+    """The execution record of ``stage`` (see :data:`STAGE_RUNS_DIR`)."""
+    return f"{STAGE_RUNS_DIR}/{stage}.json"

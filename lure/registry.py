@@ -71,6 +71,30 @@ class HeadlineValue(NamedTuple):
 
 
 @dataclass(frozen=True)
+class PlotDef:
+    """How ``dvc plots`` draws one data-series file (CSV) of a stage: the columns on each axis, a title, the axis
+    labels and a Vega-Lite template, either one of DVC's (``linear``, ``scatter``, ``bar_horizontal``, …, see
+    ``dvc plots templates``) or a ``.json`` file under the project root. Without one DVC plots the row index against
+    the last column, which is rarely a chart. The generator writes it to the top-level ``plots:`` of ``dvc.yaml``.
+    """
+
+    path: str
+    x: str
+    y: tuple[str, ...]
+    title: str
+    template: str = "linear"
+    x_label: str = ""
+    y_label: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("path", "x", "title", "template"):
+            if not getattr(self, name):
+                raise ValueError(f"plot {self.path or '?'}: {name} must not be empty")
+        if isinstance(self.y, str) or not self.y or not all(self.y):
+            raise ValueError(f"plot {self.path}: y must be a non-empty tuple of column names, got {self.y!r}")
+
+
+@dataclass(frozen=True)
 class StageDef:
     """One DVC stage. ``params`` are dotted spec paths (a section name declares the whole section).
 
@@ -85,12 +109,20 @@ class StageDef:
     outs: tuple[str, ...] = ()
     uncached_outs: tuple[str, ...] = ()
     has_metrics: bool = True
+    #: Every plot file the stage writes (CSV data series and PNG images), outputs a person looks at.
     plots: tuple[str, ...] = ()
+    #: How ``dvc plots`` draws the data-series files among ``plots`` (one ``PlotDef`` each; images need none).
+    charts: tuple[PlotDef, ...] = ()
     module: str = ""
     args: tuple[str, ...] = ()
     launcher: tuple[str, ...] = ("python",)
     #: The few metrics of this stage's metrics file that a person compares runs on (``Headline``).
     headline: tuple[Headline, ...] = ()
+
+    def __post_init__(self) -> None:
+        stray = [c.path for c in self.charts if c.path not in self.plots]
+        if stray:
+            raise ValueError(f"stage {self.name!r}: charts {stray} are not among its plots {list(self.plots)}")
 
     def headline_values(self, metrics: Any) -> list[HeadlineValue]:
         """The declared headline metrics found in ``metrics`` (this stage's metrics file), in declaration order."""

@@ -147,8 +147,8 @@ def test_summary_prints_headlines_and_the_evaluation_matrix(tmp_path: Path, monk
     (tmp_path / "metrics" / "evaluate.json").write_text(json.dumps(evaluation))
     result = runner.invoke(app, ["summary"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "summary.ips_error_ratio" in result.output and "prepare" in result.output
-    assert "0.2500 [0.200, 0.300]" in result.output and "0.1250" in result.output
+    assert "ips_error_ratio ↓" in result.output and "prepare" in result.output and "wall_time_s" not in result.output
+    assert "0.2500" in result.output and "[0.200, 0.300]" in result.output and "0.1250" in result.output
     assert "users" not in result.output.split("offline evaluation")[1]
 
 

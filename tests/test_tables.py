@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import io as stdio
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -16,17 +17,24 @@ from rich.console import Console
 from lure.spec.tables import TablesSpec
 from lure.tables import (
     DEFAULT_PATH,
-    MISSING,
+    NO_DELTA,
+    NOT_IMPLEMENTED,
     NOT_PUBLISHED,
+    NOT_RUN,
     REQUIRED_TABLE_IDS,
     PaperTablesError,
     collect_metrics,
+    fill_table,
     load_tables,
     parse_tables,
-    print_tables,
+    render_spec,
     render_tables,
+    summarize,
     table_ids_for,
 )
+from lure.tables.console import print_tables
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -140,8 +148,9 @@ def test_no_cell_is_mapped_to_a_number_in_the_data_file():
 # ------------------------------------------------------------------------------------------------------ rendering
 
 
-def _mini(**cells) -> dict:
-    """A one-table data file whose cells are given as column -> cell."""
+def _mini(runs: list[dict] | None = None, not_implemented: str | None = "nothing else", **cells) -> dict:
+    """A one-table data file whose cells are given as column -> cell; every key comes from the runs given."""
+    runs = runs if runs is not None else [{"fills": "ours", "metrics": "m", "spec": "specs/mini.yaml"}]
     return {
         "schema_version": 1,
         "tables": [
@@ -153,45 +162,119 @@ def _mini(**cells) -> dict:
                 "source": "nowhere",
                 "row_header": "Method",
                 "columns": list(cells),
+                "runs": runs,
+                "not_implemented": not_implemented,
                 "rows": [{"label": "GDRT", "cells": cells}],
             }
         ],
     }
 
 
-def test_render_fills_ours_and_the_difference(tmp_path):
+RUNS = [
+    {"fills": "ours", "metrics": "evaluate.data", "spec": "specs/data.yaml"},
+    {"fills": "ours", "metrics": "judge", "spec": "specs/judge.yaml"},
+    {"fills": "ours", "metrics": "exposynth", "spec": "specs/synth.yaml"},
+    {"fills": "world", "metrics": "evaluate.world", "spec": "specs/world.yaml"},
+]
+
+
+def test_render_fills_ours_the_difference_and_the_world(tmp_path):
     mini = parse_tables(
         _mini(
-            ndcg={"paper": "0.0152", "ours": "evaluate.world.gdrt.ndcg_at_5"},
+            RUNS,
+            ndcg={"paper": "0.0152", "ours": "evaluate.data.gdrt.ndcg_at_5", "world": "evaluate.world.gdrt.ndcg_at_5"},
             rjs={"paper": "-0.110", "ours": "judge.rjs"},
             count={"paper": "47,117", "ours": "exposynth.accepted"},
             unmapped={"paper": "0.445", "ours": None},
-            absent={"paper": "0.5000", "ours": "evaluate.world.gdrt.not_computed"},
-            na={"paper": "/", "ours": "evaluate.world.gdrt.mgu_at_5"},
-            unpublished={"paper": None, "ours": "evaluate.world.gdrt.ndcg_at_5"},
+            absent={"paper": "0.5000", "ours": "evaluate.data.gdrt.not_computed", "world": "evaluate.world.gdrt.nope"},
+            na={"paper": "/", "ours": "evaluate.data.gdrt.mgu_at_5", "world": "evaluate.world.gdrt.mgu_at_5"},
+            unpublished={"paper": None, "ours": "evaluate.data.gdrt.ndcg_at_5"},
         )
     )
     metrics = {
-        "evaluate": {"world": {"gdrt": {"ndcg_at_5": 0.016, "mgu_at_5": 0.3}}},
+        "evaluate": {
+            "data": {"gdrt": {"ndcg_at_5": 0.016, "mgu_at_5": 0.3}},
+            "world": {"gdrt": {"ndcg_at_5": 0.02345, "mgu_at_5": 0.1}},
+        },
         "judge": {"rjs": -0.1},
         "exposynth": {"accepted": 47000},
     }
     (rt,) = render_tables(metrics, tmp_path, tables=mini)
     cell = {c.column: c for c in rt.cells}
-    assert (cell["ndcg"].paper, cell["ndcg"].ours, cell["ndcg"].delta) == ("0.0152", "0.0160", "+0.0008")
-    assert cell["ndcg"].delta_value == pytest.approx(0.0008, abs=1e-12)
-    assert (cell["rjs"].ours, cell["rjs"].delta) == ("-0.1000", "+0.0100")
-    assert (cell["count"].ours, cell["count"].delta, cell["count"].delta_value) == ("47,000", "-117", -117)
-    assert (cell["unmapped"].ours, cell["unmapped"].delta) == (MISSING, MISSING)
-    assert (cell["absent"].ours, cell["absent"].delta) == (MISSING, MISSING)
-    assert (cell["na"].paper, cell["na"].ours, cell["na"].delta) == ("/", "0.3000", MISSING)
-    assert (cell["unpublished"].paper, cell["unpublished"].ours, cell["unpublished"].delta) == (
-        NOT_PUBLISHED, "0.0160", MISSING,
+    ndcg = cell["ndcg"]
+    assert (ndcg.paper, ndcg.ours, ndcg.delta, ndcg.world) == ("0.0152", "0.0160", "+0.0008", "0.0234")
+    assert ndcg.delta_value == pytest.approx(0.0008, abs=1e-12) and ndcg.world_value == 0.02345
+    assert (ndcg.ours_spec, ndcg.world_spec, ndcg.ours_state, ndcg.world_state) == (
+        "specs/data.yaml", "specs/world.yaml", "value", "value",
     )  # fmt: skip
-    assert (rt.n_mapped, rt.n_filled) == (6, 5)
+    assert (cell["rjs"].ours, cell["rjs"].delta, cell["rjs"].world) == ("-0.1000", "+0.0100", NOT_IMPLEMENTED)
+    assert (cell["count"].ours, cell["count"].delta, cell["count"].delta_value) == ("47,000", "-117", -117)
+    unmapped = cell["unmapped"]
+    assert (unmapped.ours, unmapped.delta, unmapped.world) == (NOT_IMPLEMENTED, NO_DELTA, NOT_IMPLEMENTED)
+    assert (unmapped.ours_state, unmapped.ours_spec) == ("not_implemented", None)
+    absent = cell["absent"]
+    assert (absent.ours, absent.delta, absent.world) == (NOT_RUN, NO_DELTA, NOT_RUN)
+    assert (absent.ours_state, absent.ours_spec, absent.world_spec) == (
+        "not_run",
+        "specs/data.yaml",
+        "specs/world.yaml",
+    )
+    assert (cell["na"].paper, cell["na"].ours, cell["na"].delta, cell["na"].world) == (
+        "/",
+        "0.3000",
+        NO_DELTA,
+        "0.1000",
+    )
+    assert (cell["unpublished"].paper, cell["unpublished"].ours, cell["unpublished"].delta) == (
+        NOT_PUBLISHED, "0.0160", NO_DELTA,
+    )  # fmt: skip
+    assert (rt.n_mapped, rt.n_filled) == (6, 5)  # 'unmapped' has no key; 'absent' has keys but no values
+    assert rt.states("ours") == {"value": 5, "not_run": 1, "not_implemented": 1}
+    assert rt.states("world") == {"value": 2, "not_run": 1, "not_implemented": 4}
+    assert summarize([rt, rt]) == {
+        "tables": 2, "cells": 14, "cells_with_paper_value": 10, "cells_mapped": 12, "cells_filled": 10,
+        "ours": {"filled": 10, "not_run": 2, "not_implemented": 2},
+        "world": {"filled": 4, "not_run": 2, "not_implemented": 8},
+    }  # fmt: skip
 
     (rt2,) = render_tables(metrics, tmp_path, tables=mini, decimals=2)
     assert rt2.cell("GDRT", "ndcg").ours == "0.02" and rt2.cell("GDRT", "rjs").delta == "+0.01"
+    assert rt2.cell("GDRT", "ndcg").world == "0.02"
+
+    md = (tmp_path / "gdrt_mini.md").read_text(encoding="utf-8")
+    assert "- ours, every row (3/4 cells filled): `lure spec use specs/data.yaml && dvc repro`" in md
+    assert "- world (simulated), the default pipeline, every row (2/3 cells filled): " in md
+    assert "- not impl.: nothing else" in md
+    assert "| ndcg paper | ndcg ours | ndcg Δ | ndcg world (sim.) |" in md
+    assert "| GDRT | 0.0152 | 0.02 | 0.00 | 0.02 | -0.110 | -0.10 | +0.01 | not impl. |" in md
+
+
+def test_every_mapped_key_names_the_run_that_fills_it():
+    def bad(**kwargs):
+        with pytest.raises(PaperTablesError) as err:
+            parse_tables(_mini(**kwargs))
+        return str(err.value)
+
+    message = bad(x={"paper": "0.1", "ours": "other.x"})
+    assert "'gdrt_mini'" in message and "row 'GDRT', column 'x': ours key 'other.x' is filled by no run" in message
+    assert "world key 'm.y' is filled by no run" in bad(x={"paper": "0.1", "ours": "m.x", "world": "m.y"})
+    runs = [
+        {"fills": "ours", "metrics": "m", "spec": "specs/a.yaml"},
+        {"fills": "ours", "metrics": "m.x", "spec": "specs/b.yaml"},
+    ]
+    assert "is filled by 2 runs" in bad(runs=runs, x={"paper": "0.1", "ours": "m.x.y"})
+    runs = [{"fills": "ours", "metrics": "m", "spec": "specs/a.yaml", "rows": "Toy / *"}]
+    assert "whose rows 'Toy / *' do not include this row" in bad(runs=runs, x={"paper": "0.1", "ours": "m.x"})
+    runs = [
+        {"fills": "ours", "metrics": "m", "spec": "specs/a.yaml"},
+        {"fills": "world", "metrics": "w", "spec": "specs/w.yaml"},
+    ]
+    assert "runs that fill no cell: ['specs/w.yaml']" in bad(runs=runs, x={"paper": "0.1", "ours": "m.x"})
+    assert "say why in 'not_implemented'" in bad(not_implemented=None, x={"paper": "0.1", "ours": "m.x"})
+    message = bad(runs=[{"fills": "ours", "metrics": "m", "spec": "mini.yaml"}], x={"paper": "0.1", "ours": "m.x"})
+    assert "runs, 0, spec: String should match pattern" in message
+    # a prefix matches whole segments only: 'm' does not fill 'mx.y'
+    assert "ours key 'mx.y' is filled by no run" in bad(x={"paper": "0.1", "ours": "mx.y"})
 
 
 def test_render_writes_md_tex_csv_for_every_table(tmp_path, tables):
@@ -201,17 +284,29 @@ def test_render_writes_md_tex_csv_for_every_table(tmp_path, tables):
         assert set(rt.paths) == {"md", "tex", "csv"}
         for fmt, path in rt.paths.items():
             assert path == tmp_path / f"{rt.id}.{fmt}" and path.is_file()
-        frame = pd.read_csv(rt.paths["csv"], keep_default_na=False, dtype={"paper": str, "ours": str, "delta": str})
+        frame = pd.read_csv(rt.paths["csv"], keep_default_na=False, dtype=str)
         table = tables[rt.id]
         assert len(frame) == len(table.rows) * len(table.columns)
-        assert set(frame["ours"]) == {MISSING} and set(frame["delta"]) == {MISSING}
+        # no metrics at all: a mapped cell is "not run", an unmapped one "not implemented", on either side
+        for side in ("ours", "world"):
+            expected = [NOT_IMPLEMENTED if getattr(c, side) is None else NOT_RUN for *_, c in table.iter_cells()]
+            assert list(frame[side]) == expected, (rt.id, side)
+        assert set(frame["delta"]) == {NO_DELTA}
         assert list(frame["paper"]) == [NOT_PUBLISHED if c.paper is None else c.paper for *_, c in table.iter_cells()]
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]  # atomic writes left nothing behind
 
     md = (tmp_path / "gdrt_table2.md").read_text(encoding="utf-8")
-    assert "| Toy / NDCG@5 ↑ | 0.0057 | — | — |" in md and "**0.0152**" in md
+    assert "| Toy / NDCG@5 ↑ | 0.0057 | not run | — | not run | 0.0095 | not impl. | — | not impl. |" in md
+    assert "**0.0152**" in md
+    assert (
+        "- ours, rows Book / * (0/18 cells filled, not run): `lure spec use specs/gdrt-books.yaml && dvc repro`" in md
+    )
     tex = (tmp_path / "gdrt_table2.tex").read_text(encoding="utf-8")
-    assert r"\begin{tabular}{l" + "rrr" * 9 + "}" in tex and r"Toy / NDCG@5 $\uparrow$" in tex
+    assert r"\begin{tabular}{l" + "rrrr" * 9 + "}" in tex and r"Toy / NDCG@5 $\uparrow$" in tex
+    assert r"\cmidrule(lr){34-37}" in tex  # the ninth column's four sub-columns: 2 + 4*8 .. 5 + 4*8
+    assert "% ours, rows Toy / * (0/18 cells filled, not run): `lure spec use specs/gdrt-toys.yaml && dvc repro`" in tex
+    lure_md = (tmp_path / "lure_table1.md").read_text(encoding="utf-8")
+    assert "- ours: no spec fills this table" in lure_md and "RecJudge-X" in lure_md
     frame = pd.read_csv(tmp_path / "gdrt_table2.csv", dtype={"paper": str})
     assert frame.loc[(frame["row"] == "Toy / NDCG@5 ↑") & (frame["column"] == "SASRec++"), "paper"].item() == "0.0120"
 
@@ -226,29 +321,130 @@ def test_mapping_a_cell_is_a_one_line_edit(tmp_path):
     line = '          "DROS": {paper: "0.0118", ours: null}'  # Toy / NDCG@10, a method we do not implement
     assert text.count(line) == 1
     edited = tmp_path / "paper_numbers.yaml"
-    edited.write_text(text.replace(line, line.replace("ours: null", "ours: evaluate.world.dros.ndcg_at_10")))
+    key = "llm-report.amazon-2023-Toys_and_Games.dros.ndcg_at_10"  # under the Toy run's prefix: no other edit needed
+    edited.write_text(text.replace(line, line.replace("ours: null", f"ours: {key}")))
     tables = load_tables(edited)
-    metrics = {"evaluate": {"world": {"dros": {"ndcg_at_10": 0.0183}}}}
+    metrics = {"llm-report": {"amazon-2023-Toys_and_Games": {"dros": {"ndcg_at_10": 0.0183}}}}
     (rt,) = render_tables(metrics, tmp_path / "out", ["gdrt_table2"], tables=tables)
     cell = rt.cell("Toy / NDCG@10 ↑", "DROS")
-    assert (cell.paper, cell.ours, cell.delta) == ("0.0118", "0.0183", "+0.0065")
+    assert (cell.paper, cell.ours, cell.delta, cell.ours_spec) == (
+        "0.0118",
+        "0.0183",
+        "+0.0065",
+        "specs/gdrt-toys.yaml",
+    )
     assert rt.n_filled == 1
+    clothing = line.replace("0.0118", "0.0053")  # Clothing / NDCG@10: the Toy run cannot fill a Clothing row
+    edited.write_text(text.replace(clothing, clothing.replace("ours: null", f"ours: {key}")))
+    with pytest.raises(
+        PaperTablesError, match=r"Clothing / NDCG@10 ↑.*DROS.*specs/gdrt-toys.yaml, whose rows 'Toy / \*'"
+    ):
+        load_tables(edited)
 
 
 def test_a_metric_that_is_not_a_number_names_the_cell(tmp_path):
-    mini = parse_tables(_mini(ndcg={"paper": "0.0152", "ours": "evaluate.world"}))
+    mini = parse_tables(_mini(ndcg={"paper": "0.0152", "ours": "m"}))
     with pytest.raises(PaperTablesError, match=r"gdrt_mini.*GDRT.*ndcg.*not a number"):
-        render_tables({"evaluate": {"world": {"gdrt": {}}}}, tmp_path, tables=mini)
+        render_tables({"m": {"gdrt": {}}}, tmp_path, tables=mini)
 
 
-def test_print_tables_shows_paper_ours_and_delta(tables):
-    mini = parse_tables(_mini(ndcg={"paper": "0.0152", "ours": "m.x"}))
-    from lure.tables import fill_table
+# ------------------------------------------------------------------------------------------- the world and the specs
 
+
+def test_world_and_ours_name_the_same_recommender_and_metric(tables):
+    """A cell's world key is its ours key on the world: same stage, recommender and metric, another dataset."""
+    pairs = [(c.ours, c.world) for t in tables.values() for *_, c in t.iter_cells() if c.world is not None]
+    assert len(pairs) == 54  # GDRT Table 2: 3 datasets x 6 metrics x (SASRec, SFT, GDRT)
+    for ours, world in pairs:
+        stage, _, *rest = ours.split(".")
+        assert world == ".".join([stage, "world", *rest]), (ours, world)
+
+
+def test_every_run_is_a_spec_of_this_repository_that_writes_those_keys(tables):
+    from lure.registry import SOURCES
+    from lure.spec.load import load_spec
+
+    for table in tables.values():
+        for run in table.runs:
+            spec = load_spec(ROOT / run.spec)
+            stage, dataset = run.metrics.split(".")
+            assert stage == "llm-report", run  # the report keys its results by the dataset's label
+            assert SOURCES.get(spec.data.source.name).dataset_label(spec.data.source) == dataset, run
+            assert (dataset == "world") == (run.fills == "world"), run
+            names = {spec.method.name, *spec.baselines}
+            for *_, cell in table.iter_cells():
+                key = getattr(cell, run.fills)
+                if key is not None and run.fills_key(key):
+                    assert key.split(".")[2] in names, (run.spec, key)
+
+
+def test_the_default_run_fills_gdrt_table2_world_column():
+    """On the committed metrics of the default (world) run: the world column of GDRT Table 2 and nothing else."""
+    metrics = collect_metrics(ROOT / "metrics")
+    report = metrics["llm-report"]["world"]
+    rendered = render_spec(TablesSpec(), metrics, None)
+    by_id = {rt.id: rt for rt in rendered}
+    rt = by_id["gdrt_table2"]
+    for row in ("Toy", "Clothing", "Book"):
+        cell = rt.cell(f"{row} / NDCG@10 ↑", "GDRT")
+        assert (cell.world_value, cell.ours, cell.delta) == (report["gdrt"]["ndcg_at_10"], NOT_RUN, NO_DELTA)
+        assert rt.cell(f"{row} / MGU@5 ↓", "SASRec").world_value == report["sasrec"]["mgu_at_5"]
+        assert rt.cell(f"{row} / HIT@5 ↑", "SFT").world_value == report["sft"]["hit_at_5"]
+    assert rt.states("world") == {"value": 54, "not_run": 0, "not_implemented": 108}
+    assert rt.states("ours") == {"value": 0, "not_run": 54, "not_implemented": 108}
+    assert all(other.n_filled == 0 for other in rendered if other.id != "gdrt_table2")
+    totals = summarize(rendered)
+    assert (totals["cells"], totals["cells_filled"], totals["ours"]["filled"], totals["world"]["filled"]) == (
+        277,
+        54,
+        0,
+        54,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------- console
+
+
+def _printed(rendered, width: int, **kwargs) -> str:
     out = stdio.StringIO()
-    print_tables([fill_table(mini["gdrt_mini"], {"m": {"x": 0.02}})], Console(file=out, width=120))
-    text = out.getvalue()
-    assert "0.0152" in text and "0.0200" in text and "+0.0048" in text
+    print_tables(rendered, Console(file=out, width=width, color_system=None), **kwargs)
+    return out.getvalue()
+
+
+def test_print_tables_shows_paper_ours_delta_and_world():
+    runs = [RUNS[1], RUNS[3]]
+    mini = parse_tables(_mini(runs, ndcg={"paper": "0.0152", "ours": "judge.x", "world": "evaluate.world.x"}))
+    (rt,) = [fill_table(mini["gdrt_mini"], {"judge": {"x": 0.02}, "evaluate": {"world": {"x": 0.5}}})]
+    text = _printed([rt], 120)
+    assert "0.0152" in text and "0.0200" in text and "+0.0048" in text and "w 0.5000" in text
+    assert "lure spec use specs/judge.yaml && dvc repro" in text and "Legend:" in text
+    long = _printed([rt], 120, long=True)
+    assert "world (sim.)" in long and "0.5000" in long and "w 0.5000" not in long
+
+
+@pytest.mark.parametrize("width", [40, 80, 200])
+@pytest.mark.parametrize("long", [False, True])
+def test_printed_tables_never_truncate(tables, width, long):
+    metrics = collect_metrics(ROOT / "metrics")
+    rendered = render_spec(TablesSpec(), metrics, None)
+    text = _printed(rendered, width, long=long)
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= width
+    for rt in rendered:
+        if long and width < 80:  # (row, column, value) is wider than 40 for some cells: the widest fold, not cut
+            continue
+        for c in rt.cells:  # every number whole on one line
+            for value in (c.paper, c.ours, c.world):
+                assert value in text, (rt.id, c.row, c.column, value)
+        if width >= 80:
+            for spec in {run.spec for run in rt.table.runs}:
+                assert f"lure spec use {spec} && dvc repro" in text
+            if not long:
+                assert all(label in text for label in rt.table.columns), rt.id
+    if width == 200 and not long:
+        assert re.search(r"gdrt_table2: GDRT Table 2 *\n┏", text) and "GDRT Table 2 (1/" not in text  # one grid
+    if width == 80 and not long:
+        assert "gdrt_table2: GDRT Table 2 (1/" in text  # split into tables that fit, row labels repeated
 
 
 def test_collect_metrics_reads_every_stage_file(tmp_path):

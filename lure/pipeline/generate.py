@@ -1,6 +1,8 @@
 """Turn the stage declarations into ``dvc.yaml``, and detect a ``dvc.yaml`` that no longer matches the spec.
 
-The header records the values of the spec's structural fields. A stage compares them with ``params.yaml`` at
+Each stage's plot files are its (uncached) outputs; how ``dvc plots`` draws them is the top-level ``plots:``
+section, one entry per file in stage order: a CSV with its ``PlotDef`` (axes, title, labels, template), an image
+as it is. The header records the values of the spec's structural fields. A stage compares them with ``params.yaml`` at
 start-up: after ``dvc exp run -S baselines=[...]`` (which edits params.yaml but not dvc.yaml) every stage stops
 with a message instead of running a graph that no longer fits the spec.
 """
@@ -16,7 +18,7 @@ import yaml
 
 from lure.pipeline.code_deps import code_deps
 from lure.pipeline.stages import pipeline_stages
-from lure.registry import StageDef
+from lure.registry import PlotDef, StageDef
 from lure.spec.load import canonical_json, structural_values
 from lure.spec.model import Spec
 
@@ -40,21 +42,56 @@ def stage_entry(stage: StageDef, root: str | Path = ".", derived: list[str] | No
     entry["deps"] = deps
     entry["params"] = list(stage.params)
     outs: list[Any] = list(stage.outs)
-    outs += [{path: {"cache": False}} for path in stage.uncached_outs]
+    # Plot files are plain outputs here; the top-level ``plots:`` (plot_entries) says how to draw them. Declared
+    # as stage plots too, DVC would draw each CSV twice, once with its default (index against the last column).
+    outs += [{path: {"cache": False}} for path in (*stage.uncached_outs, *stage.plots)]
     if outs:
         entry["outs"] = outs
     if stage.metrics:
         entry["metrics"] = [{stage.metrics: {"cache": False}}]
-    if stage.plots:
-        entry["plots"] = [{p: {"cache": False}} for p in stage.plots]
     return entry
+
+
+def chart_props(chart: PlotDef) -> dict[str, Any]:
+    """The top-level ``plots:`` properties of ``chart``. A template that is not a ``.json`` file must be one of
+    DVC's built-in ones: a typo fails here, not later in ``dvc plots show``. (A ``.json`` path is resolved by
+    ``dvc plots`` from where it runs, the project root; tests/test_plots.py checks the built-in charts' files.)"""
+    if not chart.template.endswith(".json"):
+        from dvc_render.vega_templates import TEMPLATES
+
+        builtin = [t.DEFAULT_NAME for t in TEMPLATES]
+        if chart.template not in builtin:
+            raise ValueError(
+                f"plot {chart.path}: template {chart.template!r} is neither a .json file nor one of DVC's: {builtin}"
+            )
+    props: dict[str, Any] = {
+        "template": chart.template,
+        "x": chart.x,
+        "y": chart.y[0] if len(chart.y) == 1 else list(chart.y),
+        "title": chart.title,
+    }
+    props.update({k: v for k, v in (("x_label", chart.x_label), ("y_label", chart.y_label)) if v})
+    return props
+
+
+def plot_entries(stages: list[StageDef]) -> list[Any]:
+    """The top-level ``plots:`` of ``dvc.yaml``: every stage's plot files in order, a CSV with its chart's
+    properties (``chart_props``), a file without a chart (an image) as its bare path."""
+    entries: list[Any] = []
+    for stage in stages:
+        charts = {c.path: c for c in stage.charts}
+        entries += [{p: chart_props(charts[p])} if p in charts else p for p in stage.plots]
+    return entries
 
 
 def render_dvc_yaml(spec: Spec, root: str | Path = ".") -> str:
     """``dvc.yaml`` for ``spec``; ``root`` is the project root (where DVC runs the stages), default the current one."""
     stages = pipeline_stages(spec)
     derived = {m: code_deps(m, root) for m in dict.fromkeys(s.module_name for s in stages)}
-    doc = {"stages": {s.name: stage_entry(s, root, derived[s.module_name]) for s in stages}}
+    doc: dict[str, Any] = {"stages": {s.name: stage_entry(s, root, derived[s.module_name]) for s in stages}}
+    plots = plot_entries(stages)
+    if plots:
+        doc["plots"] = plots
     shape = SHAPE_PREFIX + canonical_json(structural_values(spec)) + "\n"
     return HEADER + shape + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=120)
 

@@ -31,6 +31,7 @@ from lure.layout import (
     metrics_file,
     zoo_dir,
 )
+from lure.plots import charts
 from lure.registry import ANALYSES, METHODS, ZOO, Definition, Headline, StageDef, load_plugins
 from lure.spec.model import Spec, section_names
 
@@ -169,6 +170,7 @@ def llm_stages(spec: Spec) -> list[StageDef]:
             plots=tuple(
                 f"plots/llm/{name}.{ext}" for name in ("attribution", "top1_groups", "course") for ext in ("csv", "png")
             ),
+            charts=(charts.ATTRIBUTION, charts.TOP1_GROUPS, charts.COURSE),
             headline=(
                 Headline("comparison.*.ndcg_at_10.diff", "{0}.ndcg@10_diff", "higher"),
                 Headline("comparison.*.true_relevance_at_10.diff", "{0}.true_rel@10_diff", "higher"),
@@ -186,7 +188,8 @@ def pipeline_stages(spec: Spec) -> list[StageDef]:
             name="prepare",
             params=("seed", "data"),
             outs=(PREPARED,),
-            plots=("plots/prepare/popularity.csv", "plots/prepare/popularity.png"),
+            plots=(charts.POPULARITY.path, "plots/prepare/popularity.png"),
+            charts=(charts.POPULARITY,),
             headline=(
                 Headline("users", "users"),
                 Headline("items", "items"),
@@ -199,7 +202,8 @@ def pipeline_stages(spec: Spec) -> list[StageDef]:
             params=("seed", "propensity"),
             deps=(PREPARED,),
             outs=(PROPENSITY_DIR,),
-            plots=("plots/propensity/calibration.csv", "plots/propensity/calibration.png"),
+            plots=(charts.CALIBRATION.path, "plots/propensity/calibration.png"),
+            charts=(charts.CALIBRATION,),
             headline=(Headline("ece", "ece", "lower"),),
         ),
         StageDef(
@@ -227,7 +231,8 @@ def pipeline_stages(spec: Spec) -> list[StageDef]:
             params=("seed", "eval.models", "eval.ks", "eval.bootstrap", "eval.confidence"),
             deps=(PREPARED, PROPENSITY_DIR, *(zoo_dir(m) for m in spec.eval.models)),
             outs=(EVALUATE_DIR,),
-            plots=("plots/evaluate/estimates.csv", "plots/evaluate/estimates.png"),
+            plots=(charts.ESTIMATES.path, "plots/evaluate/estimates.png"),
+            charts=(charts.ESTIMATES,),
             headline=(
                 Headline("summary.ips_error_ratio", "ips_error_ratio", "lower"),
                 Headline("summary.snips_error_ratio", "snips_error_ratio", "lower"),
@@ -244,7 +249,10 @@ def pipeline_stages(spec: Spec) -> list[StageDef]:
         params=("tables",),
         deps=result_metrics,
         outs=(TABLES_DIR,),
-        headline=(Headline("cells_filled", "cells_filled", "higher"),),
+        headline=(
+            Headline("cells_filled", "cells_filled", "higher"),
+            Headline("world.filled", "world_cells_filled", "higher"),
+        ),
     )
     track = StageDef(
         name="track",

@@ -25,6 +25,7 @@ def png_figure(path: Path, figsize: tuple[float, float] = (5, 3.2), ncols: int =
     try:
         yield fig, ax
         fig.tight_layout()
-        write_with(path, lambda p: fig.savefig(p, format="png"))
+        # "tight" keeps what lies outside the axes grid (a legend beside the panels) inside the image
+        write_with(path, lambda p: fig.savefig(p, format="png", bbox_inches="tight"))
     finally:
         plt.close(fig)

@@ -10,8 +10,9 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
+from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -44,7 +45,15 @@ class Cell(_Model):
     paper: str | None = Field(
         description="The printed text exactly ('0.0500', '47,117', '/', '-'); null where the paper prints no number."
     )
-    ours: str | None = Field(description="Dotted path into the pipeline metrics; null while not mapped.")
+    ours: str | None = Field(
+        description="Dotted path into the metrics of a run on the paper's dataset; null when lure does not implement "
+        "the method or metric."
+    )
+    world: str | None = Field(
+        None,
+        description="Dotted path into the metrics of the default pipeline on the simulated world, for the same method "
+        "and metric; null (the default) when the world run does not compute it.",
+    )
     bold: bool = Field(False, description="Printed in bold (only where the extracted text shows it).")
     unit: str | None = Field(None, description="Unit of the printed value when not a plain ratio/score.")
     note: str | None = Field(None, description="Judgement made while transcribing this cell.")
@@ -68,7 +77,7 @@ class Cell(_Model):
             )
         return value
 
-    @field_validator("ours")
+    @field_validator("ours", "world")
     @classmethod
     def _ours_is_dotted_key(cls, value: str | None) -> str | None:
         if value is not None and _METRIC_KEY.match(value) is None:
@@ -97,6 +106,33 @@ class Cell(_Model):
         return len(match["frac"] or "")
 
 
+Side = Literal["ours", "world"]
+
+
+class Run(_Model):
+    """A spec whose pipeline run fills cells of a table: every metric key under ``metrics`` comes from its run."""
+
+    fills: Side = Field(description="'ours' (a run on the paper's dataset) or 'world' (the default simulated world).")
+    metrics: str = Field(description="Dotted prefix of the keys this run writes, e.g. 'llm-report.amazon-2023-Books'.")
+    spec: str = Field(pattern=r"^specs/[^/\s]+\.yaml$", description="The spec file, e.g. 'specs/gdrt-books.yaml'.")
+    rows: str = Field("*", min_length=1, description="Glob over the row labels it fills, e.g. 'Book / *'.")
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics_is_dotted_key(cls, value: str) -> str:
+        if _METRIC_KEY.match(value) is None:
+            raise ValueError(f"{value!r} is not a dotted metric key prefix like 'llm-report.world'")
+        return value
+
+    @property
+    def command(self) -> str:
+        """The shell command that runs this spec's pipeline and so fills its cells."""
+        return f"lure spec use {self.spec} && dvc repro"
+
+    def fills_key(self, key: str) -> bool:
+        return key == self.metrics or key.startswith(self.metrics + ".")
+
+
 class Row(_Model):
     label: str = Field(min_length=1, description="Row label as printed; levels flattened as 'Outer / Inner'.")
     note: str | None = Field(None, description="Judgement made while transcribing this row.")
@@ -114,6 +150,12 @@ class PaperTable(_Model):
     row_header: str = Field(min_length=1, description="Header of the row-label column.")
     columns: list[str] = Field(min_length=1, description="Column labels; levels flattened as 'Outer / Inner'.")
     notes: list[str] = Field(default_factory=list, description="Transcription judgement calls for the table.")
+    runs: list[Run] = Field(
+        default_factory=list, description="The specs whose runs fill its cells; every mapped key names one."
+    )
+    not_implemented: str | None = Field(
+        None, description="What lure does not implement here (required when a cell has no 'ours' or 'world' key)."
+    )
     rows: list[Row] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -131,7 +173,38 @@ class PaperTable(_Model):
                 raise ValueError(
                     f"row {row.label!r}: cells must match the columns; missing {missing}, not a column {extra}"
                 )
+        self._check_runs()
         return self
+
+    def _check_runs(self) -> None:
+        """Every mapped key is filled by exactly one run whose rows glob matches its row; every run fills a cell;
+        an unmapped cell is explained by ``not_implemented``."""
+        used: set[int] = set()
+        unmapped = False
+        for row, column, cell in self.iter_cells():
+            for side in ("ours", "world"):
+                key = getattr(cell, side)
+                if key is None:
+                    unmapped = True
+                    continue
+                matches = [i for i, run in enumerate(self.runs) if run.fills == side and run.fills_key(key)]
+                where = f"row {row!r}, column {column!r}: {side} key {key!r}"
+                if len(matches) != 1:
+                    found = "no run" if not matches else f"{len(matches)} runs"
+                    raise ValueError(f"{where} is filled by {found}; list exactly one in 'runs' (fills: {side})")
+                run = self.runs[matches[0]]
+                if not fnmatchcase(row, run.rows):
+                    raise ValueError(f"{where} comes from {run.spec}, whose rows {run.rows!r} do not include this row")
+                used.add(matches[0])
+        idle = [run.spec for i, run in enumerate(self.runs) if i not in used]
+        if idle:
+            raise ValueError(f"runs that fill no cell: {idle}")
+        if unmapped and not self.not_implemented:
+            raise ValueError("some cells have no 'ours' or 'world' key: say why in 'not_implemented'")
+
+    def run_for(self, side: Side, key: str) -> Run:
+        """The run that fills ``key`` on ``side`` (validation guarantees exactly one)."""
+        return next(run for run in self.runs if run.fills == side and run.fills_key(key))
 
     def cell(self, row: str, column: str) -> Cell:
         for r in self.rows:

@@ -6,12 +6,18 @@ Why checkpoints live outside the stage's DVC output: DVC deletes a stage's outpu
 kept there would be gone exactly when it is needed. ``checkpoint_dir`` is keyed by a hash of everything the run
 depends on (spec sections, data, base model): a re-run after an interruption resumes from the newest checkpoint of
 the *same* run, a changed run starts afresh, and the folder is deleted once the final model is written.
+
+What a person watching the run sees: "resuming from checkpoint-N" when a run picks up a checkpoint; Ctrl-C ends
+training with :class:`TrainingInterrupted` (the step reached and the checkpoint a re-run resumes from) instead of a
+traceback through TRL; no warning about the tied output embedding on resume; no model card (README.md) written by
+TRL or peft into the checkpoint and model folders.
 """
 
 from __future__ import annotations
 
 import hashlib
 import shutil
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +42,73 @@ def run_key(*parts: Any) -> str:
 
 def checkpoint_dir(stage: str, key: str, root: Path = CHECKPOINT_ROOT) -> Path:
     return root / f"{stage}-{key}"
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the step it reached and the newest checkpoint, which a re-run resumes from.
+
+    A ``KeyboardInterrupt``, so that whatever handles Ctrl-C still does; its message is the one line a stage prints
+    (``lure.stage.run_stage`` ends the stage with it and exit code 130).
+    """
+
+    def __init__(self, step: int, max_steps: int, checkpoint: str | None, checkpoint_steps: int) -> None:
+        self.step, self.max_steps, self.checkpoint = step, max_steps, checkpoint
+        if checkpoint:
+            resume = f"`dvc repro` resumes from {checkpoint}"
+        else:
+            resume = f"no checkpoint yet (train.checkpoint_steps: {checkpoint_steps}), so `dvc repro` starts over"
+        super().__init__(f"training interrupted at step {step} of {max_steps}; {resume}")
+
+
+def tied_parameter_names(model: Any) -> dict[str, set[str]]:
+    """Each parameter name that shares its tensor with other names (tied input and output embeddings) → all the
+    names of that tensor. A checkpoint stores a shared tensor once, under one of its names."""
+    groups: dict[int, set[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        groups.setdefault(id(param), set()).add(name)
+    return {name: group for group in groups.values() if len(group) > 1 for name in group}
+
+
+def quiet_tied_missing_keys(trainer: Any) -> None:
+    """Stop ``Trainer`` from warning "There were missing keys in the checkpoint model loaded: ['lm_head.weight']"
+    when it resumes a model with tied embeddings.
+
+    The checkpoint holds the shared tensor once (``model.embed_tokens.weight``); ``load_state_dict(strict=False)``
+    fills it, and ``lm_head.weight`` is the same tensor, so nothing is missing. Transformers only recognises this
+    through ``_keys_to_ignore_on_save``, which recent models no longer set. A missing key is dropped from the warning
+    only when another name of its tensor was loaded; any other missing key is still reported.
+    """
+    issue = trainer._issue_warnings_after_load
+
+    def issue_untied(load_result: Any) -> None:
+        tied, missing = tied_parameter_names(trainer.model), set(load_result.missing_keys)
+        really = [k for k in load_result.missing_keys if not (tied.get(k, set()) - missing)]
+        issue(load_result._replace(missing_keys=really))
+
+    trainer._issue_warnings_after_load = issue_untied
+
+
+def without_model_cards(trainer: Any) -> None:
+    """No Hugging Face boilerplate README.md: TRL writes one into the checkpoint folder at every save
+    (``create_model_card``), peft one into every adapter folder it saves (checkpoints and the final model). Neither
+    says anything about this run that the stage's metrics and ``dvc.lock`` do not."""
+
+    def skip(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    trainer.create_model_card = skip
+    if hasattr(trainer.model, "create_or_update_model_card"):  # a peft model
+        trainer.model.create_or_update_model_card = skip
+
+
+def close_progress_bar(trainer: Any) -> None:
+    """End the line of Trainer's progress bar (``ProgressCallback.training_bar``) after an interruption, so that
+    the message that follows starts a line of its own and the bar does not redraw itself after it at exit."""
+    for callback in trainer.callback_handler.callbacks:
+        bar = getattr(callback, "training_bar", None)
+        if bar is not None:
+            bar.close()
+            callback.training_bar = None
 
 
 def mixed_precision(precision: str) -> tuple[bool, bool]:
@@ -196,9 +269,20 @@ def fine_tune(
         callbacks=list(callbacks),
         **trainer_kwargs,
     )
+    quiet_tied_missing_keys(trainer)
+    without_model_cards(trainer)
     resume = last_checkpoint(work_dir)
+    if resume and trainer.accelerator.is_main_process:
+        print(f"resuming from {Path(resume).name} (in {work_dir})", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume)
+    try:
+        result = trainer.train(resume_from_checkpoint=resume)
+    except KeyboardInterrupt:
+        close_progress_bar(trainer)
+        state = trainer.state
+        raise TrainingInterrupted(
+            state.global_step, state.max_steps, last_checkpoint(work_dir), train.checkpoint_steps
+        ) from None
     seconds = time.perf_counter() - t0 - sum(getattr(c, "seconds", 0.0) for c in callbacks)
     main = trainer.accelerator.is_main_process
     if main:  # under data parallelism only rank 0 writes; the others stop here
