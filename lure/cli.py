@@ -168,12 +168,17 @@ def field_descriptions() -> dict[str, str]:
 @exp_app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def exp_run(
     ctx: typer.Context,
-    set_param: Annotated[list[str], typer.Option("-S", "--set-param", help="KEY=VALUE override")] = [],
+    set_param: Annotated[
+        list[str], typer.Option("-S", "--set-param", help="KEY=VALUE override (repeat it)", metavar="KEY=VALUE")
+    ] = [],
     queue: Annotated[
-        bool, typer.Option("--queue", help="Queue instead of running now (dvc queue start runs it)")
+        bool, typer.Option("--queue", help="Queue instead of running now (dvc queue start runs it)", metavar="")
     ] = False,
 ) -> None:
-    """Validate overrides, regenerate dvc.yaml if they change the pipeline's shape, then `dvc exp run`."""
+    """Validate overrides, regenerate dvc.yaml if they change the pipeline's shape, then `dvc exp run`.
+
+    Every other option is passed to `dvc exp run` unchanged (e.g. `-n NAME`, `--temp`, `--force`).
+    On any failure params.yaml and dvc.yaml are left byte for byte as they were."""
     from lure.io import write_with
     from lure.pipeline.generate import DVC_YAML, render_dvc_yaml, shape_mismatch
 
@@ -276,8 +281,9 @@ def _distinct(experiments: list[Any]) -> list[Any]:
 
 
 def _stages_of(all_params: Any) -> dict[str, Any]:
-    """Every stage (by name, pipeline order) of the experiments' specs; a spec that no longer validates (an older
-    commit's) contributes nothing, so its metrics show only where today's stages declare them."""
+    """Every stage (by name, pipeline order) of the experiments' specs. A spec that no longer validates (an older
+    commit's, written before a spec change) contributes nothing; the default spec's stages come last, so the
+    metrics of such an experiment still show wherever today's stages of the same name declare headlines."""
     from lure.pipeline.stages import pipeline_stages
 
     stages: dict[str, Any] = {}
@@ -288,6 +294,8 @@ def _stages_of(all_params: Any) -> dict[str, Any]:
             continue
         for stage in pipeline_stages(spec):
             stages.setdefault(stage.name, stage)
+    for stage in pipeline_stages(Spec()):
+        stages.setdefault(stage.name, stage)
     return stages
 
 
