@@ -25,8 +25,8 @@ repro: install
 
 # Style (ruff) and architecture (import-linter contracts in pyproject.toml: layers, no cycles, a light spec).
 lint: install
-	$(BIN)/ruff check lure stages tests bench examples
-	$(BIN)/ruff format --check lure stages tests bench examples
+	$(BIN)/ruff check lure stages tests bench examples scripts
+	$(BIN)/ruff format --check lure stages tests bench examples scripts
 	$(BIN)/lint-imports --no-cache
 
 test: lint
