@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from lure.io import read_json, write_json
-from lure.layout import MLFLOW_RUN, is_data_output
+from lure.layout import MLFLOW_RUN, SPECS_DIR, is_data_output
 from lure.pipeline.stages import pipeline_stages
 from lure.spec.load import flatten, load_spec, spec_hash
 from lure.spec.model import spec_to_dict
@@ -33,7 +33,7 @@ if __name__ == "__main__":
             rev = tracking.git_rev(root)
             base = tracking.committed_spec(root, rev)
             changed = tracking.changed_params(params, flatten(spec_to_dict(base)) if base else params)
-            spec_name = tracking.spec_file_name(base or spec, root / tracking.SPECS_DIR) or spec.data.source.name
+            spec_name = tracking.spec_file_name(base or spec, root / SPECS_DIR) or spec.data.source.name
             exp_name = os.environ.get("DVC_EXP_NAME")
             name = tracking.run_name(exp_name=exp_name, spec_name=spec_name, changed=changed, rev=rev)
             # the compare view plots the first metric logged: the evaluation of the method under study

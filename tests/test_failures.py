@@ -196,6 +196,8 @@ def test_tied_embedding_is_not_reported_missing_but_a_missing_weight_is() -> Non
 
 TRAIN_SCRIPT = """\
 import os, signal, sys
+# A pytest-xdist worker ignores SIGINT and its children inherit that; a shell's Ctrl-C reaches the default handler.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from pathlib import Path
 
 import pandas as pd
