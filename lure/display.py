@@ -48,12 +48,15 @@ def print_table(
     *,
     caption: str | None = None,
 ) -> None:
-    """Print ``rows`` (key cells, then value cells, all already formatted) so that nothing is truncated."""
+    """Print ``rows`` (key cells, then value cells, all already formatted) so that nothing is truncated.
+
+    ``soft_wrap=False`` on every print: a console made with ``soft_wrap=True`` (the CLI's) would otherwise let a
+    long title or caption run past the terminal's width."""
     n_keys = len(keys)
     width = console.width
     all_headers = [c.header for c in (*keys, *values)]
     if table_width(all_headers, rows) <= width or not values:
-        console.print(_table(title, [*keys, *values], rows, caption))
+        console.print(_table(title, [*keys, *values], rows, caption), soft_wrap=False)
         return
     key_rows = [r[:n_keys] for r in rows]
     chunks: list[list[int]] = []
@@ -74,10 +77,14 @@ def print_table(
         for i, chunk in enumerate(chunks):
             part = f" ({i + 1}/{len(chunks)})" if len(chunks) > 1 else ""
             cells = [[*r[:n_keys], *(r[n_keys + k] for k in chunk)] for r in rows]
-            console.print(_table(title + part, [*keys, *(values[k] for k in chunk)], cells, caption))
+            console.print(
+                _table(title + part, [*keys, *(values[k] for k in chunk)], cells, caption), soft_wrap=False
+            )  # captions and titles wrap too
         return
     long_rows = [[*r[:n_keys], values[k].header, r[n_keys + k]] for r in rows for k in range(len(values))]
-    console.print(_table(title, [*keys, Column("metric", "left"), Column("value")], long_rows, caption))
+    console.print(
+        _table(title, [*keys, Column("metric", "left"), Column("value")], long_rows, caption), soft_wrap=False
+    )  # captions and titles wrap too
 
 
 def _table(title: str, columns: Sequence[Column], rows: Sequence[Sequence[str]], caption: str | None) -> Table:

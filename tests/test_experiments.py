@@ -83,8 +83,8 @@ def test_headline_rows_mark_the_best_value_by_direction() -> None:
 
 def _printed(width: int, keys, values, rows) -> str:
     out = io.StringIO()
-    console = Console(file=out, width=width, force_terminal=False, color_system=None)
-    print_table(console, "t", keys, values, rows)
+    console = Console(file=out, width=width, force_terminal=False, color_system=None, soft_wrap=True)  # as the CLI's
+    print_table(console, "t", keys, values, rows, caption="a caption that is longer than forty characters, to wrap")
     return out.getvalue()
 
 
