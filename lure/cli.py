@@ -55,6 +55,10 @@ def _main(
     """lure: reproducible experiments on bias in LLM-based recommenders."""
 
 
+#: How a headline metric's direction is shown after its label.
+ARROWS = {"higher": " ↑", "lower": " ↓", None: ""}
+
+
 def _die(exc: SpecError) -> None:
     err.print(f"[bold red]invalid spec[/]\n{exc}", highlight=False, soft_wrap=True)
     raise typer.Exit(exc.exit_code)
@@ -256,11 +260,10 @@ def exp_show(
     if csv or md:
         _print_comparison_text(experiments, shown_params, rows, csv=csv)
         return
-    arrows = {"higher": " ↑", "lower": " ↓", None: ""}
     cells = [[p, *(_param_text(f.get(p)) for f in flat)] for p in shown_params]
     cells.append(["git revision", *(e.rev[:7] if e.kind != "workspace" else "workspace" for e in experiments)])
     for row in rows:
-        cells.append([row.name + arrows[row.better], *(_fmt(v, star=i == row.best) for i, v in enumerate(row.values))])
+        cells.append([row.name + ARROWS[row.better], *(_fmt(v, star=i == row.best) for i, v in enumerate(row.values))])
     print_table(
         console,
         f"{len(experiments)} experiment(s): {len(shown_params)} parameter(s) that differ, {len(rows)} headline metrics",
@@ -336,10 +339,9 @@ def _print_comparison_text(experiments: list[Any], params: list[str], rows: list
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for p in params:
         lines.append("| " + " | ".join([p, *(_param_text(f.get(p)) for f in flat)]) + " |")
-    arrows = {"higher": " ↑", "lower": " ↓", None: ""}
     for r in rows:
         cells = [f"**{_fmt(v)}**" if i == r.best else _fmt(v) for i, v in enumerate(r.values)]
-        lines.append("| " + " | ".join([r.name + arrows[r.better], *cells]) + " |")
+        lines.append("| " + " | ".join([r.name + ARROWS[r.better], *cells]) + " |")
     sys.stdout.write("\n".join(lines) + "\n")
 
 
@@ -382,9 +384,8 @@ def summary(
         stages = pipeline_stages(load_spec(PARAMS) if Path(PARAMS).is_file() else Spec())
     except SpecError as exc:
         _die(exc)
-    arrows = {"higher": " ↑", "lower": " ↓", None: ""}
     rows = [
-        [stage.name, item.label + arrows[item.better], _fmt(item.value)]
+        [stage.name, item.label + ARROWS[item.better], _fmt(item.value)]
         for stage in stages
         if stage.name in data
         for item in stage.headline_values(data[stage.name])
