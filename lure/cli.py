@@ -487,7 +487,8 @@ def _print_evaluation(result: dict[str, Any], metric: str = "recall_at_10") -> N
 
     reserved = {"users", "comparisons", "summary"}  # the non-model blocks of lure.evaluation.evaluate_zoo
     models = [m for m, v in result.items() if m not in reserved and isinstance(v, dict)]
-    estimators = [e for e in ("naive", "ips", "snips", "truth", "mar") if any(e in result[m] for m in models)]
+    order = ("naive", "ips", "snips", "ips_global_sn", "truth", "mar")
+    estimators = [e for e in order if any(e in result[m] for m in models)]
     rows = []
     for m in models:
         cells = []

@@ -1,23 +1,27 @@
-"""Offline ranking metrics (Recall@K, NDCG@K) with naive, IPS and SNIPS estimates, truth and MAR targets.
+"""Offline ranking metrics (Recall@K, DCG@K) with naive, IPS, SNIPS and global-SN estimates, truth and MAR targets.
 
-Definitions (``docs/evaluation.md``). For user u: T_u = held-out positives (observed), L_u = the model's top-K
-list (train items excluded), c_K(i) = 1[rank(i) <= K], pi_i = propensity of (u, i), w_i = 1 / pi_i,
-D(r) = 1 / log2(r + 1) the discount of rank r, IDCG(m) = sum_{r<=m} D(r).
+The estimand (``docs/evaluation.md``, "The estimand"; Yang et al. 2018, "Unbiased offline recommender evaluation
+for missing-not-at-random implicit feedback"): for user u with top-K list L_u, candidates C_u (items not in u's
+train) and true relevance r(u, i),
 
-* naive   Recall_u = sum_{T_u} c_K(i) / |T_u|            NDCG_u = sum_{T_u} c_K(i) D(rank_i) / IDCG(min(|T_u|, K))
-* IPS     v_i = w_i / mean_{(v,j) in T} w_j  (one normaliser over all test pairs of all users)
-          Recall_u = sum_{T_u} c_K v_i / |T_u|            NDCG_u = sum_{T_u} c_K v_i D(rank_i) / IDCG(min(|T_u|, K))
-* SNIPS   Recall_u = sum_{T_u} c_K w_i / sum_{T_u} w_i
-          NDCG_u = |T_u| * [sum_{T_u} c_K w_i D(rank_i) / sum_{T_u} w_i] / IDCG(min(|T_u|, K))
-* truth   p_i = r(u,i) / sum_{C_u} r(u,j)  (C_u = items not in u's train): where u's positives would fall under
-          uniform exposure.   Recall_u = sum_{L_u, rank<=K} p_i
-          NDCG_u = sum_{L_u, rank<=K} min(1, |T_u| p_i) D(rank) / IDCG(min(|T_u|, K))
-          (the expected NDCG of a held-out set of u's size |T_u| drawn under uniform exposure: NDCG's normaliser
-          depends on the size of the positive set, so the truth is taken at the size the estimators see)
-* MAR     naive with T_u = clicked items of the missing-at-random log that are not in u's train.
+    M_u = sum_{i in C_u} r(u,i) c(rank_i) / N_u,      N_u = sum_{i in C_u} r(u,i)
 
-Each function returns the per-user values; the evaluation of the zoo (means over users, bootstrap CIs, paired
-comparisons, the bias summary) is :mod:`lure.evaluation`, the rank metrics' building blocks (c_K, D, IDCG)
+the mean of c over u's relevant items under full exposure, with c(r) = c_K(r) = 1[r <= K] for Recall@K and
+c(r) = c_K(r) D(r), D(r) = 1 / log2(r + 1), for DCG@K (the average discounted gain per relevant item, in [0, 1]).
+Both are linear in the relevance, so an inverse-propensity estimate of the numerator is unbiased. T_u = the
+held-out positives (observed), w_i = 1 / pi_i, pi_i = P(i exposed to u in the held-out log):
+
+* naive      M_u = sum_{T_u} c / |T_u|
+* IPS        M_u = sum_{T_u} c w / N_u       Horvitz-Thompson with the known normaliser N_u: unbiased when pi is the
+                                              true exposure probability of the held-out log (the world's evaluation
+                                              round); N_u is known only where the truth is (the world)
+* SNIPS      M_u = sum_{T_u} c w / sum_{T_u} w   (Hajek: N_u estimated by sum_{T_u} w; consistent, not unbiased)
+* global SN  M_u = sum_{T_u} c v / |T_u|,  v_i = w_i / mean_{(v,j) in T} w_j   (one normaliser over all test pairs)
+* truth      M_u = sum_{L_u, rank <= K} r(u,i) c(rank_i) / N_u   (world only)
+* MAR        naive with T_u = clicked items of the missing-at-random log that are not in u's train.
+
+Each function returns the per-user (recall, dcg) values; the evaluation of the zoo (means over users, bootstrap
+CIs, paired comparisons, the bias summary) is :mod:`lure.evaluation`, the rank metrics' building blocks (c_K, D)
 :mod:`lure.metrics.ranking`. All functions work on flat arrays of (user code, rank, weight) with ``np.bincount``;
 there is no Python loop over users or items.
 """
@@ -27,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lure.metrics.ranking import discount, idcg, in_top_k
+from lure.metrics.ranking import discount, in_top_k
 
 # --------------------------------------------------------------------------------------------- building blocks
 
@@ -45,33 +49,40 @@ def _check_groups(group: np.ndarray, n: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------- estimators
-# Each takes the test pairs as flat arrays: group (user code 0..n-1; every code present), ranks (rank of the
-# pair's item in the user's top-K list, inf if absent), and returns per-user (recall, ndcg) arrays of length n.
+# Each takes the test pairs as flat arrays: group (user code 0..n-1), ranks (rank of the pair's item in the user's
+# top-K list, inf if absent), and returns per-user (recall, dcg) arrays of length n.
+
+
+def _gains(ranks: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """c(rank) of Recall@K and of DCG@K for every pair: c_K(r) and c_K(r) D(r)."""
+    hit = in_top_k(ranks, k)
+    return hit.astype(np.float64), np.where(hit, discount(ranks), 0.0)
 
 
 def naive(group: np.ndarray, ranks: np.ndarray, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Naive estimate on the observed held-out positives."""
+    """Naive estimate on the observed held-out positives (every code 0..n-1 must have one)."""
     size = _check_groups(group, n)
-    hit = in_top_k(ranks, k)
-    # Recall@K_u = sum_{i in T_u} c_K(i) / |T_u|
-    recall = _per_user_sum(group, hit.astype(np.float64), n) / size
-    # NDCG@K_u = sum_{i in T_u, rank<=K} 1/log2(rank+1) / IDCG(min(|T_u|, K))
-    ndcg = _per_user_sum(group, np.where(hit, discount(ranks), 0.0), n) / idcg(np.minimum(size, k))
-    return recall, ndcg
+    rec, dcg = _gains(ranks, k)
+    # M_u = sum_{T_u} c / |T_u|
+    return _per_user_sum(group, rec, n) / size, _per_user_sum(group, dcg, n) / size
 
 
-def ips(group: np.ndarray, ranks: np.ndarray, n: int, k: int, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """IPS with one global normaliser: weights scaled to mean 1 over all the pairs given (all test pairs)."""
-    size = _check_groups(group, n)
+def ips(
+    group: np.ndarray, ranks: np.ndarray, n: int, k: int, weights: np.ndarray, normaliser: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Horvitz-Thompson IPS with the known normaliser N_u (``normaliser[u]``, > 0).
+
+    Codes without a positive are allowed (their estimate is 0): the estimate is unbiased only when it is averaged
+    over every user of the held-out log, those without positives included.
+    """
+    group = np.asarray(group, dtype=np.int64)
+    norm = np.asarray(normaliser, dtype=np.float64)
+    if norm.shape != (n,) or not (norm > 0).all():
+        raise ValueError(f"the IPS normaliser needs one positive value per user ({n}), got shape {norm.shape}")
     w = _weights(weights)
-    # v_i = w_i / mean_{(v,j) in T} w_j
-    v = w / w.mean()
-    hit = in_top_k(ranks, k)
-    # Recall_u = sum_{T_u} c_K(i) v_i / |T_u|
-    recall = _per_user_sum(group, np.where(hit, v, 0.0), n) / size
-    # NDCG_u = sum_{T_u, rank<=K} v_i / log2(rank+1) / IDCG(min(|T_u|, K))
-    ndcg = _per_user_sum(group, np.where(hit, v * discount(ranks), 0.0), n) / idcg(np.minimum(size, k))
-    return recall, ndcg
+    rec, dcg = _gains(ranks, k)
+    # M_u = sum_{T_u} c w / N_u
+    return _per_user_sum(group, rec * w, n) / norm, _per_user_sum(group, dcg * w, n) / norm
 
 
 def snips(group: np.ndarray, ranks: np.ndarray, n: int, k: int, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,16 +90,23 @@ def snips(group: np.ndarray, ranks: np.ndarray, n: int, k: int, weights: np.ndar
     _check_groups(group, n)
     group = np.asarray(group, dtype=np.int64)
     w = _weights(weights)
-    hit = in_top_k(ranks, k)
-    # Recall_u = sum_{T_u} c_K(i) w_i / sum_{T_u} w_i
+    rec, dcg = _gains(ranks, k)
+    # M_u = sum_{T_u} c w / sum_{T_u} w
     total_w = _per_user_sum(group, w, n)
-    recall = _per_user_sum(group, np.where(hit, w, 0.0), n) / total_w
-    # NDCG_u = |T_u| * sum_{T_u, rank<=K} w_i D(rank_i) / sum_{T_u} w_i / IDCG(min(|T_u|, K))
-    #          (the self-normalised estimate of the truth's expected DCG at the held-out size |T_u|)
-    size = np.bincount(group, minlength=n)
-    dcg = _per_user_sum(group, np.where(hit, w * discount(ranks), 0.0), n) / total_w
-    ndcg = size * dcg / idcg(np.minimum(size, k))
-    return recall, ndcg
+    return _per_user_sum(group, rec * w, n) / total_w, _per_user_sum(group, dcg * w, n) / total_w
+
+
+def ips_global_sn(
+    group: np.ndarray, ranks: np.ndarray, n: int, k: int, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """IPS self-normalised over ALL test pairs (one global normaliser): needs no N_u, so it runs on real data."""
+    size = _check_groups(group, n)
+    w = _weights(weights)
+    # v_i = w_i / mean_{(v,j) in T} w_j
+    v = w / w.mean()
+    rec, dcg = _gains(ranks, k)
+    # M_u = sum_{T_u} c v / |T_u|
+    return _per_user_sum(group, rec * v, n) / size, _per_user_sum(group, dcg * v, n) / size
 
 
 def truth(
@@ -98,24 +116,18 @@ def truth(
     n: int,
     k: int,
     total_relevance: np.ndarray,
-    test_size: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Expected metric under uniform exposure and the true relevance (world only).
+    """The estimand under the true relevance (world only).
 
-    Inputs are the rows of the top-K lists (user code, rank, r(u, i)); ``total_relevance[u]`` = sum_{C_u} r
-    (:func:`truth_relevance_mass`); ``test_size[u]`` = |T_u|, the size of u's held-out positive set.
+    Inputs are the rows of the top-K lists (user code, rank, r(u, i)); ``total_relevance[u]`` = N_u = sum_{C_u} r
+    (:func:`truth_relevance_mass`).
     """
-    hit = in_top_k(list_ranks, k)
     group = np.asarray(list_group, dtype=np.int64)
-    # p_i = r(u,i) / sum_{j in C_u} r(u,j)
-    p = np.asarray(list_relevance, dtype=np.float64) / total_relevance[group]
-    # Recall_u = sum_{i in L_u, rank<=K} p_i
-    recall = _per_user_sum(group, np.where(hit, p, 0.0), n)
-    # NDCG_u = sum_{i in L_u, rank<=K} min(1, |T_u| p_i) D(rank) / IDCG(min(|T_u|, K))
-    size = np.asarray(test_size, dtype=np.int64)
-    incl = np.minimum(1.0, size[group] * p)
-    ndcg = _per_user_sum(group, np.where(hit, incl * discount(list_ranks), 0.0), n) / idcg(np.minimum(size, k))
-    return recall, ndcg
+    rel = np.asarray(list_relevance, dtype=np.float64)
+    rec, dcg = _gains(list_ranks, k)
+    norm = np.asarray(total_relevance, dtype=np.float64)
+    # M_u = sum_{L_u, rank<=K} r(u,i) c(rank_i) / N_u
+    return _per_user_sum(group, rec * rel, n) / norm, _per_user_sum(group, dcg * rel, n) / norm
 
 
 def truth_relevance_mass(

@@ -12,10 +12,11 @@ there). The prepared dataset is a folder (``PREPARED`` in the pipeline, any fold
     interactions.parquet          user_id, item_id, timestamp (int64 unix s), rating, source ("real"/"synth")
     splits/loo_{train,valid,test}.parquet      leave-last-out, same columns as interactions
     splits/window_{train,valid,test}.parquet   user_id, history (list<int64>), item_id (target), timestamp
-    splits/holdout_{train,test}.parquet        per-user last share, same columns as interactions
+    splits/holdout_{train,test}.parquet        per-user last share (world: train log / evaluation round clicks)
     truth/relevance.npy           world only: float32 users x items, r(u, i)
-    truth/exposure_prob.npy       world only: the true marginal exposure probabilities
-    truth/exposures.parquet       world only: the logged exposures
+    truth/exposure_prob.npy       world only: float32 users x items, P(exposed in the evaluation round)
+    truth/exposures.parquet       world only: the logged exposures (training log)
+    truth/evaluation.parquet      world only: the held-out evaluation round (exposures with propensities)
     truth/mar.parquet             the missing-at-random log (world; Coat's MAR test ratings)
     truth/users.parquet           world only: the simulated users
     truth/items.parquet           world only: item_id, popularity_prior, quality
@@ -228,6 +229,10 @@ class Prepared:
         return self.truth_dir / "exposures.parquet"
 
     @property
+    def evaluation_round(self) -> Path:
+        return self.truth_dir / "evaluation.parquet"
+
+    @property
     def mar(self) -> Path:
         return self.truth_dir / "mar.parquet"
 
@@ -283,7 +288,8 @@ class Prepared:
         return _load_npy(self.relevance, mmap)
 
     def read_exposure_prob(self, mmap: bool = True) -> np.ndarray | None:
-        """The world's true exposure probabilities (memory-mapped by default), or None for a real dataset."""
+        """The world's true exposure probabilities of the evaluation round (memory-mapped by default), or None for a
+        real dataset."""
         return _load_npy(self.exposure_prob, mmap)
 
 

@@ -39,5 +39,6 @@ if __name__ == "__main__":
             [[titles[int(i)] for i in h] for h in test["history"]],
             [titles[int(i)] for i in test["item_id"]],
             st.spec.model.template,
+            include_terminator=st.spec.eval.llm.attribution_include_terminator,
         )
-        st.metrics["attribution"] = attribution.ratios()
+        st.metrics["attribution"] = attribution.ratios()  # task ÷ history and first token ÷ history (Fig. 2, before)

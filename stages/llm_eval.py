@@ -1,6 +1,12 @@
 """Stage ``llm-eval-<name>``: rank the catalogue for a sample of test windows with one recommender — a fine-tuned
 LLM (exact ranking or constrained beam search) or a classic baseline fitted on the window training data — and write
-per-window HIT/NDCG, MGU/DGU, top-1 relevance-group shares and, for LLMs, the feature-ablation attribution."""
+per-window HIT/NDCG, MGU/DGU, top-1 relevance-group shares, the share of the window's own history in every top-K
+(``history_share_at_K``), on the world the true relevance of the first K non-history items and, for LLMs, the
+feature-ablation attribution.
+
+Lists are ranked ``max K`` deep plus, when history items stay candidates (``eval.llm.exclude_history: false``), the
+longest history, so that K non-history items exist for ``true_relevance_at_K``; every other metric reads the first
+K slots only, so the extra depth changes none of them."""
 
 import sys
 from pathlib import Path
@@ -23,6 +29,7 @@ from lure.llm.evaluate import (
     accuracy,
     coverage,
     fairness,
+    history_share,
     rank_llm,
     rank_scores,
     true_relevance,
@@ -47,6 +54,7 @@ if __name__ == "__main__":
         histories = [np.asarray(h, dtype=np.int64) for h in test["history"]]
         exclude = histories if cfg.exclude_history else None
         k = max(*cfg.ks, cfg.fairness_k)
+        depth = k if cfg.exclude_history else min(k + max((len(h) for h in histories), default=0), len(items))
         extra: dict = {}
         if name in METHODS:
             from lure.llm.base import load_trained
@@ -65,7 +73,7 @@ if __name__ == "__main__":
                 item_ids,
                 [titles[i] for i in item_ids],
                 cfg.decoding,
-                k,
+                depth,
                 cfg.beam,
                 cfg.rank_batch,
                 exclude,
@@ -78,7 +86,8 @@ if __name__ == "__main__":
                 [[titles[int(i)] for i in h] for h in few["history"]],
                 [titles[int(i)] for i in few["item_id"]],
                 template,
-            ).ratios()
+                include_terminator=cfg.attribution_include_terminator,
+            ).ratios()  # task ÷ history and first token ÷ history (Fig. 2/7, after fine-tuning)
             course = pd.read_parquet(llm_model_course(name))
             course["group"] = [item_group.get(int(i), -1) for i in course["item_id"]]
             write_parquet(llm_eval_course(name), course)
@@ -93,13 +102,17 @@ if __name__ == "__main__":
                 scores = model.score_histories(histories)
             else:
                 scores = model.score(test["user_id"].to_numpy())
-            ranked = rank_scores(scores, k, exclude)
+            ranked = rank_scores(scores, depth, exclude)
         per_sample = accuracy(ranked, test["item_id"].to_numpy(), cfg.ks)
         truth = prepared.read_relevance()
         if truth is not None:  # the simulated world: how well the list fits the user, beyond the one logged target
             per_sample[f"true_relevance_at_{max(cfg.ks)}"] = true_relevance(
-                ranked, test["user_id"].to_numpy(), truth, max(cfg.ks)
+                ranked, test["user_id"].to_numpy(), truth, max(cfg.ks), histories
             )
+        # beside every list metric (HIT/NDCG@K, MGU/DGU@fairness_k, coverage@max K, top-1 shares): how much of the
+        # list is the window's own history (all 0 with exclude_history)
+        for cut in sorted({1, *cfg.ks, cfg.fairness_k}):
+            per_sample[f"history_share_at_{cut}"] = history_share(ranked, histories, cut)
         frame = pd.DataFrame(
             {
                 "user_id": test["user_id"].to_numpy(),

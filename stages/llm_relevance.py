@@ -1,5 +1,6 @@
-"""Stage ``llm-relevance``: Eq. 2 relevance of every catalogue item to the auxiliary tokens (history masked as
-'N/A'), scored by one fixed model for all methods, and the equal-count item groups of MGU/DGU (§4.1.4)."""
+"""Stage ``llm-relevance``: Eq. 2 relevance of every catalogue item to the auxiliary tokens (history masked by the
+template's placeholder, 'N/A'; over the title's own tokens unless ``eval.llm.relevance_include_terminator``), scored
+by one fixed model for all methods, and the equal-count item groups of MGU/DGU (§4.1.4)."""
 
 from pathlib import Path
 
@@ -23,7 +24,12 @@ if __name__ == "__main__":
         else:
             model, tokenizer = load_base(Path(LLM_BASE), st.spec.model)
         relevance = item_relevance(
-            model, tokenizer, items["title"].tolist(), batch=cfg.rank_batch, template=st.spec.model.template
+            model,
+            tokenizer,
+            items["title"].tolist(),
+            batch=cfg.rank_batch,
+            template=st.spec.model.template,
+            include_terminator=cfg.relevance_include_terminator,
         )
         groups = item_groups_by_relevance([int(i) for i in items["item_id"]], relevance, cfg.fairness_groups)
         frame = items.assign(relevance=relevance, group=[groups[int(i)] for i in items["item_id"]])

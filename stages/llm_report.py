@@ -14,6 +14,7 @@ from lure.stage import run_stage
 from lure.stats import paired_bootstrap
 
 REPORTED = ("ndcg_at_5", "ndcg_at_10", "hit_at_5", "hit_at_10", "mgu_at_5", "dgu_at_5")
+ATTRIBUTION_RATIOS = ("ratio_task_to_history", "ratio_first_token_to_history")
 
 
 def dataset_label(source) -> str:
@@ -31,10 +32,13 @@ if __name__ == "__main__":
             n: {
                 k: v
                 for k, v in deps[f"llm-eval-{n}"].items()
-                if k in REPORTED or k.startswith(("hit", "ndcg", "true_relevance", "coverage"))
+                if k in REPORTED or k.startswith(("hit", "ndcg", "true_relevance", "coverage", "history_share"))
             }
             for n in names
         }
+        for n in names:  # the language-bias ratios of the fine-tuned LLMs (Fig. 2/7), next to their accuracy
+            if "attribution" in deps[f"llm-eval-{n}"]:
+                results[n].update({r: deps[f"llm-eval-{n}"]["attribution"][r] for r in ATTRIBUTION_RATIOS})
         per_sample = {n: pd.read_parquet(llm_eval_per_sample(n)) for n in names}
         comparison = {}
         study = spec.method.name
@@ -61,13 +65,7 @@ if __name__ == "__main__":
             (n, deps[f"llm-eval-{n}"]["attribution"]) for n in METHODS.names() if n in names
         ]  # before→after
         write_attribution_plot(
-            pd.DataFrame(
-                [
-                    {"model": m, "ratio": r, "value": a[r]}
-                    for m, a in attribution
-                    for r in ("ratio_task_to_history", "ratio_first_token_to_history")
-                ]
-            ),
+            pd.DataFrame([{"model": m, "ratio": r, "value": a[r]} for m, a in attribution for r in ATTRIBUTION_RATIOS]),
             plots,
         )
         shares = [

@@ -1,5 +1,6 @@
-"""Offline estimators (lure.estimators): hand-computed naive / IPS / SNIPS / truth / MAR values and an ir_measures
-cross-check. Their evaluation over the zoo (CIs, comparisons, the bias summary) is tested in test_evaluation.py."""
+"""Offline estimators (lure.estimators): hand-computed naive / IPS / SNIPS / global-SN / truth / MAR values and an
+ir_measures cross-check. Their evaluation over the zoo (CIs, comparisons, the bias summary) is tested in
+test_evaluation.py."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from lure.estimators import (
     inverse_propensity_weights,
     ips,
+    ips_global_sn,
     mar_positives,
     naive,
     snips,
@@ -31,40 +33,47 @@ K = 3
 
 
 def test_naive_hand_computed() -> None:
-    recall, ndcg = naive(GROUP, RANKS, 2, K)
+    recall, dcg = naive(GROUP, RANKS, 2, K)
     # u0: 1 of 2 positives in the top 3 -> 1/2.   u1: 1/1.
     assert recall == pytest.approx([0.5, 1.0])
-    # u0: DCG = 1/log2(2) = 1, IDCG(min(2,3)=2) = 1 + 1/log2(3) -> 1 / 1.6309 = 0.6131
-    # u1: DCG = 1/log2(3), IDCG(1) = 1 -> 0.6309
-    assert ndcg == pytest.approx([1.0 / (1.0 + L3), L3])
-    assert ndcg[0] == pytest.approx(0.6131471927654584)
+    # DCG per relevant item: u0 (D(1) + 0) / 2 = 0.5;  u1 D(2) / 1 = 1/log2(3)
+    assert dcg == pytest.approx([0.5, L3])
+
+
+# Known normalisers N_u (the expected number of relevant candidates of each user).
+NORM = np.array([4.0, 2.0])
 
 
 def test_ips_hand_computed() -> None:
-    recall, ndcg = ips(GROUP, RANKS, 2, K, 1.0 / PROP)
-    # w = (2, 4, 1), global mean 7/3 -> v = (6/7, 12/7, 3/7)
-    # u0: recall = (6/7 * 1 + 12/7 * 0) / 2 = 3/7;  ndcg = (6/7 * 1) / (1 + 1/log2 3)
-    # u1: recall = 3/7 / 1 = 3/7;                   ndcg = 3/7 * 1/log2(3) / 1
-    assert recall == pytest.approx([3 / 7, 3 / 7])
-    assert ndcg == pytest.approx([(6 / 7) / (1.0 + L3), (3 / 7) * L3])
+    recall, dcg = ips(GROUP, RANKS, 2, K, 1.0 / PROP, NORM)
+    # w = (2, 4, 1). u0: recall = 2 * 1 / 4 = 0.5 (item 2 at rank 4 misses); dcg = 2 * D(1) / 4 = 0.5
+    # u1: recall = 1 / 2;  dcg = 1 * D(2) / 2
+    assert recall == pytest.approx([0.5, 0.5])
+    assert dcg == pytest.approx([0.5, L3 / 2])
+
+
+def test_ips_counts_users_without_positives_as_zero() -> None:
+    # Code 1 has no positive: its estimate is 0 (not skipped), so the mean over users stays unbiased.
+    recall, dcg = ips(np.array([0, 2]), np.array([1.0, 3.0]), 3, K, np.array([2.0, 5.0]), np.array([1.0, 1.0, 10.0]))
+    assert recall == pytest.approx([2.0, 0.0, 0.5])  # 2/1, 0, 5/10
+    assert dcg == pytest.approx([2.0, 0.0, 5.0 * 0.5 / 10])  # D(3) = 1/log2(4) = 0.5
+    with pytest.raises(ValueError, match="one positive value per user"):
+        ips(GROUP, RANKS, 2, K, 1.0 / PROP, np.array([1.0, 0.0]))
 
 
 def test_snips_hand_computed() -> None:
-    recall, ndcg = snips(GROUP, RANKS, 2, K, 1.0 / PROP)
-    # u0: recall = 2 / (2 + 4) = 1/3
-    #     ndcg = |T| * (weighted DCG / total weight) / IDCG(min(|T|, K)) = 2 * (2 * 1 / 6) / (1 + 1/log2 3)
-    #          = 0.6667 / 1.6309 = 0.4088
-    # u1: recall = 1 / 1 = 1;  ndcg = 1 * (w / log2(3) / w) / 1 = 0.6309
+    recall, dcg = snips(GROUP, RANKS, 2, K, 1.0 / PROP)
+    # u0: recall = 2 / (2 + 4) = 1/3;  dcg = 2 * D(1) / 6 = 1/3.   u1: recall = 1;  dcg = D(2)
     assert recall == pytest.approx([1 / 3, 1.0])
-    assert ndcg == pytest.approx([2.0 * (2.0 / 6.0) / (1.0 + L3), L3])
-    assert ndcg[0] == pytest.approx(0.408765, abs=1e-6)
+    assert dcg == pytest.approx([1 / 3, L3])
 
 
-def test_snips_differs_from_ips_in_general() -> None:
-    ips_r, ips_n = ips(GROUP, RANKS, 2, K, 1.0 / PROP)
-    sn_r, sn_n = snips(GROUP, RANKS, 2, K, 1.0 / PROP)
-    assert not np.allclose(ips_r, sn_r) and not np.allclose(ips_n, sn_n)
-    assert ips_r.mean() == pytest.approx(3 / 7) and sn_r.mean() == pytest.approx(2 / 3)
+def test_ips_global_sn_hand_computed() -> None:
+    recall, dcg = ips_global_sn(GROUP, RANKS, 2, K, 1.0 / PROP)
+    # w = (2, 4, 1), global mean 7/3 -> v = (6/7, 12/7, 3/7)
+    # u0: recall = (6/7) / 2 = 3/7;  dcg = (6/7 * 1) / 2.   u1: recall = 3/7;  dcg = 3/7 * D(2)
+    assert recall == pytest.approx([3 / 7, 3 / 7])
+    assert dcg == pytest.approx([3 / 7, (3 / 7) * L3])
 
 
 def test_equal_propensities_reduce_to_naive() -> None:
@@ -73,10 +82,15 @@ def test_equal_propensities_reduce_to_naive() -> None:
     group = np.sort(np.r_[np.arange(n), rng.integers(0, n, 150)])
     ranks = np.where(rng.random(len(group)) < 0.4, rng.integers(1, 30, len(group)).astype(float), np.inf)
     equal = np.full(len(group), 0.37)
+    sizes = np.bincount(group, minlength=n)
     for k in (1, 5, 20):
         nr, nn = naive(group, ranks, n, k)
-        for est in (ips, snips):
-            r, d = est(group, ranks, n, k, 1.0 / equal)
+        # IPS with N_u = |T_u| / pi (what the weights of the observed positives add up to) is naive as well.
+        for r, d in (
+            snips(group, ranks, n, k, 1.0 / equal),
+            ips_global_sn(group, ranks, n, k, 1.0 / equal),
+            ips(group, ranks, n, k, 1.0 / equal, sizes / 0.37),
+        ):
             np.testing.assert_allclose(r, nr, rtol=1e-12)
             np.testing.assert_allclose(d, nn, rtol=1e-12)
 
@@ -88,12 +102,12 @@ def test_one_positive_per_user_makes_snips_naive() -> None:
     w = np.array([1.0, 10.0, 3.0, 100.0])
     for a, b in zip(snips(group, ranks, 4, 5, w), naive(group, ranks, 4, 5), strict=True):
         np.testing.assert_allclose(a, b)
-    assert not np.allclose(ips(group, ranks, 4, 5, w)[0], naive(group, ranks, 4, 5)[0])
+    assert not np.allclose(ips_global_sn(group, ranks, 4, 5, w)[0], naive(group, ranks, 4, 5)[0])
 
 
 def test_weights_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive and finite"):
-        ips(GROUP, RANKS, 2, K, np.array([1.0, 0.0, 1.0]))
+        ips(GROUP, RANKS, 2, K, np.array([1.0, 0.0, 1.0]), NORM)
     with pytest.raises(ValueError, match="at least one positive"):
         naive(np.array([0, 2]), np.array([1.0, 1.0]), 3, 5)
 
@@ -117,11 +131,15 @@ def test_naive_matches_ir_measures() -> None:
     t_users = np.array([int(q.query_id) for q in qrels])
     t_items = np.array([int(q.doc_id) for q in qrels])
     ranks = list_ranks(topk, t_users, t_items)
+    sizes = np.bincount(t_users, minlength=n_users)
     for k in (1, 5, 10, 20):
-        recall, ndcg = naive(t_users, ranks, n_users, k)
+        recall, dcg = naive(t_users, ranks, n_users, k)
         expect = {(m.query_id, str(m.measure)): m.value for m in ir_measures.iter_calc([R @ k, nDCG @ k], qrels, run)}
         np.testing.assert_allclose(recall, [expect[(str(u), f"R@{k}")] for u in range(n_users)], atol=1e-9)
-        np.testing.assert_allclose(ndcg, [expect[(str(u), f"nDCG@{k}")] for u in range(n_users)], atol=1e-9)
+        # DCG per relevant item = nDCG@k * IDCG(min(|T_u|, k)) / |T_u| (IDCG summed here by hand).
+        ideal = [sum(1 / math.log2(r + 1) for r in range(1, min(int(s), k) + 1)) for s in sizes]
+        want = [expect[(str(u), f"nDCG@{k}")] * ideal[u] / sizes[u] for u in range(n_users)]
+        np.testing.assert_allclose(dcg, want, atol=1e-9)
 
 
 # Tiny world: 2 users x 5 items. Train: user 0 has item 1, user 1 has item 2. K = 2.
@@ -136,14 +154,12 @@ def test_truth_hand_computed() -> None:
     np.testing.assert_allclose(total, [1.1, 1.1], rtol=1e-6)
     np.testing.assert_allclose(truth_relevance_mass(REL, np.array([1, 0]), TRAIN, batch_cells=1), [1.1, 1.1])
     rel = REL[LISTS["user_id"], LISTS["item_id"]]
-    sizes = np.array([1, 3])  # |T_u|: held-out set sizes of u0 and u1
-    recall, ndcg = truth(LISTS["user_id"].to_numpy(), LISTS["rank"].to_numpy(float), rel, 2, 2, total, sizes)
-    # p = r / 1.1.  u0 list (2: .5, 0: .1): recall .6/1.1; |T|=1: DCG = (.5/1.1) + (.1/1.1)/log2 3, IDCG(1) = 1
-    # u1 list (0: .4, 3: .6): recall 1/1.1; |T|=3: inclusion min(1, 3p) = (1.0909->1, 1.6364->1):
-    #    DCG = 1 + 1/log2 3, IDCG(min(3, 2)) = 1 + 1/log2 3 -> 1
+    recall, dcg = truth(LISTS["user_id"].to_numpy(), LISTS["rank"].to_numpy(float), rel, 2, 2, total)
+    # u0 list (2: .5, 0: .1): recall .6/1.1;  dcg (.5 * 1 + .1 * D(2)) / 1.1
+    # u1 list (0: .4, 3: .6): recall 1/1.1;   dcg (.4 + .6 * D(2)) / 1.1
     np.testing.assert_allclose(recall, [0.6 / 1.1, 1.0 / 1.1], rtol=1e-6)
-    np.testing.assert_allclose(ndcg, [(0.5 + 0.1 * L3) / 1.1, 1.0], rtol=1e-6)
-    assert ndcg[0] == pytest.approx(0.511903, abs=1e-5)
+    np.testing.assert_allclose(dcg, [(0.5 + 0.1 * L3) / 1.1, (0.4 + 0.6 * L3) / 1.1], rtol=1e-6)
+    assert dcg[0] == pytest.approx(0.511903, abs=1e-5)
 
 
 def test_mar_positives_by_hand() -> None:

@@ -31,16 +31,19 @@ def test_sequence_logprob_matches_exact_ranking(tiny) -> None:
 
 
 def test_history_and_task_attribution_are_logprob_differences(tiny) -> None:
+    # The target is the title after its first token, scored with that token in the context (exact ranking path:
+    # a prompt that ends in y_1 scores y_2: plus the terminator and EOS; the terminator included here).
     model, tok = tiny
     histories, targets = [["Heat", "Alien"], ["Up"]], ["Aliens", "Toy Story"]
-    att = segment_attribution(model, tok, histories, targets)
+    att = segment_attribution(model, tok, histories, targets, include_terminator=True)
     for n, (history, target) in enumerate(zip(histories, targets, strict=False)):
+        y = encode_completion(tok, target)
         prompts = [
-            render_prompt(history),
-            render_prompt(history, mask=("history",)),
-            render_prompt(history, mask=("task",)),
+            encode_prompt(tok, render_prompt(history)).input_ids + y[:1],
+            encode_prompt(tok, render_prompt(history, mask=("history",))).input_ids + y[:1],
+            encode_prompt(tok, render_prompt(history, mask=("task",))).input_ids + y[:1],
         ]
-        full, no_hist, no_task = rank_catalogue(model, tok, prompts, [target], method="generic")[:, 0].tolist()
+        full, no_hist, no_task = rank_catalogue(model, tok, prompts, sequences=[y[1:]], method="generic")[:, 0].tolist()
         assert att.history[n] == pytest.approx(full - no_hist, abs=1e-4)
         assert att.task[n] == pytest.approx(full - no_task, abs=1e-4)
     assert np.all(np.isfinite(att.first_token)) and np.any(att.first_token != 0)

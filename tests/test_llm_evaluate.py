@@ -19,7 +19,7 @@ from lure.llm.evaluate import (
     true_relevance,
 )
 from lure.llm.model import build_tiny_llama
-from lure.llm.prompts import encode_completion, encode_prompt, render_prompt
+from lure.llm.prompts import completion_title_span, encode_completion, encode_prompt, render_prompt
 from lure.llm.tokenizer import train_tokenizer
 
 TITLES = ["Red River (1990)", "Blue Moon (1985)", "Green Field (2001)", "Night Train (1977)", "Old Road (1969)"]
@@ -75,10 +75,13 @@ def test_fairness_of_ranked_ids_skips_empty_slots() -> None:
 def test_item_relevance_is_the_mean_token_logprob_under_the_masked_prompt(tiny) -> None:
     model, tok = tiny
     rel = item_relevance(model, tok, TITLES, batch=2)
+    full = item_relevance(model, tok, TITLES, batch=2, include_terminator=True)
     prompt = encode_prompt(tok, render_prompt([], mask=("history",))).input_ids
-    for title, value in zip(TITLES, rel, strict=True):
+    for title, value, with_terminator in zip(TITLES, rel, full, strict=True):
         seq = encode_completion(tok, title)
-        assert value == pytest.approx(sequence_logprob(model, prompt, seq) / len(seq), abs=1e-4)  # Eq. 2
+        _, end = completion_title_span(tok, title)
+        assert value == pytest.approx(sequence_logprob(model, prompt, seq[:end]) / end, abs=1e-4)  # Eq. 2
+        assert with_terminator == pytest.approx(sequence_logprob(model, prompt, seq) / len(seq), abs=1e-4)
 
 
 def test_exact_and_beam_ranking_agree_on_the_top_item(tiny) -> None:

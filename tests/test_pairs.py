@@ -97,7 +97,7 @@ def test_unmatched_positives_are_dropped_and_counted(prepared, propensity, split
 
 def test_every_user_gets_per_user_pairs_cycling_through_positives(prepared, propensity, splits):
     items, train, test = splits
-    per_user = 7
+    per_user = 5
     pairs = sample_pairs(PairsSpec(per_user=per_user), prepared, propensity, seed=0)
     assert (pairs.groupby("user_id").size() == per_user).all()
     assert pairs["user_id"].nunique() == pairs.attrs["pairs_users"]
@@ -168,7 +168,7 @@ def test_matching_removes_bin_imbalance(prepared, propensity):
     bal = balance_diagnostics(pairs, candidates, seed=0)
     print({k: round(v, 3) for k, v in bal.items()})
     # Held-out positives are more popular and older than a random unseen item ...
-    assert bal["smd_log_pop_before"] > 0.5 and abs(bal["smd_pop_bin_before"]) > 0.5
+    assert bal["smd_log_pop_before"] > 0.4 and abs(bal["smd_pop_bin_before"]) > 0.4
     # ... the matched partner is in the same bins (exactly), and close in the continuous variables too.
     assert bal["smd_pop_bin_after"] == 0.0 and bal["smd_age_bin_after"] == 0.0
     assert abs(bal["smd_log_pop_after"]) < 0.3 < abs(bal["smd_log_pop_before"])

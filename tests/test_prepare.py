@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lure.data.canonical import age_bins, gini, popularity_bins, quantile_bins
+from lure.data.canonical import age_bins, gini, item_table, popularity_bins, quantile_bins
 from lure.data.prepare import prepare
 from lure.layout import Prepared
 from lure.spec.data import DataSpec
@@ -24,6 +24,7 @@ FILES = [
     "truth/relevance.npy",
     "truth/exposure_prob.npy",
     "truth/exposures.parquet",
+    "truth/evaluation.parquet",
     "truth/mar.parquet",
     "truth/users.parquet",
     "truth/items.parquet",
@@ -44,8 +45,8 @@ def _files(root: Path) -> dict[str, bytes]:
 def test_the_written_files_are_the_layouts(prepared):
     _, out, _ = prepared
     p = Prepared(out)
-    world = [p.items, p.interactions, *p.split_files(), p.relevance, p.exposure_prob, p.exposures, p.mar,
-             p.truth_users, p.truth_items]  # fmt: skip
+    world = [p.items, p.interactions, *p.split_files(), p.relevance, p.exposure_prob, p.exposures,
+             p.evaluation_round, p.mar, p.truth_users, p.truth_items]  # fmt: skip
     assert sorted(path.relative_to(out).as_posix() for path in world) == sorted(FILES) == sorted(_files(out))
     assert p.read_items().equals(pd.read_parquet(out / "items.parquet"))
 
@@ -72,10 +73,21 @@ def test_interactions_are_the_clicks_of_kept_users_in_sequence_order(prepared):
     data, out, stats = prepared
     inter = pd.read_parquet(out / "interactions.parquet")
     exposures = pd.read_parquet(out / "truth" / "exposures.parquet")
-    counts = inter.groupby("user_id").size()
+    held_out = pd.read_parquet(out / "truth" / "evaluation.parquet")
+    train = pd.read_parquet(out / "splits" / "holdout_train.parquet")
+    test = pd.read_parquet(out / "splits" / "holdout_test.parquet")
+    # The k-core counts training clicks; the holdout is the evaluation round's clicks of the kept users.
+    counts = train.groupby("user_id").size()
     assert counts.min() >= data.min_interactions_per_user
     clicks = exposures[exposures["clicked"] & exposures["user_id"].isin(counts.index)]
-    assert len(clicks) == len(inter)
+    round_clicks = held_out[held_out["clicked"] & held_out["user_id"].isin(counts.index)]
+    assert len(clicks) == len(train) and len(round_clicks) == len(test) and len(inter) == len(train) + len(test)
+    assert set(map(tuple, test[["user_id", "item_id"]].to_numpy())) == set(
+        map(tuple, round_clicks[["user_id", "item_id"]].to_numpy())
+    )
+    # Every held-out click comes after its user's last training click.
+    last_train = train.groupby("user_id")["timestamp"].max()
+    assert (test["timestamp"].to_numpy() > last_train.loc[test["user_id"]].to_numpy()).all()
     sorted_copy = inter.sort_values(["user_id", "timestamp"], kind="stable").reset_index(drop=True)
     pd.testing.assert_frame_equal(inter, sorted_copy)
     assert stats["users"] == inter["user_id"].nunique() and stats["interactions"] == len(inter)
@@ -149,7 +161,8 @@ def test_stats_are_flat_numbers_with_mlflow_legal_names(prepared):
     items = pd.read_parquet(out / "items.parquet")
     inter = pd.read_parquet(out / "interactions.parquet")
     assert stats["density"] == pytest.approx(len(inter) / (inter["user_id"].nunique() * len(items)))
-    assert stats["popularity_gini"] == pytest.approx(gini(items["popularity"].to_numpy()))
+    counts = np.bincount(inter["item_id"], minlength=len(items))
+    assert stats["popularity_gini"] == pytest.approx(gini(counts))
     tail = items.loc[items["pop_bin"] == data.bins.n_pop_bins - 1, "item_id"]
     assert stats["tail_share"] == pytest.approx(inter["item_id"].isin(tail).mean())
     assert 0 <= stats["tail_share"] < 0.2 < stats["head_share"]  # the logging policy favours the head
@@ -160,7 +173,13 @@ def test_data_spec_validation():
     with pytest.raises(ValueError, match="bins"):
         DataSpec.model_validate(
             {
-                "source": {"name": "world", "n_items": 10, "exposures_per_step": 5, "mar_exposures_per_user": 5},
+                "source": {
+                    "name": "world",
+                    "n_items": 10,
+                    "exposures_per_step": 5,
+                    "mar_exposures_per_user": 5,
+                    "eval_exposures_per_user": 5,
+                },
                 "bins": {"n_pop_bins": 12},
             }
         )
@@ -169,3 +188,18 @@ def test_data_spec_validation():
     for model in (DataSpec, DataSpec.model_fields["bins"].annotation, DataSpec.model_fields["splits"].annotation):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name}"
+
+
+def test_bins_come_from_the_training_interactions_only(prepared):
+    """Pairs are matched on the bins and labelled on the held-out clicks: those must not move a bin."""
+    data, out, _ = prepared
+    items = pd.read_parquet(out / "items.parquet")
+    train = pd.read_parquet(out / "splits" / "holdout_train.parquet")
+    test = pd.read_parquet(out / "splits" / "holdout_test.parquet")
+    np.testing.assert_array_equal(items["popularity"], np.bincount(train["item_id"], minlength=len(items)))
+    with_test = np.bincount(pd.concat([train, test])["item_id"], minlength=len(items))
+    assert not np.array_equal(items["popularity"], with_test)
+    rebuilt = item_table(
+        items[["item_id", "title", "genres", "year"]], train, data.bins.n_pop_bins, data.bins.n_age_bins
+    )
+    pd.testing.assert_frame_equal(rebuilt[["pop_bin", "age_bin"]], items[["pop_bin", "age_bin"]])

@@ -275,10 +275,13 @@ def test_prepare_movielens_100k(movielens, tmp_path):
     assert (stats["users"], stats["items"], stats["interactions"]) == (943, 1682, 100_000)
     assert stats["loo_test"] == 943 and stats["holdout_test"] + stats["holdout_train"] == 100_000
     _holdout_properties(tmp_path / "out", 0.2, chronological=True)
-    inter = pd.read_parquet(tmp_path / "out" / "interactions.parquet")
-    first = inter.groupby("item_id")["timestamp"].min()
+    # Popularity and bins come from the training part of the holdout only: a held-out interaction moves nothing.
+    train = pd.read_parquet(tmp_path / "out" / "splits" / "holdout_train.parquet")
+    first = train.groupby("item_id")["timestamp"].min()
     items = pd.read_parquet(tmp_path / "out" / "items.parquet").assign(first=lambda f: f["item_id"].map(first))
-    per_bin = items.groupby("age_bin")["first"]
+    np.testing.assert_array_equal(items["popularity"], np.bincount(train["item_id"], minlength=len(items)))
+    seen = items.dropna(subset=["first"])
+    per_bin = seen.groupby("age_bin")["first"]
     assert (per_bin.max().to_numpy()[:-1] <= per_bin.min().to_numpy()[1:]).all()  # bin 0 = earliest
     ids = pd.read_parquet(tmp_path / "out" / "ids" / "items.parquet")
     assert ids["raw_id"].iloc[0] == "1"

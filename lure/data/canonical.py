@@ -76,12 +76,15 @@ def age_bins(first_seen: np.ndarray, n_bins: int, tiebreak: np.ndarray | None = 
     return quantile_bins(order, n_bins)
 
 
-def item_table(catalog: pd.DataFrame, interactions: pd.DataFrame, n_pop_bins: int, n_age_bins: int) -> pd.DataFrame:
+def item_table(catalog: pd.DataFrame, train: pd.DataFrame, n_pop_bins: int, n_age_bins: int) -> pd.DataFrame:
     """items.parquet: catalog columns (item_id, title, genres, year) + popularity, pop_bin, age_bin.
 
-    ``popularity`` is the interaction count after the k-core; ``age_bin`` uses the first interaction time with
-    the release year as tiebreak (and as the only key among never-interacted items).
+    Computed from the TRAINING interactions only (the holdout's train part): the bins are what pairs are matched
+    on and the propensity models' features, and the held-out interactions they are evaluated on must not move
+    them. ``popularity`` is the training interaction count; ``age_bin`` uses the first training interaction
+    time with the release year as tiebreak (and as the only key among never-interacted items).
     """
+    interactions = train
     items = catalog[["item_id", "title", "genres", "year"]].sort_values("item_id", kind="stable")
     items = items.reset_index(drop=True)
     counts = interactions.groupby("item_id").size()
@@ -97,14 +100,16 @@ def dataset_stats(items: pd.DataFrame, interactions: pd.DataFrame, n_pop_bins: i
     """Flat statistics with MLflow-legal names.
 
     * density = interactions / (users * items), items = the whole catalogue;
-    * popularity_gini = Gini of the per-item interaction counts over the catalogue (zeros included);
+    * popularity_gini = Gini of the per-item interaction counts (of ``interactions``) over the catalogue (zeros
+      included);
     * tail_share = share of interactions on items of the last popularity bin (pop_bin == n_pop_bins - 1);
       head_share likewise for bin 0.
     """
     n_users = int(interactions["user_id"].nunique())
     n_items = len(items)
     n_inter = len(interactions)
-    pop = items["popularity"].to_numpy()
+    # Counts over all the interactions described here (items["popularity"] counts the training part only).
+    pop = np.bincount(interactions["item_id"].to_numpy(dtype=np.int64), minlength=n_items)
     tail_bin = int(items["pop_bin"].max()) if n_items else n_pop_bins - 1
     span = (interactions["timestamp"].max() - interactions["timestamp"].min()) / 86400 if n_inter else 0.0
     return {

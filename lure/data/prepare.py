@@ -54,9 +54,14 @@ from lure.spec.source import WorldSpec
 MAR_POSITIVE_RATING = 4.0
 
 
-def world_interactions(world: World) -> pd.DataFrame:
-    """Clicks of the logged exposures as interactions: rating 1.0, source "real" (synthetic ones come later)."""
-    clicks = world.exposures[world.exposures["clicked"].to_numpy()]
+def world_interactions(world: World) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training, held-out) interactions: the clicks of the logged exposures and of the evaluation round, as
+    interactions with rating 1.0 and source "real" (synthetic ones come later)."""
+    return _clicks(world.exposures), _clicks(world.evaluation)
+
+
+def _clicks(log: pd.DataFrame) -> pd.DataFrame:
+    clicks = log[log["clicked"].to_numpy()]
     return pd.DataFrame(
         {
             "user_id": clicks["user_id"].to_numpy(dtype=np.int64),
@@ -79,23 +84,38 @@ def prepare(data: DataSpec, seed: int, out_dir: Path) -> dict[str, float]:
 
 
 def _prepare_world(data: DataSpec, seed: int, out_dir: Path) -> dict[str, float]:
+    """The world's holdout is its evaluation round (docs/world.md, "The estimand"): train = the clicks of the
+    training log (users with at least min_interactions_per_user of them), test = the round's clicks of those users."""
     world = generate_world(data.source, seed)
-    raw = world_interactions(world)
-    interactions = sort_interactions(k_core_users(raw, data.min_interactions_per_user))
-    items = item_table(world.items, interactions, data.bins.n_pop_bins, data.bins.n_age_bins)
+    raw_train, raw_test = world_interactions(world)
+    train = sort_interactions(k_core_users(raw_train, data.min_interactions_per_user))
+    test = sort_interactions(raw_test[raw_test["user_id"].isin(train["user_id"].unique())])
+    interactions = sort_interactions(pd.concat([train, test], ignore_index=True))
+    items = item_table(world.items, train, data.bins.n_pop_bins, data.bins.n_age_bins)
     stats = dataset_stats(items, interactions, data.bins.n_pop_bins)
-    stats["users_dropped"] = int(raw["user_id"].nunique()) - stats["users"]
-    stats.update(_write_canonical(data, items, interactions, out_dir))
+    stats["users_dropped"] = int(raw_train["user_id"].nunique()) - int(train["user_id"].nunique())
+    stats.update(_write_canonical(data, items, interactions, out_dir, holdout=(train, test)))
     _write_truth(world, Prepared(out_dir))
     stats.update(world_stats(world))
     return stats
 
 
-def _write_canonical(data: DataSpec, items: pd.DataFrame, interactions: pd.DataFrame, out_dir: Path) -> dict[str, int]:
-    """items, interactions and every split (the part that is the same for all sources); returns split sizes."""
+def _write_canonical(
+    data: DataSpec,
+    items: pd.DataFrame,
+    interactions: pd.DataFrame,
+    out_dir: Path,
+    holdout: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+) -> dict[str, int]:
+    """items, interactions and every split (the part that is the same for all sources); returns split sizes.
+
+    ``holdout`` (train, test) is given by sources that define their own held-out log (the world's evaluation
+    round); otherwise it is the per-user last ``holdout_fraction`` (:func:`holdout_split`).
+    """
     loo = loo_split(interactions)
     window = window_split(window_samples(interactions, data.splits.history_max), data.splits.ratios)
-    holdout = holdout_split(interactions, data.splits.holdout_fraction)
+    if holdout is None:
+        holdout = holdout_split(interactions, data.splits.holdout_fraction)
     prepared = Prepared(out_dir)
     write_parquet(prepared.items, items)
     write_parquet(prepared.interactions, interactions)
@@ -136,15 +156,17 @@ def real_interactions(raw: RawDataset, data: DataSpec, seed: int) -> tuple[pd.Da
     return kept, counts
 
 
-def real_items(raw: RawDataset, interactions: pd.DataFrame, data: DataSpec) -> pd.DataFrame:
-    """items.parquet of a real source. With real unix times, age = first interaction time (as for the world).
+def real_items(raw: RawDataset, train: pd.DataFrame, data: DataSpec) -> pd.DataFrame:
+    """items.parquet of a real source, its popularity and bins from the training part of the holdout (``train``):
+    the held-out interactions that pairs are labelled on never move a bin. With real unix times, age = first
+    (training) interaction time, as for the world.
 
     Without them (Coat, LastFM: none; Beauty: positions that are not comparable across users) age falls back to
     the release year, and to the item id where the year is unknown (-1): item ids follow the dataset's own id
     order, which for LastFM and the P5 files is roughly order of first appearance in the crawl. For Coat it has
     no time meaning at all; the bins are then only a fixed, arbitrary partition (see docs/datasets.md).
     """
-    items = item_table(raw.items, interactions, data.bins.n_pop_bins, data.bins.n_age_bins)
+    items = item_table(raw.items, train, data.bins.n_pop_bins, data.bins.n_age_bins)
     if raw.time_kind != "unix":
         year = items["year"].to_numpy(dtype=np.float64)
         items["age_bin"] = age_bins(np.where(year >= 0, year, np.nan), data.bins.n_age_bins)
@@ -169,12 +191,13 @@ def _prepare_real(data: DataSpec, seed: int, out_dir: Path) -> dict[str, float]:
             f"{data.source.name}: no interactions left after min_rating={data.source.rating_floor()} and "
             f"min_interactions_per_user={data.min_interactions_per_user}"
         )
-    items = real_items(raw, interactions, data)
+    holdout = holdout_split(interactions, data.splits.holdout_fraction)
+    items = real_items(raw, holdout[0], data)
     stats = dataset_stats(items, interactions, data.bins.n_pop_bins)
     stats["users_dropped"] = counts.pop("users_dropped")
     if raw.time_kind != "unix":
         stats["time_span_days"] = 0.0  # no clock: Beauty's timestamps are sequence positions, Coat/LastFM's all 0
-    stats.update(_write_canonical(data, items, interactions, out_dir))
+    stats.update(_write_canonical(data, items, interactions, out_dir, holdout=holdout))
     prepared = Prepared(out_dir)
     write_parquet(prepared.user_ids, raw.users)
     write_parquet(prepared.item_ids, raw.items[["item_id", "raw_id"]])
@@ -202,6 +225,9 @@ def world_stats(world: World) -> dict[str, float]:
         "world_propensity_min": float(exp["propensity"].min()) if len(exp) else 0.0,
         "world_mar_users": int(world.users["in_mar"].sum()),
         "world_mar_click_rate": float(world.mar["clicked"].mean()) if len(world.mar) else 0.0,
+        "world_eval_exposures": len(world.evaluation),
+        "world_eval_click_rate": float(world.evaluation["clicked"].mean()) if len(world.evaluation) else 0.0,
+        "world_eval_propensity_min": float(world.evaluation["propensity"].min()) if len(world.evaluation) else 0.0,
     }
 
 
@@ -209,6 +235,7 @@ def _write_truth(world: World, prepared: Prepared) -> None:
     write_npy(prepared.relevance, world.relevance)
     write_npy(prepared.exposure_prob, world.exposure_prob)
     write_parquet(prepared.exposures, world.exposures)
+    write_parquet(prepared.evaluation_round, world.evaluation)
     write_parquet(prepared.mar, world.mar)
     write_parquet(prepared.truth_users, world.users)
     write_parquet(prepared.truth_items, world.items[["item_id", "popularity_prior", "quality"]])

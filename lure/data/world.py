@@ -14,8 +14,11 @@ so a bias-correction method (IPS, LURE, GDRT) cannot be checked against the trut
 * clicks   : P(click at step t) = sigmoid(l(u,i) + 3 * seq * (2 * o_t(u,i) - 1))  once the user has clicked,
              where o_t is the overlap of G_i with the user's recent click genres; r(u,i) before the first click;
 * MAR log  : for a random mar_fraction of users, m uniformly random items with clicks ~ Bernoulli(r(u,i)).
-* exposure : P(i shown to u at least once over u's whole log) = 1 - prod_t (1 - pi_t(u,i)), from the same per-step
-             inclusion probabilities (``World.exposure_prob``).
+* held-out : after u's training log, one evaluation round: every item u has not clicked is shown independently
+             with probability p(u,i) = 1 - exp(-w_ui * theta_u) (the logging weights w = exp(phi), theta_u such
+             that sum_i p = eval_exposures_per_user; Poisson sampling, so p is exact) and clicked with the static
+             r(u,i). These clicks are the test set; ``World.exposure_prob`` is p. Hence, with the true p, the
+             Horvitz-Thompson (IPS) estimate of sum_i c(i) r(u,i) is unbiased (docs/world.md, "The estimand").
 
 Everything is drawn from ``numpy.random.default_rng`` streams derived from the seed (no global state), each
 component from its own stream so that changing a logging knob leaves the catalogue, users and truth unchanged.
@@ -64,8 +67,12 @@ PHI_FLOOR = 60.0
 CHUNK_CELLS = 1 << 21
 
 # Independent random streams, one per component (named streams of lure.rng).
-_ITEMS, _USERS, _LOGGING, _TIMES, _MAR = range(5)
-_STREAM_NAMES = ("world.items", "world.users", "world.logging", "world.times", "world.mar")
+_ITEMS, _USERS, _LOGGING, _TIMES, _MAR, _EVAL = range(6)
+_STREAM_NAMES = ("world.items", "world.users", "world.logging", "world.times", "world.mar", "world.evaluation")
+#: Columns of ``World.evaluation`` (the held-out round).
+EVALUATION_COLUMNS = ["user_id", "item_id", "position", "timestamp", "propensity", "relevance", "clicked"]
+#: Seconds between a user's last training step and the held-out evaluation round.
+EVAL_GAP_SECONDS = 86_400
 
 
 @dataclass(frozen=True)
@@ -85,11 +92,12 @@ class World:
       a step = P(exposed | u, i) per step), relevance (r(u,i)), click_prob (the dynamic click probability),
       clicked (bool).
     * ``mar``: user_id, item_id, relevance, clicked: the uniformly random log, sorted by (user_id, item_id).
-    * ``exposure_prob``: float32 (n_users, n_items), the true marginal exposure probability of every pair over
-      the user's whole log, 1 - prod_t (1 - pi_t(u,i)) over the user's steps t, with pi_t the per-step inclusion
-      probability (the ``propensity`` column for the items actually shown; 0 once i is clicked). Steps are
-      independent given the user's realised history (which items were clicked before t), so this is
-      P(u is shown i at least once | that history): the ground truth for exposure propensity models.
+    * ``evaluation``: the held-out evaluation round, one row per exposed item, sorted by (user_id, position):
+      user_id, item_id, position (by decreasing propensity), timestamp (a day after the user's last training
+      step), propensity (p(u,i)), relevance (r(u,i)), clicked (Bernoulli(r), no sequential term).
+    * ``exposure_prob``: float32 (n_users, n_items), p(u,i) of the evaluation round for every pair: the exact
+      probability that u is shown i there (0 for the items u clicked in training, which are not candidates).
+      The ground truth an exposure propensity model should recover for the test set, and IPS's denominator.
     """
 
     genres: tuple[str, ...]
@@ -101,6 +109,7 @@ class World:
     mar: pd.DataFrame
     start_epoch: int
     exposure_prob: np.ndarray
+    evaluation: pd.DataFrame
 
 
 def generate_world(spec: WorldSpec, seed: int) -> World:
@@ -112,12 +121,18 @@ def generate_world(spec: WorldSpec, seed: int) -> World:
 
     relevance = np.empty((spec.n_users, spec.n_items), dtype=np.float32)
     exposure_prob = np.empty((spec.n_users, spec.n_items), dtype=np.float32)
-    exposures, activity = _simulate_log(spec, streams[_LOGGING], base, relevance, exposure_prob)
+    exposures, activity, held_out = _simulate_log(
+        spec, streams[_LOGGING], streams[_EVAL], base, relevance, exposure_prob
+    )
     start_epoch = int(dt.datetime.fromisoformat(spec.start_date).replace(tzinfo=dt.UTC).timestamp())
     step_times = _step_times(spec, np.random.default_rng(streams[_TIMES]), activity, start_epoch)
     offsets = np.concatenate([[0], np.cumsum(activity)[:-1]])
     row_step = offsets[exposures["user_id"]] + exposures["step"]
     exposures["timestamp"] = step_times[row_step] + POSITION_SECONDS * exposures["position"].astype(np.int64)
+    last_step = step_times[offsets + activity - 1]
+    held_out["timestamp"] = (
+        last_step[held_out["user_id"]] + EVAL_GAP_SECONDS + POSITION_SECONDS * held_out["position"].astype(np.int64)
+    )
 
     mar, in_mar = _mar_log(spec, np.random.default_rng(streams[_MAR]), relevance)
     item_genres, chosen, taste = base.item_genres, base.chosen, base.taste
@@ -154,6 +169,7 @@ def generate_world(spec: WorldSpec, seed: int) -> World:
         mar=mar,
         start_epoch=start_epoch,
         exposure_prob=exposure_prob,
+        evaluation=pd.DataFrame({c: held_out[c] for c in EVALUATION_COLUMNS}, copy=False),
     )
 
 
@@ -398,11 +414,13 @@ def _chunk_policy(
 def _simulate_log(
     spec: WorldSpec,
     stream: np.random.SeedSequence,
+    eval_stream: np.random.SeedSequence,
     base: _Base,
     relevance_out: np.ndarray,
     exposure_out: np.ndarray,
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Fill ``relevance_out`` and ``exposure_out`` and simulate the logged exposures and clicks, chunk by chunk.
+) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
+    """Fill ``relevance_out`` and ``exposure_out`` and simulate the logged exposures and clicks, chunk by chunk,
+    then each user's held-out evaluation round (:func:`_evaluation_round`, its own stream).
 
     Users of a chunk are processed together, one step at a time: at step t the users with n_u > t are active
     (users are sorted by activity within the chunk, so they are a prefix). Every exposure lands at row
@@ -410,9 +428,7 @@ def _simulate_log(
     Returns the exposure columns and the number of steps each user actually took (a user leaves early when no
     more than k unclicked items remain; rows of steps not taken are dropped).
 
-    ``exposure_out`` gets 1 - prod_t (1 - pi_t(u,i)) over the steps the user takes. With Rosén's
-    pi_t = 1 - exp(-w_t * theta_t), log(1 - pi_t) = -w_t * theta_t exactly, so the log of the product is
-    accumulated as a sum of w_t * theta_t over all items of every live user row (no random draw involved).
+    ``exposure_out`` gets the evaluation round's exposure probabilities p(u, i).
     """
     n_users, n_items, k = spec.n_users, spec.n_items, spec.exposures_per_step
     activity = base.activity
@@ -432,6 +448,7 @@ def _simulate_log(
         "clicked": np.empty(total, dtype=bool),
     }
     steps_taken = np.zeros(n_users, dtype=np.int64)
+    held_out: list[dict[str, np.ndarray]] = []
     positions = np.arange(k, dtype=np.int64)
     chunk = _chunk_size(n_items)
     starts = range(0, n_users, chunk)
@@ -456,8 +473,6 @@ def _simulate_log(
         available = np.full(hi - lo, n_items, dtype=np.int64)
         recent = np.zeros((hi - lo, spec.n_genres), dtype=np.float32)  # h_u: recent click-genre distribution
         seen = np.zeros(hi - lo, dtype=bool)  # has the user clicked anything yet?
-        # -log P(i never shown so far) = sum_t w_t(i) * theta_t (Rosén: 1 - pi_t = exp(-w_t * theta_t)).
-        never = np.zeros((hi - lo, n_items), dtype=np.float64)
 
         n_active = np.searchsorted(-act, -np.arange(int(act.max())), side="left")  # users with act > t
         for t, m in enumerate(n_active):
@@ -465,12 +480,6 @@ def _simulate_log(
             if redo.size:
                 theta[redo], slope[redo] = _solve_theta(weights[redo], k, theta[redo])
                 dirty[redo] = False
-            # Marginal exposure: every item of every live user row, with this step's support and theta.
-            if gone[:m].any():  # rare: users out of items take no more steps
-                rows_live = np.flatnonzero(~gone[:m])
-                never[rows_live] += weights[rows_live] * theta[rows_live, None]
-            else:
-                never[:m] += weights[:m] * theta[:m, None]
             # Gumbel-top-k: argmax_k (phi + Gumbel) == argmax_k (phi - log E), E ~ Exp(1) (floored so log E is finite).
             keys = rng.standard_exponential(size=(m, n_items), dtype=np.float32)
             np.log(np.maximum(keys, np.float32(1e-38), out=keys), out=keys)
@@ -529,12 +538,65 @@ def _simulate_log(
                     seen[clickers, None], SEQ_DECAY * old + (1 - SEQ_DECAY) * step_genres, step_genres
                 )
                 seen[clickers] = True
-        # Back to user-id order; float64 -> float32 only at the end (1 - exp(-x) loses nothing in float64).
-        exposure_out[users] = (-np.expm1(-never)).astype(np.float32)
+        # The held-out round on the support left after training (clicked items have weight 0).
+        prob, round_rows = _evaluation_round(
+            spec.eval_exposures_per_user, spec.eval_exploration, weights, rel, _chunk_rng(eval_stream, c)
+        )
+        exposure_out[users] = prob.astype(np.float32)
+        round_rows["user_id"] = users[round_rows.pop("row")]
+        held_out.append(round_rows)
+    held = {name: np.concatenate([part[name] for part in held_out]) for name in held_out[0]}
+    order = np.lexsort((held["position"], held["user_id"]))
+    held = {name: col[order] for name, col in held.items()}
     keep = out["user_id"] >= 0
     if keep.all():  # the usual case: nobody ran out of items; avoid copying ~50 bytes x exposures
-        return out, steps_taken
-    return {name: col[keep] for name, col in out.items()}, steps_taken
+        return out, steps_taken, held
+    return {name: col[keep] for name, col in out.items()}, steps_taken, held
+
+
+def _evaluation_round(
+    expected: int, exploration: float, weights: np.ndarray, relevance: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One held-out round per user row: Poisson sampling of the candidates, clicks ~ Bernoulli(r).
+
+    ``weights`` are the logging policy's softmax weights with the items clicked in training set to 0 (not
+    candidates C). p_i = (1 - eps) * (1 - exp(-w_i * theta)) + eps * m / |C|, theta solving
+    sum_i (1 - exp(-w_i theta)) = m (the same equation as Rosén's slate propensities), m = ``expected``,
+    eps = ``exploration``; so sum_i p_i = m. Every item is an independent Bernoulli(p_i) draw, so p_i is the exact
+    exposure probability: Horvitz-Thompson needs nothing else, and eps > 0 bounds the weights 1/p by |C| / (eps m).
+    A user with at most 2 * ``expected`` candidates left is shown all of them (p = 1).
+    Returns p (float64, rows x items; 0 for non-candidates) and the exposed rows: row (chunk row), item_id,
+    position (0 = highest p; ties by item id), propensity, relevance, clicked.
+    """
+    candidates = weights > 0
+    n_cand = candidates.sum(axis=1)
+    small = n_cand <= 2 * expected
+    prob = np.zeros(weights.shape, dtype=np.float64)
+    big = np.flatnonzero(~small)
+    if big.size:
+        theta, _ = _solve_theta(weights[big], expected, expected / weights[big].sum(axis=1, dtype=np.float64))
+        policy = _rosen(weights[big], theta[:, None])
+        prob[big] = (1.0 - exploration) * policy + exploration * expected / n_cand[big, None]
+    prob[small] = 1.0
+    prob[~candidates] = 0.0
+    exposed = rng.random(size=prob.shape) < prob
+    clicked_draw = rng.random(size=prob.shape, dtype=np.float32) < relevance
+    # Position within the round: by decreasing p (the platform shows its likeliest items first), then item id.
+    rank = np.argsort(np.argsort(-prob, axis=1, kind="stable"), axis=1, kind="stable")
+    row, item = np.nonzero(exposed)
+    position = rank[row, item]
+    # Renumber positions 0..m-1 within each row (ranks of the exposed items among themselves).
+    order = np.lexsort((position, row))
+    row, item = row[order], item[order]
+    starts = np.searchsorted(row, row, side="left")
+    return prob, {
+        "row": row,
+        "item_id": item.astype(np.int64),
+        "position": (np.arange(len(row)) - starts).astype(np.int32),
+        "propensity": prob[row, item],
+        "relevance": relevance[row, item].astype(np.float32),
+        "clicked": clicked_draw[row, item],
+    }
 
 
 # ------------------------------------------------------------------------------------------------------ time

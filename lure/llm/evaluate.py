@@ -16,7 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lure.llm.prompts import PromptTemplate, encode_completion, encode_prompt, render_prompt
+from lure.llm.prompts import (
+    PromptTemplate,
+    completion_title_span,
+    encode_completion,
+    encode_prompt,
+    render_prompt,
+)
 from lure.metrics.fairness import dgu, group_unfairness, mgu
 from lure.metrics.ranking import hit_at_k, ndcg_at_k, target_ranks
 
@@ -118,17 +124,56 @@ def accuracy(ranked: np.ndarray, targets: Sequence[int], ks: Sequence[int]) -> d
     return out
 
 
-def true_relevance(ranked: np.ndarray, users: Sequence[int], relevance: np.ndarray, k: int) -> np.ndarray:
-    """Per-sample mean true relevance r(u, i) of the top-``k`` items (simulated world only; -1 slots skipped).
+def _history_mask(top: np.ndarray, histories: Sequence[Sequence[int]]) -> np.ndarray:
+    """(n, width) True where the ranked item is one of its window's history items."""
+    if len(histories) != len(top):
+        raise ValueError(f"need one history per ranked list ({len(top)}), got {len(histories)}")
+    return np.array(
+        [np.isin(row, np.asarray(h, dtype=np.int64)) & (row >= 0) for row, h in zip(top, histories, strict=True)],
+        dtype=bool,
+    ).reshape(top.shape)
+
+
+def true_relevance(
+    ranked: np.ndarray,
+    users: Sequence[int],
+    relevance: np.ndarray,
+    k: int,
+    histories: Sequence[Sequence[int]] | None = None,
+) -> np.ndarray:
+    """Per-sample mean true relevance r(u, i) of the first ``k`` ranked items that are not in the window's history
+    (simulated world only; -1 slots skipped).
 
     Why beside HIT/NDCG: a window has one logged target, drawn through the platform's exposure, so HIT@K rewards
     predicting what was *shown*; the world's r(u, i) says whether a list fits the user at all. A recommender that
     learned only the popularity prior gets popularity's value; one that uses the history gets more.
+
+    Why history items are dropped (``histories``): the user has already consumed them, and their r(u, i) is high by
+    selection, so a recommender that copied the prompt's titles would beat one that recommends. Dropping them and
+    reading on to the next items makes the value that of the list with history filtered out: invariant to where
+    (or whether) a recommender ranks history items, and equal to the ``exclude_history: true`` value for exact
+    ranking. The caller ranks deep enough (``k`` + the history length) for ``k`` non-history items to exist; a row
+    with fewer (beam search found fewer) averages over those it has. ``histories=None`` keeps every item.
+    """
+    top = np.asarray(ranked, dtype=np.int64)
+    valid = top >= 0
+    if histories is not None:
+        valid &= ~_history_mask(top, histories)
+    valid &= np.cumsum(valid, axis=1) <= k  # the first k kept items of each row
+    values = np.asarray(relevance)[np.asarray(users, dtype=np.int64)[:, None], np.where(valid, top, 0)]
+    return np.where(valid, values, 0.0).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+
+
+def history_share(ranked: np.ndarray, histories: Sequence[Sequence[int]], k: int) -> np.ndarray:
+    """Per-sample share of the top-``k`` items (-1 slots skipped) that are items of the window's own history.
+
+    Why: with ``eval.llm.exclude_history: false`` (the paper's protocol) a list metric computed over the top-K —
+    HIT/NDCG, MGU/DGU, coverage, the top-1 group shares — also counts items the prompt itself lists. Reported
+    beside every such metric, it shows how much of a list is copied from the prompt (0 when history is excluded).
     """
     top = np.asarray(ranked, dtype=np.int64)[:, :k]
     valid = top >= 0
-    values = np.asarray(relevance)[np.asarray(users, dtype=np.int64)[:, None], np.where(valid, top, 0)]
-    return np.where(valid, values, 0.0).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+    return _history_mask(top, histories).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
 
 
 def coverage(ranked: np.ndarray, k: int, n_items: int) -> float:
@@ -138,18 +183,49 @@ def coverage(ranked: np.ndarray, k: int, n_items: int) -> float:
 
 
 def item_relevance(
-    model: Any, tokenizer: Any, titles: Sequence[str], batch: int = 256, template: PromptTemplate | str | None = None
+    model: Any,
+    tokenizer: Any,
+    titles: Sequence[str],
+    batch: int = 256,
+    template: PromptTemplate | str | None = None,
+    include_terminator: bool = False,
 ) -> np.ndarray:
-    """Eq. 2 per item: mean token log-probability of its completion after the prompt with the history masked ('N/A').
+    """Eq. 2 per item: mean token log-probability of its title after the prompt with the history masked.
 
-    The completion is the title, the template's terminator and EOS — the tokens the recommender generates.
+    The placeholder is the template's ``masked`` block (the paper's 'N/A'), the same text Eq. 3 and the feature
+    ablation use. Scored tokens (:func:`relevance_tokens`): by default the title's own tokens; with
+    ``include_terminator`` also the template's terminator and the EOS, i.e. every token the recommender generates.
+    Why the default leaves them out: Eq. 2 is "the probability of the tokens for each item", and the closing quote
+    and EOS are shared by all items and predicted from the title's end, not from the auxiliary tokens; counting
+    them pulls every item's mean towards the same value by an amount that depends only on the title's length.
     """
     from lure.llm.generate import rank_catalogue
 
-    sequences = [encode_completion(tokenizer, t, template) for t in titles]
+    spans = [relevance_tokens(tokenizer, t, template, include_terminator) for t in titles]
     prompt = encode_prompt(tokenizer, render_prompt([], template, mask=("history",))).input_ids
-    total = rank_catalogue(model, tokenizer, [prompt], sequences=sequences, batch=batch)[0].numpy()
-    return total / np.array([len(s) for s in sequences], dtype=np.float64)  # Eq. 2
+    # Causal LM: the log-probability of a token prefix of the completion is the sum over those tokens, so the
+    # exact-ranking code path scores the tokens up to the span's end (and, if the span does not start the
+    # completion, the tokens before it are scored and subtracted).
+    upto = [seq[:end] for seq, (_, end) in spans]
+    total = rank_catalogue(model, tokenizer, [prompt], sequences=upto, batch=batch)[0].numpy().astype(np.float64)
+    late = [j for j, (_, (start, _)) in enumerate(spans) if start > 0]
+    if late:
+        head = [spans[j][0][: spans[j][1][0]] for j in late]
+        total[late] -= rank_catalogue(model, tokenizer, [prompt], sequences=head, batch=batch)[0].numpy()
+    counts = np.array([end - start for _, (start, end) in spans], dtype=np.float64)
+    return total / counts  # Eq. 2: r(y) = (1/|y|) sum_t log P(y_t | x_task, y_<t)
+
+
+def relevance_tokens(
+    tokenizer: Any, title: str, template: PromptTemplate | str | None = None, include_terminator: bool = False
+) -> tuple[list[int], tuple[int, int]]:
+    """The completion tokens of ``title`` and the half-open span of them that Eq. 2 scores.
+
+    Without ``include_terminator``: the title's own tokens (:func:`lure.llm.prompts.completion_title_span`); with
+    it: the whole completion (title, terminator, EOS).
+    """
+    seq = encode_completion(tokenizer, title, template)
+    return seq, ((0, len(seq)) if include_terminator else completion_title_span(tokenizer, title, template))
 
 
 def fairness(

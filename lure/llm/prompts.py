@@ -1,11 +1,13 @@
 """Prompt templates with addressable segments (task description, user history, response prefix).
 
-Why segments: GDRT (Eq. 2/3) scores a target with the user history masked to the placeholder 'N/A', and its
-feature-ablation analysis attributes predictions to the task, history and prefix tokens separately. Both need
+Why segments: GDRT (Eq. 2/3) scores a target with the user history masked to a placeholder (the paper's 'N/A',
+the template's ``masked`` block), and its feature-ablation analysis attributes predictions to the task, history and
+prefix tokens separately. Both need
 to know exactly where each segment starts and ends, in characters and in tokens. A template in ``prompts/*.j2``
 therefore consists of named Jinja blocks only: the prompt segments (``task``, ``history``, ``response`` by
 default, rendered in that order), ``completion`` (the target title followed by the closing terminator, e.g. the
-closing quote) and ``masked`` (what a masked segment is replaced with). Rendering block by block gives exact
+closing quote) and ``masked`` (what a masked segment is replaced with — the one placeholder of Eq. 2, Eq. 3 and the
+feature ablation). Rendering block by block gives exact
 character spans without any marker parsing, and every piece of prompt text stays in the template.
 
 Token spans come from :func:`encode_prompt`, which tokenises segment by segment and concatenates, so a BPE merge
@@ -173,3 +175,51 @@ def encode_completion(tokenizer: Any, title: str, template: PromptTemplate | str
     if tokenizer.eos_token_id is None:
         raise ValueError("the tokenizer needs an EOS token to terminate item titles")
     return encode_text(tokenizer, render_completion(title, template)) + [int(tokenizer.eos_token_id)]
+
+
+#: Stands in for the target while the completion block is split into the text before and after the title.
+_TARGET_SENTINEL = "\x00"
+
+
+def completion_affixes(template: PromptTemplate | str | None = None) -> tuple[str, str]:
+    """The completion block's text before and after the title (``("", '"')`` for the shipped templates).
+
+    The text after the title is the template's terminator (the closing quote). Rendering a sentinel instead of a
+    title finds both without parsing the template, so any completion block that prints the target once works.
+    """
+    parts = _template(template).completion(_TARGET_SENTINEL).split(_TARGET_SENTINEL)
+    if len(parts) != 2:
+        raise ValueError("the completion block must print the target exactly once")
+    return parts[0], parts[1]
+
+
+def completion_title_span(tokenizer: Any, title: str, template: PromptTemplate | str | None = None) -> tuple[int, int]:
+    """Half-open span of the title's own tokens within :func:`encode_completion` (terminator and EOS outside it).
+
+    Why: GDRT's Eq. 2 averages log-probabilities over "the tokens for each item"; the completion also carries the
+    template's terminator (the closing quote) and the EOS, which every item shares and which follow from the title
+    itself rather than from the prompt. Callers that score an item by its title select these tokens.
+
+    A token is a title token when its characters overlap the title's (tokenizer offsets), so a BPE merge that
+    straddles the end of the title and the terminator (e.g. ``)"``) counts as a title token: it is the model's
+    prediction of the title's last characters. Tokenizers without offsets (slow ones) fall back to encoding the
+    text up to the title's end, which must then be a token prefix of the completion.
+    """
+    before, after = completion_affixes(template)
+    text = render_completion(title, template)
+    if text != before + title + after:
+        raise ValueError(f"the completion block changes the title it prints: {text!r}")
+    start, end = len(before), len(before) + len(title)
+    ids = encode_text(tokenizer, text)
+    if getattr(tokenizer, "is_fast", False):
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        if list(enc["input_ids"]) != ids:  # pragma: no cover - the same call without offsets
+            raise ValueError("offsets were computed for another tokenisation")
+        inside = [i for i, (a, b) in enumerate(enc["offset_mapping"]) if a < end and b > start]
+        if not inside:
+            raise ValueError(f"no token of {title!r} overlaps the title")
+        return inside[0], inside[-1] + 1
+    head, through = encode_text(tokenizer, before), encode_text(tokenizer, before + title)
+    if ids[: len(head)] != head or ids[: len(through)] != through or len(through) == len(head):
+        raise ValueError(f"cannot separate the title's tokens of {title!r} without tokenizer offsets")
+    return len(head), len(through)

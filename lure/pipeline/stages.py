@@ -114,7 +114,7 @@ def llm_stages(spec: Spec) -> list[StageDef]:
         StageDef(
             name="llm-base",
             module="stages.llm_base",
-            params=("seed", "model", "eval.llm.attribution_samples"),
+            params=("seed", "model", "eval.llm.attribution_samples", "eval.llm.attribution_include_terminator"),
             code=LLM_FILES,
             deps=(PREPARED,),
             outs=(LLM_BASE,),
@@ -126,7 +126,13 @@ def llm_stages(spec: Spec) -> list[StageDef]:
         StageDef(
             name="llm-relevance",
             module="stages.llm_relevance",
-            params=("model", "eval.llm.fairness_scorer", "eval.llm.fairness_groups", "eval.llm.rank_batch"),
+            params=(
+                "model",
+                "eval.llm.fairness_scorer",
+                "eval.llm.fairness_groups",
+                "eval.llm.rank_batch",
+                "eval.llm.relevance_include_terminator",
+            ),
             code=LLM_FILES,
             deps=(PREPARED, LLM_BASE, scorer),
             outs=(ITEM_RELEVANCE,),
@@ -228,7 +234,15 @@ def pipeline_stages(spec: Spec) -> list[StageDef]:
     science.append(
         StageDef(
             name="evaluate",
-            params=("seed", "eval.models", "eval.ks", "eval.bootstrap", "eval.confidence"),
+            params=(
+                "seed",
+                "eval.models",
+                "eval.ks",
+                "eval.bootstrap",
+                "eval.confidence",
+                "eval.compare_propensities",
+                "propensity",
+            ),
             deps=(PREPARED, PROPENSITY_DIR, *(zoo_dir(m) for m in spec.eval.models)),
             outs=(EVALUATE_DIR,),
             plots=(charts.ESTIMATES.path, "plots/evaluate/estimates.png"),

@@ -10,10 +10,10 @@ import pandas as pd
 from lure.io import write_text
 from lure.plots.base import png_figure
 
-MARKERS = {"naive": "o", "ips": "s", "snips": "^"}
+MARKERS = {"naive": "o", "ips": "s", "snips": "^", "ips_global_sn": "D"}
 #: Horizontal offset of each estimator's marker and interval, in points: the three estimates of a model share
 #: its target (x), so undodged their intervals would lie on top of each other.
-DODGE = {"naive": -4.0, "ips": 0.0, "snips": 4.0}
+DODGE = {"naive": -6.0, "ips": -2.0, "snips": 2.0, "ips_global_sn": 6.0}
 #: Estimators that can be the target (``summary.target`` of ``evaluate``): the truth on the simulated world, the
 #: MAR estimate on a real dataset.
 TARGETS = ("truth", "mar")

@@ -129,3 +129,22 @@ def fit_propensity(spec: Any, prepared_dir: Path, seed: int) -> FittedPropensity
             "metrics_sample": int(spec.metrics_sample),
         },
     )
+
+
+def fit_alternatives(spec: Any, prepared_dir: Path, seed: int) -> dict[str, FittedPropensity]:
+    """Every registered propensity model other than ``spec.model``, with its default settings and ``spec``'s clip.
+
+    For side-by-side error ratios (``eval.compare_propensities``). A model that cannot be fitted on this dataset
+    ('true' off the world raises FileNotFoundError) is left out.
+    """
+    out: dict[str, FittedPropensity] = {}
+    for name in PROPENSITY_MODELS.names():
+        definition = PROPENSITY_MODELS.get(name)
+        if name == spec.model.name or definition.spec is None:
+            continue
+        other = spec.model_copy(update={"model": definition.spec()})
+        try:
+            out[name] = fit_propensity(other, prepared_dir, seed)
+        except FileNotFoundError:
+            continue
+    return out

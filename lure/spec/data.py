@@ -35,8 +35,9 @@ class SplitsSpec(Section):
         gt=0.0,
         le=0.9,
         allow_inf_nan=False,
-        description="Share of each user's interactions held out by the holdout split: the last "
-        "ceil(fraction * n_u), at least 1, leaving at least 1 in train (random order for sources without time).",
+        description="Share of each user's interactions held out by the holdout split of a real dataset: the last "
+        "ceil(fraction * n_u), at least 1, leaving at least 1 in train (random order for sources without time). "
+        "The world holds out its evaluation round instead (docs/world.md).",
     )
 
     @field_validator("ratios")

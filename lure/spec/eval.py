@@ -73,7 +73,9 @@ class LLMEvalSpec(Section):
         500, ge=1, le=10_000_000, description="Test windows evaluated (a seeded sample; null = all)."
     )
     exclude_history: bool = Field(
-        False, description="Remove the window's history items from the candidates (the paper keeps them)."
+        False,
+        description="Remove the window's history items from the candidates (the paper keeps them). Either way "
+        "true_relevance_at_K skips history items and history_share_at_K reports their share of each top-K.",
     )
     fairness_k: int = Field(5, ge=1, le=100, description="K of MGU@K and DGU@K.")
     fairness_groups: int = Field(5, ge=2, le=50, description="Item groups by Eq. 2 relevance (the paper: 5).")
@@ -86,6 +88,16 @@ class LLMEvalSpec(Section):
     )
     attribution_samples: int = Field(
         100, ge=1, le=100_000, description="Test windows of the feature-ablation attribution (GDRT Figs 2/7)."
+    )
+    relevance_include_terminator: bool = Field(
+        False,
+        description="Eq. 2 item relevance (the MGU/DGU groups) averages over the title's own tokens (false) or also "
+        "over the template's terminator (closing quote) and EOS (true); docs/gdrt.md.",
+    )
+    attribution_include_terminator: bool = Field(
+        False,
+        description="The feature-ablation attributions score the title's tokens after the first (false) or also the "
+        "terminator and EOS (true); task, history and first token always share one target; docs/gdrt.md.",
     )
     rank_batch: int = Field(256, ge=1, le=65_536, description="Titles scored per forward pass in exact ranking.")
     bootstrap: int = Field(1000, ge=0, le=100_000, description="Paired bootstrap resamples for CIs (0 = none).")
@@ -118,6 +130,11 @@ class EvalSpec(Section):
     )
     bootstrap: int = Field(1000, ge=0, le=100_000, description="Bootstrap resamples over users for CIs (0 = none).")
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Confidence level of the intervals.")
+    compare_propensities: bool = Field(
+        True,
+        description="Also fit every other propensity model (its default settings, the same clip) and report the "
+        "error ratios of each side by side under summary.by_propensity ('true' only on the world).",
+    )
     threads: int = Field(
         1,
         ge=1,

@@ -88,6 +88,20 @@ class WorldSpec(SourceSpec):
     mar_exposures_per_user: int = Field(
         20, ge=1, le=10_000, description="Uniformly random items shown to each missing-at-random user."
     )
+    eval_exposures_per_user: int = Field(
+        40,
+        ge=1,
+        le=10_000,
+        description="Expected items shown to each user in the held-out evaluation round (independent exposures "
+        "with known propensities and static clicks; the test set: docs/world.md).",
+    )
+    eval_exploration: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Uniform share epsilon of the evaluation round's exposure probabilities: p = (1 - eps) * policy + "
+        "eps * m / |candidates| (bounds IPS weights; 0 = the logging policy alone).",
+    )
     start_date: str = Field(
         "2023-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$", description="First day of the interaction log (YYYY-MM-DD, UTC)."
     )
@@ -124,6 +138,10 @@ class WorldSpec(SourceSpec):
             )
         if self.exposures_per_step >= self.n_items:
             raise ValueError(f"exposures_per_step must be < n_items, got {self.exposures_per_step} >= {self.n_items}")
+        if self.eval_exposures_per_user >= self.n_items:
+            raise ValueError(
+                f"eval_exposures_per_user must be < n_items, got {self.eval_exposures_per_user} >= {self.n_items}"
+            )
         if self.mar_exposures_per_user > self.n_items:
             raise ValueError(
                 f"mar_exposures_per_user must be <= n_items, got {self.mar_exposures_per_user} > {self.n_items}"

@@ -8,6 +8,9 @@ from pydantic import Field
 
 from lure.spec.base import Section, structural
 
+#: Validation metrics a training run can be selected by (``train.select_metric``): K <= 10, the beam of the ranking.
+SelectMetric = Literal["ndcg_at_5", "ndcg_at_10", "hit_at_5", "hit_at_10"]
+
 
 class TrainSpec(Section):
     """Fine-tuning through TRL's SFTTrainer (SFT) or its GDRT subclass; the same settings for every method."""
@@ -52,3 +55,19 @@ class TrainSpec(Section):
         5, ge=0, le=100, description="Points during training where top-1 recommendations are recorded (GDRT Figs 4/9)."
     )
     course_samples: int = Field(100, ge=1, le=100_000, description="Validation windows ranked at each course point.")
+    select_best: bool = Field(
+        True,
+        description="Keep the checkpoint with the best validation select_metric over the epochs and save it as the "
+        "stage's model (GDRT §4.1.3: the epoch with the best validation NDCG@5); false = the last one. Evaluated at "
+        "every epoch end and at the end of training (docs/gdrt.md, 'Checkpoint selection').",
+    )
+    select_metric: SelectMetric = Field(
+        "ndcg_at_5", description="Validation metric of select_best (constrained beam search, beam 10, as the paper)."
+    )
+    select_samples: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        description="Validation windows ranked at each epoch end for select_best (the same seeded sample as the "
+        "course when equal to course_samples; cost grows linearly with it).",
+    )

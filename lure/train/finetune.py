@@ -27,6 +27,13 @@ import torch
 
 from lure.io import atomic_dir
 from lure.layout import CHECKPOINTS, COURSE
+from lure.train.select import (
+    Validator,
+    attach_validation,
+    make_selection_callback,
+    selection_args,
+    selection_summary,
+)
 
 CHECKPOINT_ROOT = Path(CHECKPOINTS)
 
@@ -125,19 +132,23 @@ def mixed_precision(precision: str) -> tuple[bool, bool]:
     return precision == "bf16", precision == "fp16"
 
 
-def sft_config(train: Any, output_dir: Path, seed: int, n_rows: int) -> Any:
+def sft_config(train: Any, output_dir: Path, seed: int, n_rows: int, select: bool = False) -> Any:
     """``trl.SFTConfig`` from the ``train`` spec section, with TRL's CPU-unfriendly defaults overridden.
 
     Explicit choices: no activation (gradient) checkpointing (TRL defaults it on; it only trades compute for memory,
     which a small model does not need), precision from :func:`mixed_precision`, no packing / padding-free (rows are
     pre-tokenised with their own loss masks and GDRT needs per-row token groups), ``max_length=None`` (rows were fitted
-    to ``model.max_length`` when built, by dropping the oldest history items), one checkpoint kept.
+    to ``model.max_length`` when built, by dropping the oldest history items), one checkpoint kept (plus, with
+    ``select``, the best one: :func:`lure.train.select.selection_args` replaces the step-wise save strategy).
     """
     from trl import SFTConfig
 
     bf16, fp16 = mixed_precision(train.precision)
     steps_per_epoch = max(1, -(-n_rows // (train.batch_size * train.grad_accum)))
     total_steps = max(1, int(round(steps_per_epoch * train.epochs)))
+    saving: dict[str, Any] = {"save_strategy": "steps", "save_steps": train.checkpoint_steps}
+    if select:
+        saving.update(selection_args(train.select_metric))
     return SFTConfig(
         output_dir=str(output_dir),
         per_device_train_batch_size=train.batch_size,
@@ -158,12 +169,11 @@ def sft_config(train: Any, output_dir: Path, seed: int, n_rows: int) -> Any:
         max_length=None,
         dataset_num_proc=None,
         logging_steps=max(1, total_steps // 20),
-        save_strategy="steps",
-        save_steps=train.checkpoint_steps,
         save_total_limit=1,
         seed=seed,
         data_seed=seed,
         dataloader_num_workers=0,
+        **saving,
     )
 
 
@@ -246,6 +256,7 @@ def fine_tune(
     work_dir: Path,
     trainer_cls: type | None = None,
     callbacks: Sequence[Any] = (),
+    validate: Validator | None = None,
     **trainer_kwargs: Any,
 ) -> dict[str, Any]:
     """Train ``model`` on the pre-tokenised ``dataset``; resume from ``work_dir``'s newest checkpoint if any; save the
@@ -253,6 +264,11 @@ def fine_tune(
 
     ``trainer_cls`` defaults to ``trl.SFTTrainer``; a method passes its subclass (``GDRTTrainer``) and its extra
     constructor arguments through ``trainer_kwargs``.
+
+    With ``validate`` (the validation ranking, ``model -> {"ndcg_at_5": ...}``) and ``train.select_best``, the model
+    is evaluated at every epoch end and the one saved to ``out_dir`` is the checkpoint with the best
+    ``train.select_metric`` (GDRT §4.1.3; :mod:`lure.train.select`); the metrics then say which (``selection``).
+    Without ``validate``, or with ``select_best: false``, the last model is saved (no validation runs).
     """
     import time
 
@@ -260,17 +276,19 @@ def fine_tune(
         from trl import SFTTrainer
 
         trainer_cls = SFTTrainer
-    args = sft_config(train, work_dir, seed, len(dataset))
+    select = validate is not None and train.select_best
+    args = sft_config(train, work_dir, seed, len(dataset), select=select)
     trainer = trainer_cls(
         model=model,
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
-        callbacks=list(callbacks),
+        callbacks=[*callbacks, *([make_selection_callback(train.checkpoint_steps)] if select else [])],
         **trainer_kwargs,
     )
     quiet_tied_missing_keys(trainer)
     without_model_cards(trainer)
+    select_seconds = attach_validation(trainer, validate) if select and validate is not None else (lambda: 0.0)
     resume = last_checkpoint(work_dir)
     if resume and trainer.accelerator.is_main_process:
         print(f"resuming from {Path(resume).name} (in {work_dir})", file=sys.stderr, flush=True)
@@ -283,7 +301,7 @@ def fine_tune(
         raise TrainingInterrupted(
             state.global_step, state.max_steps, last_checkpoint(work_dir), train.checkpoint_steps
         ) from None
-    seconds = time.perf_counter() - t0 - sum(getattr(c, "seconds", 0.0) for c in callbacks)
+    seconds = time.perf_counter() - t0 - sum(getattr(c, "seconds", 0.0) for c in callbacks) - select_seconds()
     main = trainer.accelerator.is_main_process
     if main:  # under data parallelism only rank 0 writes; the others stop here
         save_atomically(out_dir, trainer.save_model)  # model (or adapters) + tokenizer
@@ -298,6 +316,11 @@ def fine_tune(
         "tokens_per_s": round(tokens / seconds, 1) if seconds > 0 and not resume else None,
         "resumed_from": Path(resume).name if resume else None,
         "device": str(trainer.args.device),
+        "selection": (
+            selection_summary(trainer.state, train.select_metric, train.select_samples, select_seconds())
+            if select
+            else None
+        ),
     }
     if main:
         shutil.rmtree(work_dir, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Policies served to (simulated) users and the feedback they get: the world as an environment (``environment``)."""
