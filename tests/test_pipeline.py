@@ -142,12 +142,13 @@ def test_summary_prints_headlines_and_the_evaluation_matrix(tmp_path: Path, monk
     evaluation = {
         "pop": {"naive": {"recall_at_10": stats}, "ips": {"recall_at_10": {**stats, "mean": 0.125}}},
         "users": {"naive": {"evaluated": 10, "skipped": 0}},
-        "summary": {"target": "truth", "ips_error_ratio": 0.2},
+        "summary": {"target": "truth", "snips_error_ratio": 0.2, "by_propensity": {"true": {"ips_error_ratio": 0.05}}},
     }
     (tmp_path / "metrics" / "evaluate.json").write_text(json.dumps(evaluation))
     result = runner.invoke(app, ["summary"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "ips_error_ratio ↓" in result.output and "prepare" in result.output and "wall_time_s" not in result.output
+    assert "snips_error_ratio ↓" in result.output and "ips_error_ratio.true ↓" in result.output
+    assert "prepare" in result.output and "wall_time_s" not in result.output
     assert "0.2500" in result.output and "[0.200, 0.300]" in result.output and "0.1250" in result.output
     assert "users" not in result.output.split("offline evaluation")[1]
 

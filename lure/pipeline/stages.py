@@ -248,8 +248,8 @@ def pipeline_stages(spec: Spec) -> list[StageDef]:
             plots=(charts.ESTIMATES.path, "plots/evaluate/estimates.png"),
             charts=(charts.ESTIMATES,),
             headline=(
-                Headline("summary.ips_error_ratio", "ips_error_ratio", "lower"),
                 Headline("summary.snips_error_ratio", "snips_error_ratio", "lower"),
+                Headline("summary.by_propensity.*.ips_error_ratio", "ips_error_ratio.{0}", "lower"),
                 Headline("summary.kendall_tau_naive_recall_at_10", "kendall_naive_recall@10", "higher"),
                 Headline("summary.kendall_tau_snips_recall_at_10", "kendall_snips_recall@10", "higher"),
             ),
