@@ -271,3 +271,18 @@ def test_written_files_get_the_mode_open_would_give(tmp_path: Path) -> None:
         assert write_text(tmp_path / "c.txt", "new").stat().st_mode & 0o777 == 0o640  # an existing file keeps its mode
     finally:
         os.umask(old)
+
+
+def test_progress_prints_throttled_lines_when_piped(capsys, monkeypatch) -> None:
+    """Piped (stderr not a terminal): every item is yielded, one line per interval, none for quick work."""
+    from lure import display
+
+    ticks = iter(float(t) for t in (0, 10, 31, 40, 65, 70))  # start, then one reading per item
+    monkeypatch.setattr(display.time, "monotonic", lambda: next(ticks))
+    assert list(display.progress([1, 2, 3, 4, 5], "ranking", interval=30)) == [1, 2, 3, 4, 5]
+    err = capsys.readouterr().err.splitlines()
+    # items 2 (31 s) and 4 (65 s) cross the 30-s marks: "2/5 (40 %), 31 s" and "4/5 (80 %), 65 s"
+    assert err == ["ranking: 2/5 (40 %), 31 s", "ranking: 4/5 (80 %), 65 s"]
+    quick = iter((0.0, 5.0))
+    monkeypatch.setattr(display.time, "monotonic", lambda: next(quick))
+    assert list(display.progress(iter([7]), "quick")) == [7] and capsys.readouterr().err == ""

@@ -24,6 +24,13 @@ from lure.llm.prompts import (
     render_prompt,
 )
 from lure.metrics.fairness import dgu, group_unfairness, mgu
+from lure.metrics.language_bias import (
+    first_new_items,
+    matched_reference,
+    prior_groups,
+    prior_top1_shares,
+    spearman,
+)
 from lure.metrics.ranking import hit_at_k, ndcg_at_k, target_ranks
 
 
@@ -67,8 +74,7 @@ def rank_llm(
 
     ``item_ids[j]`` is the id of ``titles[j]``; ``exclude`` lists item ids removed per prompt (e.g. its history).
     """
-    from rich.progress import track
-
+    from lure.display import progress as show_progress
     from lure.llm.generate import constrained_beam_search, rank_catalogue, top_items
     from lure.llm.trie import TokenTrie
 
@@ -79,7 +85,7 @@ def rank_llm(
     chunk = 32  # prompts per exact-ranking call: the title tree is built once per call
     starts = range(0, len(prompts), chunk if decoding == "exact" else 1)
     if progress:
-        starts = track(starts, description=f"ranking ({decoding})", transient=True)
+        starts = show_progress(starts, f"ranking ({decoding})")
     for start in starts:
         if decoding == "exact":
             block = list(prompts[start : start + chunk])
@@ -242,3 +248,50 @@ def fairness(
     hist = [[int(i) for i in h] for h in histories]
     gu = group_unfairness(top, hist, item_group, k, n_groups, average=average)  # type: ignore[arg-type]
     return {f"mgu_at_{k}": mgu(gu), f"dgu_at_{k}": dgu(gu), "gu": [float(x) for x in gu]}
+
+
+def _aligned(frame: pd.DataFrame, column: str, item_ids: np.ndarray) -> np.ndarray:
+    """``frame[column]`` in the order of ``item_ids`` (every id must be present)."""
+    values = frame.set_index("item_id")[column]
+    missing = set(item_ids.tolist()) - set(values.index.tolist())
+    if missing:
+        raise KeyError(f"{len(missing)} items have no {column!r} (e.g. {sorted(missing)[:3]})")
+    return values.reindex(item_ids).to_numpy(dtype=np.float64)
+
+
+def eq2_correlations(
+    eq2: Sequence[float] | np.ndarray, items: pd.DataFrame, truth_items: pd.DataFrame | None
+) -> dict[str, float]:
+    """What a model's Eq. 2 relevance follows: its Spearman correlation with ``popularity`` (items.parquet, training
+    interaction counts) and, on the world (``truth_items`` not None), with the latent title prior rho.
+
+    ``eq2[j]`` scores ``items.iloc[j]``. On a real dataset only the popularity correlation exists.
+    """
+    ids = items["item_id"].to_numpy(dtype=np.int64)
+    out = {"eq2_spearman_popularity": spearman(eq2, items["popularity"].to_numpy(dtype=np.float64))}
+    if truth_items is not None:
+        out["eq2_spearman_prior"] = spearman(eq2, _aligned(truth_items, "title_prior", ids))
+    return out
+
+
+def prior_bias(
+    ranked: np.ndarray,
+    users: Sequence[int],
+    histories: Sequence[Sequence[int]],
+    relevance: np.ndarray,
+    items: pd.DataFrame,
+    truth_items: pd.DataFrame,
+) -> dict[str, Any]:
+    """Top-1 shares by title-prior quintile against the popularity-matched true-relevance reference (world only;
+    :func:`lure.metrics.language_bias.prior_top1_shares`).
+
+    ``items`` needs item_id and pop_bin, ``truth_items`` item_id and title_prior; item ids must be 0..n-1 (the
+    columns of ``relevance``).
+    """
+    n = relevance.shape[1]
+    ids = np.arange(n, dtype=np.int64)
+    pop_bin = _aligned(items, "pop_bin", ids).astype(np.int64)
+    groups = prior_groups(_aligned(truth_items, "title_prior", ids))
+    picks = first_new_items(ranked, histories)
+    reference = matched_reference(picks, users, histories, relevance, pop_bin)
+    return prior_top1_shares(picks, reference, groups, pop_bin)
