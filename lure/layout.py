@@ -19,7 +19,7 @@ there). The prepared dataset is a folder (``PREPARED`` in the pipeline, any fold
     truth/evaluation.parquet      world only: the held-out evaluation round (exposures with propensities)
     truth/mar.parquet             the missing-at-random log (world; Coat's MAR test ratings)
     truth/users.parquet           world only: the simulated users
-    truth/items.parquet           world only: item_id, popularity_prior, quality
+    truth/items.parquet           world only: item_id, popularity_prior, quality, title_prior, formulaic_title
     ids/users.parquet             real sources: user_id, raw_id (the dataset's own id)
     ids/items.parquet             real sources: item_id, raw_id
 
@@ -86,6 +86,8 @@ PER_SAMPLE = "per_sample.parquet"  # llm-eval-<name>
 
 EVALUATE_RESULTS = f"{EVALUATE_DIR}/{RESULTS_CSV}"
 LLM_REPORT_RESULTS = f"{LLM_REPORT_DIR}/{RESULTS_CSV}"
+#: llm-report: the language-bias measures of the base model and of every recommender, side by side.
+LLM_REPORT_LANGUAGE_BIAS = f"{LLM_REPORT_DIR}/language_bias.csv"
 ITEM_RELEVANCE_ITEMS = f"{ITEM_RELEVANCE}/{RELEVANCE_ITEMS}"
 GDRT_TOKEN_GROUPS = f"{GDRT_GROUPS}/{TOKEN_GROUPS}"
 GDRT_CENTERS = f"{GDRT_GROUPS}/{GROUP_CENTERS}"
@@ -282,6 +284,14 @@ class Prepared:
         import pandas as pd
 
         return pd.read_parquet(self.mar, columns=columns) if self.mar.exists() else None
+
+    def read_truth_items(self, columns: list[str] | None = None) -> pd.DataFrame | None:
+        """The world's item truth (popularity prior, quality, title prior, formulaic flag; sorted by item_id), or
+        None for a real dataset. The LLM stages read the title prior here: it weights the tiny model's pretraining
+        corpus and is what the language-bias measures are scored against."""
+        import pandas as pd
+
+        return pd.read_parquet(self.truth_items, columns=columns) if self.truth_items.exists() else None
 
     def read_relevance(self, mmap: bool = True) -> np.ndarray | None:
         """The world's true relevance r(u, i) (memory-mapped by default), or None for a real dataset."""

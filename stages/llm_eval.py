@@ -1,8 +1,9 @@
 """Stage ``llm-eval-<name>``: rank the catalogue for a sample of test windows with one recommender — a fine-tuned
 LLM (exact ranking or constrained beam search) or a classic baseline fitted on the window training data — and write
 per-window HIT/NDCG, MGU/DGU, top-1 relevance-group shares, the share of the window's own history in every top-K
-(``history_share_at_K``), on the world the true relevance of the first K non-history items and, for LLMs, the
-feature-ablation attribution.
+(``history_share_at_K``), on the world the true relevance of the first K non-history items and the top-1 shares by
+title-prior quintile against a popularity-matched true-relevance reference, and, for LLMs, the feature-ablation
+attribution and what the model's own Eq. 2 relevance follows (title prior vs popularity).
 
 Lists are ranked ``max K`` deep plus, when history items stay candidates (``eval.llm.exclude_history: false``), the
 longest history, so that K non-history items exist for ``true_relevance_at_K``; every other metric reads the first
@@ -28,8 +29,11 @@ from lure.llm.data import load_window_split, sample_windows, title_lookup, windo
 from lure.llm.evaluate import (
     accuracy,
     coverage,
+    eq2_correlations,
     fairness,
     history_share,
+    item_relevance,
+    prior_bias,
     rank_llm,
     rank_scores,
     true_relevance,
@@ -46,7 +50,8 @@ if __name__ == "__main__":
         cfg = st.spec.eval.llm
         seed = st.spec.seed
         prepared = Prepared()
-        items = prepared.read_items(columns=["item_id", "title"])
+        items = prepared.read_items(columns=["item_id", "title", "popularity", "pop_bin"])
+        truth_items = prepared.read_truth_items(columns=["item_id", "title_prior"])  # None on a real dataset
         titles = title_lookup(items)
         test = sample_windows(load_window_split(prepared, "test"), cfg.max_samples, seed, "windows.test")
         relevance = pd.read_parquet(ITEM_RELEVANCE_ITEMS)
@@ -56,6 +61,7 @@ if __name__ == "__main__":
         k = max(*cfg.ks, cfg.fairness_k)
         depth = k if cfg.exclude_history else min(k + max((len(h) for h in histories), default=0), len(items))
         extra: dict = {}
+        language: dict = {}  # language bias against the truth (docs/gdrt.md)
         if name in METHODS:
             from lure.llm.base import load_trained
             from lure.llm.diagnostics import segment_attribution
@@ -88,6 +94,15 @@ if __name__ == "__main__":
                 template,
                 include_terminator=cfg.attribution_include_terminator,
             ).ratios()  # task ÷ history and first token ÷ history (Fig. 2/7, after fine-tuning)
+            eq2 = item_relevance(  # this model's own Eq. 2 (llm-relevance scores one fixed model for the groups)
+                model,
+                tokenizer,
+                items["title"].tolist(),
+                batch=cfg.rank_batch,
+                template=template,
+                include_terminator=cfg.relevance_include_terminator,
+            )
+            language.update(eq2_correlations(eq2, items, truth_items))
             course = pd.read_parquet(llm_model_course(name))
             course["group"] = [item_group.get(int(i), -1) for i in course["item_id"]]
             write_parquet(llm_eval_course(name), course)
@@ -109,6 +124,10 @@ if __name__ == "__main__":
             per_sample[f"true_relevance_at_{max(cfg.ks)}"] = true_relevance(
                 ranked, test["user_id"].to_numpy(), truth, max(cfg.ks), histories
             )
+            if truth_items is not None:  # top-1 by title-prior quintile vs the popularity-matched truth
+                language["top1_prior"] = prior_bias(
+                    ranked, test["user_id"].to_numpy(), histories, truth, items, truth_items
+                )
         # beside every list metric (HIT/NDCG@K, MGU/DGU@fairness_k, coverage@max K, top-1 shares): how much of the
         # list is the window's own history (all 0 with exclude_history)
         for cut in sorted({1, *cfg.ks, cfg.fairness_k}):
@@ -133,3 +152,5 @@ if __name__ == "__main__":
             round(float(x), 4) for x in group_shares(test["item_id"], item_group, cfg.fairness_groups)
         ]
         st.metrics.update(extra)
+        if language:
+            st.metrics["language_prior"] = language

@@ -1,12 +1,22 @@
 """Stage ``llm-report``: the window-protocol results of every recommender side by side (GDRT Table 2's metrics),
-the method under study against each baseline with paired-bootstrap CIs, and the diagnostics plots (Figs. 2-4/7-9)."""
+the method under study against each baseline with paired-bootstrap CIs, the diagnostics plots (Figs. 2-4/7-9), and
+the language-bias table: the base model (before fine-tuning) next to every recommender, with the attribution ratios,
+what each model's Eq. 2 follows (title prior vs popularity) and, on the world, the top-1 share of the highest
+title-prior quintile against the popularity-matched true-relevance reference (docs/gdrt.md)."""
 
 from pathlib import Path
 
 import pandas as pd
 
 from lure.io import write_text
-from lure.layout import LLM_REPORT_RESULTS, llm_eval_course, llm_eval_per_sample, plots_dir
+from lure.layout import (
+    LLM_REPORT_LANGUAGE_BIAS,
+    LLM_REPORT_RESULTS,
+    llm_eval_course,
+    llm_eval_per_sample,
+    plots_dir,
+)
+from lure.metrics.language_bias import report_row
 from lure.plots.llm import write_attribution_plot, write_course_plot, write_top1_groups_plot
 from lure.registry import METHODS, SOURCES
 from lure.rng import stream
@@ -58,6 +68,11 @@ if __name__ == "__main__":
                 comparison[f"{study}_vs_{other}"][metric] = {"diff": results[study][metric] - results[other][metric]}
         table = pd.DataFrame([{"model": n, **results[n]} for n in names])
         write_text(LLM_REPORT_RESULTS, table.to_csv(index=False))
+        # before (the base model) and after fine-tuning, side by side
+        bias = {"base": report_row(deps["llm-base"], ATTRIBUTION_RATIOS)}
+        bias.update({n: report_row(deps[f"llm-eval-{n}"], ATTRIBUTION_RATIOS) for n in names})
+        bias_table = pd.DataFrame([{"model": m, **row} for m, row in bias.items()])
+        write_text(LLM_REPORT_LANGUAGE_BIAS, bias_table.to_csv(index=False))
 
         plots = Path(plots_dir("llm"))
         attribution = [("base", deps["llm-base"]["attribution"])]
@@ -94,3 +109,4 @@ if __name__ == "__main__":
         st.metrics[dataset_label(spec.data.source)] = results
         st.metrics["comparison"] = comparison
         st.metrics["attribution"] = {m: a for m, a in attribution}
+        st.metrics["language_bias"] = bias

@@ -79,9 +79,13 @@ if __name__ == "__main__":
 """
 PROBE_SPEC: dict = {**SMALL_OFFLINE, "plugins": ["probe_plugin"]}
 
-# The LLM part as small as it goes: a tiny Llama, one epoch over 32 prompts.
+# The LLM part as small as it goes: a tiny Llama pretrained for 10 steps, one epoch over 32 prompts.
 SMALL_LLM: dict = {
-    "model": {"tiny": {"hidden": 16, "layers": 1, "heads": 2, "vocab_size": 300}, "max_length": 256},
+    "model": {
+        "tiny": {"hidden": 16, "layers": 1, "heads": 2, "vocab_size": 300},
+        "pretrain": {"steps": 10, "batch_size": 16},
+        "max_length": 256,
+    },
     "train": {"epochs": 1, "max_samples": 32, "batch_size": 16, "course_points": 2, "course_samples": 2},
 }
 # Every LLM stage: base model, SFT, GDRT (token groups scored by the SFT model), Eq. 2 item groups, the window

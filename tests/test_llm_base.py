@@ -30,10 +30,14 @@ def saved_hub_model(path: Path) -> Path:
 
 
 def test_tiny_base_is_built_seeded_and_reloads(tmp_path: Path) -> None:
-    spec = ModelSpec(tiny={"hidden": 32, "layers": 1, "heads": 2, "vocab_size": 300})
-    info = build_base(spec, list(TITLES.values()), [list(TITLES.values())[:3]], 0, tmp_path / "a")
-    build_base(spec, list(TITLES.values()), [list(TITLES.values())[:3]], 0, tmp_path / "b")
+    spec = ModelSpec(
+        tiny={"hidden": 32, "layers": 1, "heads": 2, "vocab_size": 300}, pretrain={"steps": 4, "batch_size": 8}
+    )
+    prior = [1.0, 0.0, -1.0, 0.5, 2.0]
+    info = build_base(spec, list(TITLES.values()), [list(TITLES.values())[:3]], 0, tmp_path / "a", prior=prior)
+    build_base(spec, list(TITLES.values()), [list(TITLES.values())[:3]], 0, tmp_path / "b", prior=prior)
     assert info["init"] == "tiny" and info["parameters"] > 0
+    assert info["pretrain"]["steps"] == 4 and info["pretrain"]["rows"] == 32, info  # pretraining is seeded too
     a, tok = load_base(tmp_path / "a", spec)
     b, _ = load_base(tmp_path / "b", spec)
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):

@@ -271,4 +271,6 @@ def test_new_spec_fields_default_to_title_tokens_and_are_declared_by_their_stage
     params = {s.name: s.params for s in llm_stages(spec)}
     assert "eval.llm.relevance_include_terminator" in params["llm-relevance"]
     assert "eval.llm.attribution_include_terminator" in params["llm-base"]
+    # llm-base scores the base model's Eq. 2 too (language prior vs popularity, before fine-tuning)
+    assert {"eval.llm.relevance_include_terminator", "eval.llm.rank_batch"} <= set(params["llm-base"])
     assert "eval.llm" in params["llm-eval-gdrt"]  # reads attribution_include_terminator and exclude_history

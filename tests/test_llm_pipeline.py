@@ -84,3 +84,26 @@ def test_set_tau_retrains_gdrt_only(llm_project: tuple[Path, str], tmp_path: Pat
     assert {"llm-eval-sft", "llm-eval-sasrec", "llm-eval-popularity"} <= skipped(out), out
     assert metrics(root, "train-sft") == before
     assert metrics(root, "train-gdrt")["rows"] == 32
+
+
+def test_report_shows_language_bias_before_and_after_fine_tuning(llm_project: tuple[Path, str]) -> None:
+    """The base model (pretrained on the prior-weighted corpus) next to every recommender: attribution ratios and
+    Eq. 2 correlations where a language model was scored, top-1 title-prior shares for everyone (the world)."""
+    import pandas as pd
+
+    root, _ = llm_project
+    base = metrics(root, "llm-base")
+    assert base["pretrain"]["steps"] == 10 and base["pretrain"]["rows"] == 160, base["pretrain"]
+    assert set(base["language_prior"]) == {"eq2_spearman_popularity", "eq2_spearman_prior"}
+    bias = metrics(root, "llm-report")["language_bias"]
+    assert set(bias) == {"base", *RECOMMENDERS}
+    llm_columns = {"ratio_task_to_history", "ratio_first_token_to_history", "eq2_spearman_prior"}
+    for name in ("base", "sft", "gdrt"):
+        assert llm_columns <= set(bias[name]), (name, bias[name])
+    for name in RECOMMENDERS:
+        top1 = metrics(root, f"llm-eval-{name}")["language_prior"]["top1_prior"]
+        assert top1["windows"] > 0 and abs(sum(top1["share"]) - 1) < 1e-9 and abs(sum(top1["expected"]) - 1) < 1e-9
+        assert bias[name]["top1_top_prior_excess"] == top1["share"][0] - top1["expected"][0]
+    assert not llm_columns & set(bias["sasrec"])  # a classic baseline has no attribution and no Eq. 2
+    table = pd.read_csv(root / "reports" / "llm" / "language_bias.csv")
+    assert table["model"].tolist() == ["base", *RECOMMENDERS]

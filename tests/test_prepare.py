@@ -69,6 +69,17 @@ def test_layout_and_columns(prepared):
     assert {"propensity", "draw_prob", "clicked", "relevance", "click_prob"} <= set(exposures.columns)
 
 
+def test_truth_items_carry_the_title_prior_and_items_parquet_does_not(prepared, tmp_path):
+    data, out, _ = prepared
+    truth = Prepared(out).read_truth_items()
+    assert list(truth.columns) == ["item_id", "popularity_prior", "quality", "title_prior", "formulaic_title"]
+    assert truth["item_id"].tolist() == list(range(data.source.n_items))
+    assert truth["formulaic_title"].sum() == round(data.source.title_prior_share * data.source.n_items)
+    # what a model reads (items.parquet) says nothing of the prior
+    assert not {"title_prior", "formulaic_title"} & set(Prepared(out).read_items().columns)
+    assert Prepared(tmp_path).read_truth_items() is None  # a real dataset has no truth: the LLM stages skip
+
+
 def test_interactions_are_the_clicks_of_kept_users_in_sequence_order(prepared):
     data, out, stats = prepared
     inter = pd.read_parquet(out / "interactions.parquet")

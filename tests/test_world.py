@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from scipy import stats
 
 from lure.data.canonical import gini
-from lure.data.vocab import GENRES
+from lure.data.vocab import FORMULAIC_FRAMES, GENRE_WORDS, GENRES
 from lure.data.world import generate_world, inclusion_probabilities, logging_logits
 from lure.spec.source import MAX_GENRES, WorldSpec
 
@@ -40,6 +40,82 @@ def test_titles_unique_and_end_with_year(world):
     )
     assert crowded.items["title"].is_unique
     assert crowded.items["title"].str.contains(r" [IVXLCDM]+ \(\d{4}\)$").any()
+
+
+#: A formulaic title: one of the frames with its slot filled, an optional sequel numeral, the year.
+FORMULAIC = "^(?:" + "|".join(f.replace("{}", ".+") for f in FORMULAIC_FRAMES) + r")(?: [IVXLCDM]+)? \(\d{4}\)$"
+
+
+@pytest.fixture(scope="module")
+def default_world():
+    """The default spec's world (seed 0): the size the issue's independence claims are about."""
+    return generate_world(WorldSpec(), seed=0)
+
+
+def test_title_prior_is_independent_of_popularity_genre_and_relevance(default_world):
+    w = default_world
+    rho = w.items["title_prior"].to_numpy()
+    assert rho.dtype == np.float64 and abs(rho.mean()) < 0.1 and abs(rho.std() - 1) < 0.1  # N(0, 1)
+    clicks = np.bincount(w.exposures.loc[w.exposures["clicked"], "item_id"], minlength=len(rho))
+    for name, other in {
+        "popularity prior": w.items["popularity_prior"],
+        "training clicks": clicks,
+        "quality": w.items["quality"],
+        "mean true relevance": w.relevance.mean(axis=0),
+        "number of genres": w.item_genres.sum(axis=1),
+        "year": w.items["year"],
+    }.items():
+        assert abs(stats.spearmanr(rho, other).statistic) < 0.1, name
+    # Genres: the share of rho's variance the genre indicators explain (OLS R^2); about 12/800 by chance.
+    design = np.column_stack([np.ones(len(rho)), w.item_genres.astype(float)])
+    fitted = design @ np.linalg.lstsq(design, rho, rcond=None)[0]
+    assert 1 - ((rho - fitted) ** 2).sum() / ((rho - rho.mean()) ** 2).sum() < 0.05
+
+
+def test_formulaic_titles_are_exactly_the_highest_prior_share(default_world):
+    items = default_world.items
+    formulaic = items["formulaic_title"].to_numpy()
+    assert formulaic.sum() == round(0.2 * len(items))  # title_prior_share's default
+    # only (and all) the highest-prior items: every formulaic item's prior beats every other item's
+    assert items.loc[formulaic, "title_prior"].min() > items.loc[~formulaic, "title_prior"].max()
+    matches = items["title"].str.match(FORMULAIC)
+    np.testing.assert_array_equal(matches.to_numpy(), formulaic)
+    assert items["title"].is_unique
+    for title, year in zip(items["title"], items["year"], strict=True):
+        assert title.endswith(f" ({year})")
+    # The frames are shared by all genres: formulaic items span (almost) every genre.
+    assert default_world.item_genres[formulaic].any(axis=0).sum() >= 10
+
+
+def test_frame_words_are_in_no_genre_word_list():
+    """A frame never reads like a genre-word title (why "The Last ..." is not a frame: Mystery has "Last")."""
+    genre_words = {w for words in GENRE_WORDS.values() for part in words for phrase in part for w in phrase.split()}
+    frame_words = {w for f in FORMULAIC_FRAMES for w in f.replace("{}", "").split()} - {
+        "of",
+        "the",
+        "The",
+        "for",
+        "from",
+    }
+    assert frame_words and not frame_words & genre_words, frame_words & genre_words
+
+
+def test_title_prior_share_changes_titles_only():
+    """share 0: no formulaic title; any share: the rest of the world bit-for-bit the same (the prior's own stream)."""
+    off = generate_world(WorldSpec(**SMALL, title_prior_share=0.0), seed=5)
+    on = generate_world(WorldSpec(**SMALL, title_prior_share=0.3), seed=5)
+    assert not off.items["formulaic_title"].any()
+    assert not off.items["title"].str.match(FORMULAIC).any()
+    assert on.items["formulaic_title"].sum() == round(0.3 * SMALL["n_items"])
+    same = [c for c in on.items.columns if c not in ("title", "formulaic_title")]
+    pd.testing.assert_frame_equal(off.items[same], on.items[same])  # title_prior included: drawn either way
+    plain = ~on.items["formulaic_title"]
+    pd.testing.assert_series_equal(off.items.loc[plain, "title"], on.items.loc[plain, "title"])
+    assert (off.items.loc[~plain, "title"] != on.items.loc[~plain, "title"]).all()
+    for name in ("relevance", "exposure_prob", "item_genres"):
+        np.testing.assert_array_equal(getattr(off, name), getattr(on, name), err_msg=name)
+    for name in ("users", "exposures", "mar", "evaluation"):
+        pd.testing.assert_frame_equal(getattr(off, name), getattr(on, name), obj=name)
 
 
 def test_items_have_one_to_three_known_genres(world):
@@ -243,6 +319,7 @@ def test_user_activity_counts_steps_and_preferences_are_concentrated(world):
         ({"mar_exposures_per_user": 200, "n_items": 100}, "mar_exposures_per_user must be <= n_items"),
         ({"exposure_bias": 11.0}, "less than or equal to 10"),
         ({"sequential_strength": -0.1}, "greater than or equal to 0"),
+        ({"title_prior_share": 1.5}, "less than or equal to 1"),
         ({"start_date": "2023-02-30"}, "valid YYYY-MM-DD"),
         ({"n_users": 1_000_000, "n_items": 200_000}, "relevance matrix"),
         ({"unknown_knob": 1}, "Extra inputs are not permitted"),

@@ -13,7 +13,7 @@ spec and seed -> byte-identical files):
 * ``splits/holdout_{train,test}.parquet``       same columns as interactions (per-user last share)
 * world only, ``truth/``: ``relevance.npy`` (float32 users x items, r(u,i); row = user_id, column = item_id),
   ``exposure_prob.npy``, ``exposures.parquet``, ``mar.parquet``, ``users.parquet``, ``items.parquet``
-  (popularity_prior, quality).
+  (popularity_prior, quality, title_prior, formulaic_title).
 * real sources: ``ids/users.parquet`` and ``ids/items.parquet`` (user_id / item_id, raw_id: the dataset's own
   ids); Coat also ``truth/mar.parquet`` (user_id, item_id, rating, clicked): the missing-at-random ratings.
 
@@ -231,6 +231,10 @@ def world_stats(world: World) -> dict[str, float]:
     }
 
 
+#: Columns of ``truth/items.parquet``: what the world knows about an item and a model must not see.
+TRUTH_ITEM_COLUMNS = ("item_id", "popularity_prior", "quality", "title_prior", "formulaic_title")
+
+
 def _write_truth(world: World, prepared: Prepared) -> None:
     write_npy(prepared.relevance, world.relevance)
     write_npy(prepared.exposure_prob, world.exposure_prob)
@@ -238,7 +242,7 @@ def _write_truth(world: World, prepared: Prepared) -> None:
     write_parquet(prepared.evaluation_round, world.evaluation)
     write_parquet(prepared.mar, world.mar)
     write_parquet(prepared.truth_users, world.users)
-    write_parquet(prepared.truth_items, world.items[["item_id", "popularity_prior", "quality"]])
+    write_parquet(prepared.truth_items, world.items[list(TRUTH_ITEM_COLUMNS)])
 
 
 SOURCES.add(

@@ -147,6 +147,26 @@ GENRE_WORDS: dict[str, GenreWords] = {
 
 GENRES: tuple[str, ...] = tuple(GENRE_WORDS)
 
+#: Formulaic title frames of the world's language prior (docs/world.md, "Language prior"): high-prior items get
+#: "{frame} (year)" with the slot filled by a noun or role of one of the item's own genres. One pool for every
+#: genre, so the frame itself says nothing about the genre (the filler word does, as in every other title). No
+#: frame word is a word of any genre list (a test checks it), so a frame is never mistaken for a genre-word title;
+#: that is why "The Last ..." is not here (Mystery's adjectives include "Last").
+FORMULAIC_FRAMES: tuple[str, ...] = (
+    "Return of the {}",
+    "{} Rising",
+    "Legend of the {}",
+    "Call of the {}",
+    "Revenge of the {}",
+    "Dawn of the {}",
+    "The {} Returns",
+    "Beyond the {}",
+    "Escape from the {}",
+    "Quest for the {}",
+    "The {} Awakens",
+    "Tales of the {}",
+)
+
 
 def roman(n: int) -> str:
     """Roman numeral of ``n`` >= 1: the sequel marker that makes a repeated title unique ("... II (1994)")."""

@@ -13,6 +13,9 @@ so a bias-correction method (IPS, LURE, GDRT) cannot be checked against the trut
              inclusion probability (Rosén's approximation);
 * clicks   : P(click at step t) = sigmoid(l(u,i) + 3 * seq * (2 * o_t(u,i) - 1))  once the user has clicked,
              where o_t is the overlap of G_i with the user's recent click genres; r(u,i) before the first click;
+* titles   : genre words + " (year)"; a latent title prior rho_i ~ N(0, 1), independent of everything else (own
+             stream), and the title_prior_share of items with the highest rho get formulaic titles ("Return of the
+             ...") from one pool shared by all genres: the language prior a pretrained LLM would carry;
 * MAR log  : for a random mar_fraction of users, m uniformly random items with clicks ~ Bernoulli(r(u,i)).
 * held-out : after u's training log, one evaluation round: every item u has not clicked is shown independently
              with probability p(u,i) = 1 - exp(-w_ui * theta_u) (the logging weights w = exp(phi), theta_u such
@@ -32,10 +35,10 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from rich.progress import track
 
-from lure.data.vocab import GENRE_WORDS, GENRES, roman
-from lure.rng import stream
+from lure.data.vocab import FORMULAIC_FRAMES, GENRE_WORDS, GENRES, roman
+from lure.display import progress
+from lure.rng import generator, stream
 from lure.spec.source import WorldSpec
 
 #: Dimension d of the latent user/item vectors (collaborative signal beyond genres).
@@ -69,6 +72,8 @@ CHUNK_CELLS = 1 << 21
 # Independent random streams, one per component (named streams of lure.rng).
 _ITEMS, _USERS, _LOGGING, _TIMES, _MAR, _EVAL = range(6)
 _STREAM_NAMES = ("world.items", "world.users", "world.logging", "world.times", "world.mar", "world.evaluation")
+#: Stream of the title prior and the formulaic titles: its own, so the prior never moves any other draw.
+TITLE_PRIOR_STREAM = "world.titles.prior"
 #: Columns of ``World.evaluation`` (the held-out round).
 EVALUATION_COLUMNS = ["user_id", "item_id", "position", "timestamp", "propensity", "relevance", "clicked"]
 #: Seconds between a user's last training step and the held-out evaluation round.
@@ -81,7 +86,9 @@ class World:
 
     * ``genres``: the genre names in use (the first ``n_genres`` of ``lure.data.vocab.GENRES``).
     * ``items``: item_id, title (unique, ends with " (year)"), genres ("|"-joined, most frequent genre first),
-      year, popularity_prior (pi_i, sums to 1), quality (q_i).
+      year, popularity_prior (pi_i, sums to 1), quality (q_i), title_prior (rho_i ~ N(0, 1), independent of
+      genres, popularity, quality and relevance), formulaic_title (the item's title is a formulaic frame: the
+      ``title_prior_share`` of items with the highest rho).
     * ``users``: user_id, activity (number of exposure steps), preferred_genres ("|"-joined by decreasing
       weight), genre_weights (their Dirichlet weights, same order), in_mar (has a missing-at-random log).
     * ``item_genres``: bool (n_items, n_genres) multi-hot matrix G.
@@ -118,6 +125,7 @@ def generate_world(spec: WorldSpec, seed: int) -> World:
     genres = GENRES[: spec.n_genres]
     base, items_rng = _draw_base(spec, streams)
     titles = _titles(base.item_genres, base.year, genres, items_rng)
+    title_prior, formulaic, titles = _title_prior(spec, seed, titles, base.item_genres, base.year, genres)
 
     relevance = np.empty((spec.n_users, spec.n_items), dtype=np.float32)
     exposure_prob = np.empty((spec.n_users, spec.n_items), dtype=np.float32)
@@ -146,6 +154,8 @@ def generate_world(spec: WorldSpec, seed: int) -> World:
             "year": base.year.astype(np.int64),
             "popularity_prior": base.prior,
             "quality": base.quality.astype(np.float32),
+            "title_prior": title_prior,
+            "formulaic_title": formulaic,
         }
     )
     users = pd.DataFrame(
@@ -275,15 +285,65 @@ def _titles(item_genres: np.ndarray, year: np.ndarray, genres: tuple[str, ...], 
         noun = nouns[words[i, 1] % len(nouns)]
         role = roles[words[i, 2] % len(roles)]
         base = (f"{adj} {noun}", f"{adj} {noun} {role}", f"The {adj} {role}")[pattern[i]]
-        key = f"{base} ({year[i]})"
-        number, title = sequel.get(key, 1), key
-        while title in taken:  # first free numeral: "... II (y)", "... III (y)", ...
-            number += 1
-            title = f"{base} {roman(number)} ({year[i]})"
-        sequel[key] = number
-        taken.add(title)
-        titles.append(title)
+        titles.append(_unique_title(base, int(year[i]), taken, sequel))
     return titles
+
+
+def _unique_title(base: str, year: int, taken: set[str], sequel: dict[str, int]) -> str:
+    """``"{base} ({year})"``, or with the first free sequel numeral before the year ("... II (y)", "... III (y)")
+    when that title is taken; records the result in ``taken`` and the numeral used in ``sequel``."""
+    key = f"{base} ({year})"
+    number, title = sequel.get(key, 1), key
+    while title in taken:
+        number += 1
+        title = f"{base} {roman(number)} ({year})"
+    sequel[key] = number
+    taken.add(title)
+    return title
+
+
+def _title_prior(
+    spec: WorldSpec,
+    seed: int,
+    titles: list[str],
+    item_genres: np.ndarray,
+    year: np.ndarray,
+    genres: tuple[str, ...],
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The latent title prior rho_i ~ N(0, 1) and the formulaic titles of the items with the highest rho.
+
+    Why: in the world without it, what a history-blind LLM finds likely is only what is popular; a pretrained LLM
+    also finds some titles likelier than others for reasons that have nothing to do with the user or the log
+    (familiar phrasing). rho is that reason, drawn from its own stream (:data:`TITLE_PRIOR_STREAM`) and from
+    nothing else, so it is independent of genres, popularity, quality and relevance, and the rest of the world is
+    bit-for-bit the same whatever ``title_prior_share`` is. The round(share * n) items with the highest rho get
+    "{frame} (year)": a frame of :data:`lure.data.vocab.FORMULAIC_FRAMES` (shared by all genres) whose slot is a
+    noun or a role of one of the item's own genres, so the title keeps its genre signal and the frame adds none.
+    Every item's frame and filler are drawn whether it is formulaic or not, so an item's formulaic title does not
+    depend on the share. Genre-word titles keep their text (numerals included); formulaic titles are made unique
+    against all of them, in item order. The pretraining corpus of the tiny LLM weights titles by rho
+    (``lure.llm.pretrain``).
+
+    Returns (rho, formulaic mask, titles).
+    """
+    n = len(titles)
+    rng = generator(seed, TITLE_PRIOR_STREAM)
+    prior = rng.standard_normal(n)
+    frame = rng.integers(0, len(FORMULAIC_FRAMES), size=n)
+    slot = rng.integers(0, 1 << 30, size=n) % item_genres.sum(axis=1)  # which of the item's genres fills the slot
+    use_noun = rng.random(n) < 0.5  # a noun ("Return of the Vault") or a role ("Return of the Detective")
+    word = rng.integers(0, 1 << 30, size=n)
+    formulaic = np.zeros(n, dtype=bool)
+    formulaic[np.argsort(-prior, kind="stable")[: int(round(spec.title_prior_share * n))]] = True
+    out = list(titles)
+    taken = {t for t, f in zip(titles, formulaic, strict=True) if not f}
+    sequel: dict[str, int] = {}
+    for i in np.flatnonzero(formulaic):
+        words = GENRE_WORDS[genres[np.flatnonzero(item_genres[i])[slot[i]]]]
+        pool = words.nouns if use_noun[i] else words.roles
+        base = FORMULAIC_FRAMES[frame[i]].format(pool[word[i] % len(pool)])
+        out[i] = _unique_title(base, int(year[i]), taken, sequel)
+    return prior, formulaic, out
 
 
 # ----------------------------------------------------------------------------------------------------- users
@@ -453,7 +513,7 @@ def _simulate_log(
     chunk = _chunk_size(n_items)
     starts = range(0, n_users, chunk)
     # Large worlds take minutes: show progress over user chunks (a no-op for the default single-chunk world).
-    for c, lo in enumerate(track(starts, description="simulating users", disable=len(starts) < 4, transient=True)):
+    for c, lo in enumerate(progress(starts, "simulating users") if len(starts) >= 4 else starts):
         hi = min(n_users, lo + chunk)
         rng = _chunk_rng(stream, c)
         logits, rel, phi = _chunk_policy(spec, base, gf, lo, hi, rng)

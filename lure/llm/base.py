@@ -3,7 +3,9 @@
 ``build_base`` runs once per spec (the ``llm-base`` stage); every training and evaluation stage then loads the same
 base through :func:`load_base` / :func:`load_trained`, so SFT, GDRT and later methods share tokenizer and weights.
 For a pretrained model only a pointer is stored (``base.json``): copying a 3B checkpoint into the pipeline's cache
-would cost more than re-reading it from the Hugging Face cache.
+would cost more than re-reading it from the Hugging Face cache. The tiny model is pretrained here on a corpus weighted
+by the world's title prior (:mod:`lure.llm.pretrain`), so that, like a pretrained LLM, it has a language prior before
+any fine-tuning.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import torch
 
 from lure.io import read_json, write_json
+from lure.rng import generator
 
 BASE_FILE = "base.json"
 
@@ -37,9 +40,20 @@ def device() -> torch.device:
 
 
 def build_base(
-    model_spec: Any, titles: Sequence[str], histories: Sequence[Sequence[str]], seed: int, out_dir: Path
+    model_spec: Any,
+    titles: Sequence[str],
+    histories: Sequence[Sequence[str]],
+    seed: int,
+    out_dir: Path,
+    prior: Sequence[float] | None = None,
+    progress: bool = True,
 ) -> dict[str, Any]:
-    """Write the base model folder; return its description (also stored as ``base.json``)."""
+    """Write the base model folder; return its description (also stored as ``base.json``).
+
+    A tiny model is pretrained (``model.pretrain``) on a corpus in which ``titles`` appear in proportion to
+    softmax(prior_strength * ``prior``); ``prior`` is the world's title prior per title, None on a real dataset
+    (uniform corpus). A pretrained model is only pointed at: it brings its own prior.
+    """
     from lure.train.finetune import save_atomically
 
     out_dir = Path(out_dir)
@@ -61,6 +75,20 @@ def build_base(
         max_positions=model_spec.max_length,
         seed=seed,
     )
+    pretrained = None
+    if model_spec.pretrain.steps:
+        from lure.llm.pretrain import pretrain
+
+        pretrained = pretrain(
+            model,
+            tokenizer,
+            titles,
+            prior,
+            model_spec.pretrain,
+            generator(seed, "llm-base.pretrain.corpus"),
+            model_spec.template,
+            progress=progress,
+        )
 
     def save(path: str) -> None:
         model.save_pretrained(path)
@@ -68,7 +96,9 @@ def build_base(
 
     save_atomically(out_dir, save)
     params = sum(p.numel() for p in model.parameters())
-    info = {"init": "tiny", "vocab": len(tokenizer), "parameters": int(params)}
+    info: dict[str, Any] = {"init": "tiny", "vocab": len(tokenizer), "parameters": int(params)}
+    if pretrained is not None:
+        info["pretrain"] = pretrained
     write_json(out_dir / BASE_FILE, info)
     return info
 

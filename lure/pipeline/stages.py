@@ -114,7 +114,14 @@ def llm_stages(spec: Spec) -> list[StageDef]:
         StageDef(
             name="llm-base",
             module="stages.llm_base",
-            params=("seed", "model", "eval.llm.attribution_samples", "eval.llm.attribution_include_terminator"),
+            params=(
+                "seed",
+                "model",
+                "eval.llm.attribution_samples",
+                "eval.llm.attribution_include_terminator",
+                "eval.llm.rank_batch",
+                "eval.llm.relevance_include_terminator",
+            ),
             code=LLM_FILES,
             deps=(PREPARED,),
             outs=(LLM_BASE,),

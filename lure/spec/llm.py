@@ -25,6 +25,38 @@ class TinyModelSpec(AttentionShape):
     )
 
 
+class PretrainSpec(Section):
+    """Pretraining of the tiny model on a generated corpus that carries the world's language prior (``llm-base``,
+    ``model.init: tiny`` only: a pretrained Hugging Face model already has its prior). docs/llm.md, "Pretraining"."""
+
+    steps: int = Field(
+        300,
+        ge=0,
+        le=1_000_000,
+        description="Optimiser steps, each on batch_size freshly drawn corpus rows (0 = no pretraining: the random "
+        "initialisation, as before issue 13).",
+    )
+    batch_size: int = Field(64, ge=1, le=4096, description="Corpus rows per step.")
+    learning_rate: float = Field(
+        3e-3, gt=0.0, le=1.0, description="Peak AdamW learning rate (5 % linear warm-up, then cosine decay to 0)."
+    )
+    prior_strength: float = Field(
+        1.5,
+        ge=0.0,
+        le=20.0,
+        description="Corpus strength s: titles are drawn with probability softmax(s * rho_i), rho_i the world's "
+        "title prior (truth/items.parquet); 0 (or a real dataset, which has no prior) = every title equally often.",
+    )
+    masked_share: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Share of corpus rows that are the template's history-masked prompt (the 'N/A' placeholder of "
+        "Eq. 2/3) followed by a drawn title; the others are catalogue lists (the template's history block with 2 "
+        "to 5 drawn titles).",
+    )
+
+
 class LoraSpec(Section):
     """LoRA adapters through peft (only the adapters train; the base stays frozen)."""
 
@@ -57,6 +89,10 @@ class ModelSpec(Section):
     )
     lora: LoraSpec | None = Field(None, description="LoRA adapters (null = full fine-tuning).")
     tiny: TinyModelSpec = Field(default_factory=TinyModelSpec, description="Size of the tiny model.")
+    pretrain: PretrainSpec = Field(
+        default_factory=PretrainSpec,
+        description="Pretraining of the tiny model on a corpus weighted by the title prior (init 'tiny' only).",
+    )
     template: str = Field(
         "next_item_compact",
         pattern=r"^[A-Za-z0-9_-]+$",

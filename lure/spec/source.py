@@ -102,6 +102,15 @@ class WorldSpec(SourceSpec):
         description="Uniform share epsilon of the evaluation round's exposure probabilities: p = (1 - eps) * policy + "
         "eps * m / |candidates| (bounds IPS weights; 0 = the logging policy alone).",
     )
+    title_prior_share: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Share of the catalogue with formulaic titles ('Return of the ...'): the items with the highest "
+        "latent title prior rho_i ~ N(0, 1), which is independent of genre, popularity and relevance and weights "
+        "the tiny LLM's pretraining corpus (model.pretrain.prior_strength); 0 = no formulaic title (docs/world.md, "
+        "'Language prior').",
+    )
     start_date: str = Field(
         "2023-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$", description="First day of the interaction log (YYYY-MM-DD, UTC)."
     )
