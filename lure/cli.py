@@ -397,6 +397,10 @@ def summary(
         _print_llm_report(data["llm-report"])
 
 
+#: Blocks of the llm-report metrics that are not a dataset's recommender × metric table.
+REPORT_BLOCKS = ("comparison", "attribution", "language_bias")
+
+
 def _print_llm_report(report: dict[str, Any]) -> None:
     """Recommender × metric on the window test split (the llm-report stage), one table per dataset."""
     from lure.display import Column, print_table
@@ -405,15 +409,31 @@ def _print_llm_report(report: dict[str, Any]) -> None:
                "coverage_at_10")  # fmt: skip
     headers = ("ndcg@5", "ndcg@10", "hit@5", "hit@10", "mgu@5", "dgu@5", "true_rel@10", "coverage@10")
     for dataset, results in report.items():
-        if dataset in ("comparison", "attribution") or not isinstance(results, dict):
+        if dataset in REPORT_BLOCKS or not isinstance(results, dict):
             continue
         shown = [c for c in columns if any(c in v for v in results.values())]
+        if not shown:
+            continue
         rows = [[name, *(_fmt(values.get(c)) for c in shown)] for name, values in results.items()]
         print_table(
             console,
             f"next-item recommendation on {dataset} (window test split)",
             [Column("recommender", "left")],
             [Column(headers[columns.index(c)]) for c in shown],
+            rows,
+        )
+    bias = report.get("language_bias")
+    if isinstance(bias, dict) and bias:
+        keys = ("eq2_spearman_prior", "eq2_spearman_popularity", "top1_top_prior_share", "top1_top_prior_expected",
+                "ratio_task_to_history", "ratio_first_token_to_history")  # fmt: skip
+        names = ("eq2 ρ prior", "eq2 ρ popularity", "top1 high-prior", "reference", "task/history", "first/history")
+        shown = [k for k in keys if any(k in v for v in bias.values() if isinstance(v, dict))]
+        rows = [[m, *(_fmt(v.get(k)) for k in shown)] for m, v in bias.items() if isinstance(v, dict)]
+        print_table(
+            console,
+            "language bias against the world's truth (docs/gdrt.md)",
+            [Column("model", "left")],
+            [Column(names[keys.index(k)]) for k in shown],
             rows,
         )
 

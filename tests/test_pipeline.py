@@ -240,3 +240,23 @@ def test_dvc_reads_yaml_with_the_c_parser() -> None:
 
     parser = YAML(typ="safe").Parser
     assert parser.__module__ != "ruamel.yaml.parser", "ruamel.yaml.clib is missing: `make install` (requirements.lock)"
+
+
+def test_summary_prints_the_language_bias_block_as_its_own_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "metrics").mkdir()
+    report = {
+        "world": {"sft": {"ndcg_at_10": 0.0133}},
+        "comparison": {},
+        "language_bias": {"base": {"eq2_spearman_prior": 0.9167}, "sft": {"top1_top_prior_share": 0.176}},
+    }
+    (tmp_path / "metrics" / "llm-report.json").write_text(json.dumps(report))
+    result = runner.invoke(app, ["summary"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "recommendation on language_bias" not in result.output  # not a dataset
+    assert "language bias against the world's truth" in result.output
+    assert "0.9167" in result.output and "0.1760" in result.output and "0.0133" in result.output
