@@ -94,14 +94,17 @@ if __name__ == "__main__":
                 template,
                 include_terminator=cfg.attribution_include_terminator,
             ).ratios()  # task ÷ history and first token ÷ history (Fig. 2/7, after fine-tuning)
-            eq2 = item_relevance(  # this model's own Eq. 2 (llm-relevance scores one fixed model for the groups)
-                model,
-                tokenizer,
-                items["title"].tolist(),
-                batch=cfg.rank_batch,
-                template=template,
-                include_terminator=cfg.relevance_include_terminator,
-            )
+            if name == cfg.fairness_scorer:  # llm-relevance already scored this very model
+                eq2 = relevance.set_index("item_id").loc[items["item_id"], "relevance"].to_numpy(dtype=np.float64)
+            else:  # this model's own Eq. 2 (llm-relevance scores one fixed model for the groups)
+                eq2 = item_relevance(
+                    model,
+                    tokenizer,
+                    items["title"].tolist(),
+                    batch=cfg.rank_batch,
+                    template=template,
+                    include_terminator=cfg.relevance_include_terminator,
+                )
             language.update(eq2_correlations(eq2, items, truth_items))
             course = pd.read_parquet(llm_model_course(name))
             course["group"] = [item_group.get(int(i), -1) for i in course["item_id"]]

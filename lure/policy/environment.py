@@ -53,6 +53,7 @@ class WorldEnvironment:
         self.consumed = np.zeros(world.relevance.shape, dtype=bool)
         self.recent = np.zeros((spec.n_users, len(world.genres)), dtype=np.float64)
         self.has_clicked = np.zeros(spec.n_users, dtype=bool)
+        self._phi: np.ndarray | None = None  # the logging policy's logits, computed on first use
         self._replay_training_log()
 
     def _replay_training_log(self) -> None:
@@ -118,7 +119,9 @@ class WorldEnvironment:
         """
         users = self._check(user_ids, np.zeros((len(user_ids), 1), dtype=np.int64))[0]
         k = k or self.spec.exposures_per_step
-        phi = logging_logits(self.spec, self.seed, users).astype(np.float64)
+        if self._phi is None:  # recomputing phi redraws the catalogue and users: do it once, for everyone
+            self._phi = logging_logits(self.spec, self.seed, np.arange(self.spec.n_users))
+        phi = self._phi[users].astype(np.float64)
         phi[self.consumed[users]] = -np.inf
         available = np.isfinite(phi).sum(axis=1)
         if (available < k).any():
