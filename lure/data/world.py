@@ -471,6 +471,24 @@ def _chunk_policy(
     return logits, rel, phi
 
 
+def click_probability(
+    logits: np.ndarray, relevance: np.ndarray, overlap: np.ndarray, has_clicked: np.ndarray, strength: float
+) -> np.ndarray:
+    """c(u, i) of shown items (rows = users): r(u, i) before the user's first click, afterwards
+    sigma(l(u, i) + SEQ_LOGIT_SCALE * s * (2 * o(u, i) - 1)), o = overlap of G_i with the recent-genre profile.
+
+    One formula for the simulated log and the environment (``lure.policy.environment``); keeps the input dtype.
+    """
+    shift = SEQ_LOGIT_SCALE * strength * (2.0 * overlap - 1.0)
+    dynamic = 1.0 / (1.0 + np.exp(-(logits + shift)))
+    return np.where(has_clicked[:, None], dynamic, relevance)
+
+
+def next_recent_genres(recent: np.ndarray, has_clicked: np.ndarray, step_genres: np.ndarray) -> np.ndarray:
+    """h <- SEQ_DECAY * h + (1 - SEQ_DECAY) * (mean genre distribution of the step's clicks); set at the first click."""
+    return np.where(has_clicked[:, None], SEQ_DECAY * recent + (1 - SEQ_DECAY) * step_genres, step_genres)
+
+
 def _simulate_log(
     spec: WorldSpec,
     stream: np.random.SeedSequence,
@@ -554,9 +572,8 @@ def _simulate_log(
             # o = sum_g h_ug * G_ig is the share of the user's recent click-genre mass that item i covers.
             lg = np.take_along_axis(logits[:m], top, 1)
             overlap = np.einsum("ug,ukg->uk", recent[:m], gf[top])
-            shift = SEQ_LOGIT_SCALE * spec.sequential_strength * (2.0 * overlap - 1.0)
-            dynamic = 1.0 / (1.0 + np.exp(-(lg + shift)))
-            click_prob = np.where(seen[:m, None], dynamic, np.take_along_axis(rel[:m], top, 1)).astype(np.float32)
+            static = np.take_along_axis(rel[:m], top, 1)
+            click_prob = click_probability(lg, static, overlap, seen[:m], spec.sequential_strength).astype(np.float32)
             clicked = (rng.random(size=(m, k), dtype=np.float32) < click_prob) & ~gone[:m, None]
 
             live = np.flatnonzero(~gone[:m])
@@ -594,9 +611,7 @@ def _simulate_log(
                 step_genres = np.einsum("uk,ukg->ug", clicked[clickers].astype(np.float32), gn[top[clickers]])
                 step_genres /= n_clicks[clickers, None]
                 old = recent[clickers]
-                recent[clickers] = np.where(
-                    seen[clickers, None], SEQ_DECAY * old + (1 - SEQ_DECAY) * step_genres, step_genres
-                )
+                recent[clickers] = next_recent_genres(old, seen[clickers], step_genres)
                 seen[clickers] = True
         # The held-out round on the support left after training (clicked items have weight 0).
         prob, round_rows = _evaluation_round(

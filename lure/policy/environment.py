@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lure.data.world import SEQ_DECAY, SEQ_LOGIT_SCALE, World, inclusion_probabilities, logging_logits
+from lure.data.world import World, click_probability, inclusion_probabilities, logging_logits, next_recent_genres
 from lure.rng import generator
 from lure.spec.source import WorldSpec
 
@@ -76,8 +76,7 @@ class WorldEnvironment:
         mass = np.zeros((len(who), self.recent.shape[1]))
         np.add.at(mass, inverse, self._genre_dist[items])
         mass /= np.bincount(inverse, minlength=len(who))[:, None]
-        first = ~self.has_clicked[who]
-        self.recent[who] = np.where(first[:, None], mass, SEQ_DECAY * self.recent[who] + (1 - SEQ_DECAY) * mass)
+        self.recent[who] = next_recent_genres(self.recent[who], self.has_clicked[who], mass)
         self.has_clicked[who] = True
 
     def click_probabilities(self, user_ids: np.ndarray, slates: np.ndarray) -> np.ndarray:
@@ -86,10 +85,8 @@ class WorldEnvironment:
         items = np.where(slates >= 0, slates, 0)
         logit = self._logit[users[:, None], items]
         overlap = np.einsum("ug,ukg->uk", self.recent[users], self._genres[items])
-        shift = SEQ_LOGIT_SCALE * self.spec.sequential_strength * (2.0 * overlap - 1.0)
-        dynamic = 1.0 / (1.0 + np.exp(-(logit + shift)))
         static = np.asarray(self.world.relevance, dtype=np.float64)[users[:, None], items]
-        prob = np.where(self.has_clicked[users][:, None], dynamic, static)
+        prob = click_probability(logit, static, overlap, self.has_clicked[users], self.spec.sequential_strength)
         return np.where((slates >= 0) & ~self.consumed[users[:, None], items], prob, 0.0)
 
     def serve(self, user_ids: np.ndarray, slates: np.ndarray) -> Feedback:
