@@ -1,6 +1,6 @@
 """Print, per zoo model, each estimator's mean error against the world's truth and its z-score (docs/evaluation.md).
 
-    python scripts/estimand_check.py --seed 3 --users 4000
+    python scripts/estimand_check.py --seed 3 --users 4000 [--flat]
 
 One world, the five classic models fitted on its training log, the TRUE evaluation-round propensities, no DVC:
 the same functions as ``tests/test_estimand.py``. d_u = est_u - truth_u over the estimator's users;
@@ -27,6 +27,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--users", type=int, default=4000)
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument(
+        "--flat",
+        action="store_true",
+        help="replace the true propensities by their mean (a wrong model: IPS must then fail the z-test)",
+    )
     args = parser.parse_args()
     spec = WorldSpec(name="world", n_users=args.users)
     world = generate_world(spec, seed=args.seed)
@@ -36,7 +41,9 @@ def main() -> None:
     lists = {
         n: top_k(build_model(n).fit(train, spec.n_users, spec.n_items, args.seed), users, train, args.k) for n in ZOO
     }
-    pi = world.exposure_prob[test["user_id"].to_numpy(), test["item_id"].to_numpy()]
+    pi = world.exposure_prob[test["user_id"].to_numpy(), test["item_id"].to_numpy()].astype(np.float64)
+    if args.flat:
+        pi = np.full(len(pi), pi.mean())
     per = zoo_per_user(lists, test, pi, [args.k], train, world.relevance, None, population=users)
     metric = f"recall_at_{args.k}"
     print(f"world seed {args.seed}, {args.users} users, {len(test)} held-out clicks; {metric}: error (z)")
