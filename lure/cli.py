@@ -443,39 +443,59 @@ def study(
     baseline: Annotated[str, typer.Option(help="Recommender the method under study is compared with")] = "sft",
     method: Annotated[str | None, typer.Option(help="Recommender under study (default: the spec's method)")] = None,
     dataset: Annotated[str, typer.Option(help="Dataset key of the report (data.source.name, e.g. world)")] = "world",
-    metric: Annotated[list[str], typer.Option(help="Metrics to compare (repeat the option)")] = [
+    metric: Annotated[
+        list[str],
+        typer.Option(
+            help="Metric to compare (repeat the option): an llm-report column (ndcg_at_10, true_relevance_at_10 ...), "
+            "a language-bias measure (top1_top_prior_share, eq2_spearman_prior ...) or an llm-eval entry "
+            "(top1_group_share.0 ...)"
+        ),
+    ] = [
         "ndcg_at_10",
         "hit_at_10",
         "mgu_at_5",
         "dgu_at_5",
     ],
+    set_param: Annotated[
+        list[str],
+        typer.Option(
+            "-S",
+            "--set-param",
+            help="KEY=VALUE: study the experiments run with params.yaml plus this override (repeat it), e.g. one "
+            "cell of a grid: -S method.tau=0.1",
+            metavar="KEY=VALUE",
+        ),
+    ] = [],
     confidence: Annotated[float, typer.Option(help="Confidence level of the t intervals")] = 0.95,
     out: Annotated[Path | None, typer.Option(help="Also write the table as CSV here")] = None,
 ) -> None:
-    """Across-seed comparison from DVC experiments: run `dvc exp run --queue -S seed=1` (2, ...) and
-    `dvc queue start` first; every experiment with an llm-report counts once per seed."""
+    """Across-seed comparison from DVC experiments: run `lure exp run --queue -S seed=1` (2, ...) and
+    `dvc queue start` first; every experiment run with params.yaml (plus the -S overrides), seed aside, counts once
+    per seed."""
+    from lure.experiments import dvc_exp_show
     from lure.study import experiment_reports, same_spec, seed_study
 
-    shown = subprocess.run(
-        [sys.executable, "-m", "dvc", "exp", "show", "--json", "--all-commits"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if shown.returncode != 0:
-        console.print(f"[red]dvc exp show failed:[/] {shown.stderr.strip()}")
-        raise typer.Exit(1)
-    reports = experiment_reports(json.loads(shown.stdout))
-    spec = load_spec(PARAMS)
-    reports, skipped = same_spec(reports, read_yaml_mapping(PARAMS))
+    try:
+        reference = apply_overrides(read_yaml_mapping(PARAMS), set_param)
+        spec = validate_spec(reference, f"{PARAMS} with -S {' '.join(set_param)}" if set_param else PARAMS)
+    except SpecError as exc:
+        _die(exc)
+    try:
+        shown = dvc_exp_show()
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    reports, skipped = same_spec(experiment_reports(shown), reference)
     if skipped:
         console.print(
-            f"skipped {len(skipped)} experiment(s) run with another spec than {PARAMS} (seed aside): "
+            f"skipped {len(skipped)} experiment(s) run with another spec than {PARAMS}"
+            + (f" with -S {' '.join(set_param)}" if set_param else "")
+            + " (seed aside): "
             + ", ".join(sorted({str(r["name"]) for r in skipped}))
         )
     try:
         frame = seed_study(reports, method or spec.method.name, baseline, dataset, metric, confidence)
-    except (ValueError, KeyError) as exc:
+    except ValueError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
     if int(frame["n_seeds"].iloc[0]) < 2:

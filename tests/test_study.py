@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from lure.stats import t_interval
@@ -70,3 +71,69 @@ def test_only_experiments_of_the_same_spec_count() -> None:
     kept, skipped = same_spec(reports, {"seed": 0, "method": {"tau": 0.5}})
     assert sorted(r["seed"] for r in kept) == [0, 1, 2]  # the seed itself is not part of the comparison
     assert [r["name"] for r in skipped] == ["seed-1-of-an-older-spec"]
+
+
+def with_language_bias(rev: str, name: str, seed: int, prior_share: tuple[float, float], groups: list[float]) -> dict:
+    """A row whose report has a language-bias block and whose llm-eval-gdrt file has the top-1 group shares."""
+    out = row(rev, name, seed, 0.3, 0.2)
+    report = out["data"]["metrics"]["metrics/llm-report.json"]["data"]
+    report["language_bias"] = {
+        "gdrt": {"top1_top_prior_share": prior_share[0]},
+        "sft": {"top1_top_prior_share": prior_share[1]},
+    }
+    out["data"]["metrics"]["metrics/llm-eval-gdrt.json"] = {"data": {"top1_group_share": groups, "hit_at_10": 0.9}}
+    out["data"]["metrics"]["metrics/llm-eval-sft.json"] = {"data": {"top1_group_share": [1.0, 0.0, 0.0]}}
+    return {**out, "experiments": None}
+
+
+def test_language_bias_and_top1_groups_are_study_metrics() -> None:
+    shown = [
+        with_language_bias("a", "s0", 0, (0.98, 0.18), [0.0, 0.1, 0.9]),
+        with_language_bias("b", "s1", 1, (0.60, 0.30), [0.2, 0.0, 0.8]),
+    ]
+    frame = seed_study(
+        experiment_reports(shown), "gdrt", "sft", "world", ["top1_top_prior_share", "top1_group_share.2"], 0.95
+    )
+    prior = frame[(frame["metric"] == "top1_top_prior_share") & (frame["what"] == "gdrt-sft")].iloc[0]
+    assert prior["values"] == [0.8, 0.3]  # 0.98 - 0.18, 0.60 - 0.30
+    group = frame[frame["metric"] == "top1_group_share.2"].set_index("what")
+    assert group.loc["gdrt", "values"] == [0.9, 0.8] and group.loc["sft", "values"] == [0.0, 0.0]
+    # the report row wins over the evaluation file where both name a metric (hit_at_10 is absent from this report)
+    with pytest.raises(ValueError, match=r"metric 'hit_at_10': not reported for 'sft' at seed 0; it has .*ndcg_at_10"):
+        seed_study(experiment_reports(shown), "gdrt", "sft", "world", ["hit_at_10"], 0.95)
+
+
+def test_study_cli_selects_one_grid_cell(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lure study -S method.tau=0.1` compares only the experiments run with that value (and params.yaml otherwise)."""
+    import shutil
+    from pathlib import Path
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from lure import cli, experiments
+
+    root = Path(__file__).resolve().parents[1]
+    shutil.copy(root / "params.yaml", tmp_path / "params.yaml")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+
+    def cell(rev: str, seed: int, tau: float, gdrt: float) -> dict:
+        out = row(rev, rev, seed, gdrt, 0.2)
+        out["data"]["params"]["params.yaml"]["data"] = {
+            **params,
+            "seed": seed,
+            "method": {**params["method"], "tau": tau},
+        }
+        return {**out, "experiments": None}
+
+    shown = [cell("t05-s0", 0, 0.5, 0.30), cell("t01-s0", 0, 0.1, 0.10), cell("t01-s1", 1, 0.1, 0.12)]
+    monkeypatch.setattr(experiments, "dvc_exp_show", lambda all_commits=True: shown)
+    runner = CliRunner()
+    result = runner.invoke(cli.app, ["study", "-S", "method.tau=0.1", "--metric", "ndcg_at_10", "--out", "s.csv"])
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 experiment(s)" in result.output and "t05-s0" in result.output
+    frame = pd.read_csv(tmp_path / "s.csv")
+    assert frame.set_index("what").loc["gdrt", "values"] == "[0.1, 0.12]"
+    bad = runner.invoke(cli.app, ["study", "-S", "method.tau=abc"])
+    assert bad.exit_code != 0 and "method.tau" in bad.output
