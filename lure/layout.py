@@ -23,7 +23,8 @@ there). The prepared dataset is a folder (``PREPARED`` in the pipeline, any fold
     ids/users.parquet             real sources: user_id, raw_id (the dataset's own id)
     ids/items.parquet             real sources: item_id, raw_id
 
-The prompt templates live here too (:func:`prompts_dir`): ``lure.spec`` validates ``model.template`` with it.
+The prompt templates live here too (:func:`prompts_dir`): ``lure.spec`` validates ``model.template`` with it; the
+judge's templates are the ones named ``judge_*`` (:func:`is_judge_template`).
 
 Nothing heavy is imported here (pandas and numpy only inside the readers), so the spec, the CLI and the DVC
 generator can use the paths cheaply.
@@ -359,6 +360,21 @@ def template_names(directory: Path | None = None) -> list[str]:
     """Names of the templates in ``directory`` (default :func:`prompts_dir`), sorted."""
     folder = prompts_dir() if directory is None else directory
     return sorted(p.stem for p in folder.glob(f"*{TEMPLATE_SUFFIX}"))
+
+
+#: A template whose name starts with this is an LLM judge's prompt (``lure.judge``: blocks task, history, candidate,
+#: answer), not a next-item prompt of the recommenders (blocks task, history, response, completion, masked).
+JUDGE_TEMPLATE_PREFIX = "judge_"
+
+
+def is_judge_template(name: str) -> bool:
+    """Whether ``name`` is a judge prompt (``prompts/judge_*.j2``) rather than a next-item prompt."""
+    return name.startswith(JUDGE_TEMPLATE_PREFIX)
+
+
+def recommender_template_names(directory: Path | None = None) -> list[str]:
+    """Names of the next-item templates (``model.template`` may name one of these), sorted."""
+    return [n for n in template_names(directory) if not is_judge_template(n)]
 
 
 def stage_run_file(stage: str) -> str:

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from lure.layout import template_names
+from lure.layout import recommender_template_names
 from lure.llm.prompts import (
     PromptTemplate,
     encode_completion,
@@ -47,7 +47,7 @@ def test_masking_replaces_only_that_segment():
         render_prompt(TITLES, mask=("nope",))
 
 
-@pytest.mark.parametrize("name", template_names())
+@pytest.mark.parametrize("name", recommender_template_names())
 def test_every_shipped_template_keeps_the_segment_contract(name):
     """Each template in prompts/ (the paper's and the compact CPU one) partitions its text into the three segments,
     masks only the asked segment, and closes the title with a terminator that is not part of any title."""
@@ -163,7 +163,7 @@ def test_the_wheel_ships_the_templates(tmp_path):
     import zipfile
     from pathlib import Path
 
-    from lure.layout import TEMPLATE_SUFFIX
+    from lure.layout import TEMPLATE_SUFFIX, template_names
 
     root = Path(__file__).resolve().parents[1]
     src = tmp_path / "src"

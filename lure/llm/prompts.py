@@ -10,6 +10,13 @@ closing quote) and ``masked`` (what a masked segment is replaced with — the on
 feature ablation). Rendering block by block gives exact
 character spans without any marker parsing, and every piece of prompt text stays in the template.
 
+The block machinery itself (:class:`BlockTemplate`: load, check that no text stands outside a block, render one
+block, compose segments with their spans) is shared by every prompt of the project; the LLM judge's pairwise prompt
+(``prompts/judge_pairwise.j2``, :mod:`lure.judge.prompt`) uses it too, so that the exact text of each block is known
+to its evidence check. Templates are rendered in a sandboxed Jinja environment (:func:`template_environment`): the
+variables carry item titles, which are data from the catalogue, and a sandbox keeps a hostile template or value from
+reaching Python internals; ``StrictUndefined`` makes a missing variable an error rather than an empty string.
+
 Token spans come from :func:`encode_prompt`, which tokenises segment by segment and concatenates, so a BPE merge
 never straddles two segments; training (``lure.llm.data``), exact ranking and beam search all use the same
 function, so the model sees identical token sequences at training and inference time.
@@ -17,13 +24,14 @@ function, so the model sees identical token sequences at training and inference 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.sandbox import SandboxedEnvironment
 
 from lure.layout import TEMPLATE_SUFFIX, prompts_dir
 
@@ -55,8 +63,74 @@ class EncodedPrompt:
     segments: dict[str, tuple[int, int]]
 
 
-class PromptTemplate:
-    """A ``prompts/<name>.j2`` template rendered block by block; see the module docstring for the block contract.
+def template_environment(directory: str | Path) -> SandboxedEnvironment:
+    """The Jinja environment of the templates in ``directory`` (one per folder, cached): sandboxed, strict about
+    undefined variables, no autoescaping (prompts are not HTML), trailing newlines kept."""
+    return _environment(str(directory))
+
+
+@lru_cache(maxsize=8)
+def _environment(directory: str) -> SandboxedEnvironment:
+    return SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(directory),
+        undefined=jinja2.StrictUndefined,  # a missing variable is a bug, not an empty string
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+
+
+class BlockTemplate:
+    """A ``prompts/<name>.j2`` template that consists of named blocks only, rendered one block at a time.
+
+    ``required``: blocks the template must define. ``probe``: variables that render every block; the whole template
+    rendered with them must equal its blocks rendered one by one, i.e. no text stands outside a block (it would belong
+    to no segment, and every span would be off).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        directory: str | Path | None = None,
+        required: Sequence[str] = (),
+        probe: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.directory = Path(directory) if directory is not None else prompts_dir()
+        self._template = template_environment(self.directory).get_template(f"{name}{TEMPLATE_SUFFIX}")
+        missing = [b for b in required if b not in self._template.blocks]
+        if missing:
+            raise ValueError(f"template {name!r} lacks block(s) {missing}")
+        variables = dict(probe or {})
+        outside = self._template.render(**variables)
+        inside = "".join(self.block(b, **variables) for b in self._template.blocks)
+        if outside != inside:
+            raise ValueError(f"template {name!r} has text outside its blocks")
+
+    @property
+    def blocks(self) -> tuple[str, ...]:
+        """The template's block names, in the order they appear."""
+        return tuple(self._template.blocks)
+
+    def block(self, name: str, **variables: Any) -> str:
+        """The text of block ``name`` rendered with ``variables``."""
+        ctx = self._template.new_context(variables)
+        return "".join(self._template.blocks[name](ctx))
+
+
+def compose(parts: Sequence[tuple[str, str]], masked: Iterable[str] = ()) -> Prompt:
+    """Concatenate (segment name, text) parts into a :class:`Prompt` with each segment's character span."""
+    spans: dict[str, tuple[int, int]] = {}
+    pos = 0
+    for name, text in parts:
+        if name in spans:
+            raise ValueError(f"segment {name!r} appears twice")
+        spans[name] = (pos, pos + len(text))
+        pos += len(text)
+    return Prompt("".join(text for _, text in parts), spans, frozenset(masked))
+
+
+class PromptTemplate(BlockTemplate):
+    """A next-item ``prompts/<name>.j2`` template; see the module docstring for the block contract.
 
     ``directory`` defaults to :func:`lure.layout.prompts_dir` (the project's ``prompts/``, else the packaged copy).
     """
@@ -64,29 +138,14 @@ class PromptTemplate:
     def __init__(
         self, name: str = DEFAULT_TEMPLATE, directory: str | Path | None = None, segments: Sequence[str] = SEGMENTS
     ) -> None:
-        self.name = name
-        self.directory = Path(directory) if directory is not None else prompts_dir()
-        env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(self.directory)),
-            undefined=jinja2.StrictUndefined,  # a missing variable is a bug, not an empty string
-            autoescape=False,
-            keep_trailing_newline=True,
-        )
-        self._template = env.get_template(f"{name}{TEMPLATE_SUFFIX}")
         self.segments = tuple(segments)
-        missing = [b for b in (*self.segments, COMPLETION_BLOCK, MASK_BLOCK) if b not in self._template.blocks]
-        if missing:
-            raise ValueError(f"template {name!r} lacks block(s) {missing}")
-        # Text outside blocks would be part of neither segment; refuse it rather than silently misplace spans.
-        outside = self._template.render(history=[], target="")
-        inside = "".join(self._block(b, history=[], target="") for b in self._template.blocks)
-        if outside != inside:
-            raise ValueError(f"template {name!r} has text outside its blocks")
-        self.mask_text = self._block(MASK_BLOCK)
-
-    def _block(self, name: str, **variables: Any) -> str:
-        ctx = self._template.new_context(variables)
-        return "".join(self._template.blocks[name](ctx))
+        super().__init__(
+            name,
+            directory,
+            required=(*self.segments, COMPLETION_BLOCK, MASK_BLOCK),
+            probe={"history": [], "target": ""},
+        )
+        self.mask_text = self.block(MASK_BLOCK)
 
     def render(self, history: Sequence[str], mask: Iterable[str] = ()) -> Prompt:
         """Render the prompt for ``history`` (titles, oldest first); segments in ``mask`` become the mask text."""
@@ -94,19 +153,15 @@ class PromptTemplate:
         unknown = masked - set(self.segments)
         if unknown:
             raise ValueError(f"unknown segment(s) {sorted(unknown)}; segments are {self.segments}")
-        parts: list[str] = []
-        spans: dict[str, tuple[int, int]] = {}
-        pos = 0
-        for name in self.segments:
-            text = self.mask_text if name in masked else self._block(name, history=list(history))
-            spans[name] = (pos, pos + len(text))
-            parts.append(text)
-            pos += len(text)
-        return Prompt("".join(parts), spans, masked)
+        parts = [
+            (name, self.mask_text if name in masked else self.block(name, history=list(history)))
+            for name in self.segments
+        ]
+        return compose(parts, masked)
 
     def completion(self, title: str) -> str:
         """The text that follows the prompt for target ``title``: the title and the template's terminator."""
-        return self._block(COMPLETION_BLOCK, target=title)
+        return self.block(COMPLETION_BLOCK, target=title)
 
 
 def load_template(name: str = DEFAULT_TEMPLATE, directory: str | None = None) -> PromptTemplate:

@@ -110,11 +110,13 @@ class ModelSpec(Section):
     @field_validator("template")
     @classmethod
     def _template_exists(cls, name: str) -> str:
-        from lure.layout import prompts_dir, template_names
+        from lure.layout import is_judge_template, prompts_dir, recommender_template_names
 
+        known = ", ".join(recommender_template_names())
+        if is_judge_template(name):
+            raise ValueError(f"prompts/{name}.j2 is a judge prompt, not a next-item prompt (known templates: {known})")
         if not (prompts_dir() / f"{name}.j2").is_file():
-            known = template_names()
-            raise ValueError(f"no file prompts/{name}.j2 (known templates: {', '.join(known)})")
+            raise ValueError(f"no file prompts/{name}.j2 (known templates: {known})")
         return name
 
     @model_validator(mode="after")
