@@ -14,8 +14,8 @@ every positive is used once before any repeats. All sampling is vectorised: j is
 cell by rejection (u's own items rejected), and pairs still unresolved after a few rounds are drawn exactly from
 the enumerated eligible items of their cell.
 
-IPS weight, LURE Eq. 1, as written: w = 1 / max(pi_i, 1e-6) + 1 / max(pi_j, 1e-6), with pi from a
-``FittedPropensity`` (already clipped to [clip_min, clip_max], so the 1e-6 floor never binds and a missing
+IPS weight, LURE Eq. 1, as written (:func:`pair_ips_weight`): w = 1 / max(pi_i, 1e-6) + 1 / max(pi_j, 1e-6), with
+pi from a ``FittedPropensity`` (already clipped to [clip_min, clip_max], so the 1e-6 floor never binds and a missing
 propensity is an error, not 1e-6).
 """
 
@@ -37,6 +37,15 @@ from lure.rng import generator
 EQ1_FLOOR = 1e-6
 #: Rejection rounds before the exact fallback.
 REJECTION_ROUNDS = 8
+
+
+def pair_ips_weight(pi_i: np.ndarray, pi_j: np.ndarray) -> np.ndarray:
+    """The IPS weight of a judged pair (u, i, j) from pi(i|u) and pi(j|u): the one implementation of LURE Eq. 1.
+
+    The pairs stage stores it as the column ``w``, which PairAUC_IPS and RJS (:mod:`lure.metrics.pairwise`) weight
+    by. The propensities' dtype is kept (float32 propensities give float32 weights).
+    """
+    return 1.0 / np.maximum(pi_i, EQ1_FLOOR) + 1.0 / np.maximum(pi_j, EQ1_FLOOR)  # LURE Eq. 1
 
 
 @dataclass(frozen=True)
@@ -163,7 +172,7 @@ def sample_pairs(
 
     pi_i = propensity.predict(u, i)
     pi_j = propensity.predict(u, j)
-    w = 1.0 / np.maximum(pi_i, EQ1_FLOOR) + 1.0 / np.maximum(pi_j, EQ1_FLOOR)  # LURE Eq. 1
+    w = pair_ips_weight(pi_i, pi_j)
     columns: dict[str, Any] = {"user_id": u, "item_i": i, "item_j": j, "label": label}
     cells = cand.cell_values.iloc[cand.cell[i]].reset_index(drop=True)
     for name in cand.match_on:

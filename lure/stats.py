@@ -1,5 +1,6 @@
 """Statistics over per-unit metric values, one implementation each: the percentile bootstrap (per-user CIs of the
-offline evaluation, paired CIs of the LLM report), paired tests, Kendall's tau and Student-t intervals over seeds.
+offline evaluation, paired CIs of the LLM report, CIs of weighted ratios such as PairAUC_IPS), paired tests, Kendall's
+tau, Spearman's rho and Student-t intervals over seeds.
 
 The confidence level is always a parameter (the spec's ``eval.confidence``); nothing here picks one.
 """
@@ -71,6 +72,30 @@ def bootstrap_ci(
     return low, high
 
 
+def bootstrap_ratio_ci(
+    numerator: np.ndarray, denominator: np.ndarray, resamples: int, confidence: float, seed: Seed
+) -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval of sum(numerator) / sum(denominator) over rows (e.g. users), resampling rows.
+
+    Why a ratio: a weighted share such as PairAUC_IPS (LURE Eq. 2) is sum_u num_u / sum_u den_u, not a mean of
+    per-row values. Each resample's ratio is the ratio of its two column means (:func:`bootstrap_means`, one
+    resample for both columns). Every row must have denominator > 0. ``resamples = 0`` or no rows gives
+    (None, None).
+    """
+    num = np.asarray(numerator, dtype=np.float64)
+    den = np.asarray(denominator, dtype=np.float64)
+    if num.shape != den.shape or num.ndim != 1:
+        raise ValueError("numerator and denominator must be 1-D arrays of the same length")
+    if resamples <= 0 or num.size == 0:
+        return (None, None)
+    if not (den > 0).all():
+        raise ValueError("every row of a ratio bootstrap needs a positive denominator")
+    means = bootstrap_means(np.stack([num, den], axis=1), resamples, seed)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(means[:, 0] / means[:, 1], [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int, confidence: float, seed: Seed) -> dict[str, float]:
     """Mean of a − b over paired samples with its percentile bootstrap CI (the same resampled samples for both).
 
@@ -125,6 +150,17 @@ def kendall_tau(x: np.ndarray, y: np.ndarray) -> float:
     import scipy.stats
 
     return float(scipy.stats.kendalltau(x, y).statistic)
+
+
+def spearman_rho(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation (``scipy.stats.spearmanr``; nan with < 2 values or a constant input)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
+        return float("nan")
+    import scipy.stats
+
+    return float(scipy.stats.spearmanr(x, y).statistic)
 
 
 def t_interval(values: Sequence[float], confidence: float) -> tuple[float, float, float]:

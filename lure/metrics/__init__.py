@@ -1,3 +1,4 @@
 """Metrics of ranked lists, one implementation each: :mod:`lure.metrics.ranking` (HIT, Recall, NDCG and their
-building blocks) and :mod:`lure.metrics.fairness` (GDRT's MGU/DGU over relevance groups). Statistics over these
-values (bootstrap, paired tests, t intervals) are in :mod:`lure.stats`."""
+building blocks), :mod:`lure.metrics.fairness` (GDRT's MGU/DGU over relevance groups) and
+:mod:`lure.metrics.pairwise` (LURE's PairAUC_IPS and RJS over judged pairs, and the judge's accuracy).
+Statistics over these values (bootstrap, paired tests, t intervals) are in :mod:`lure.stats`."""
