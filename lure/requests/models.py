@@ -25,7 +25,7 @@ class Message(_Frozen):
 
 class JsonObjectFormat(_Frozen):
     """JSON mode: ``{"type": "json_object"}``, optionally with a JSON schema the server constrains the output to
-    (``{"type": "json_object", "schema": {...}}``, as llama.cpp's and vLLM's servers accept)."""
+    (``{"type": "json_object", "schema": {...}}``, the form llama.cpp's server reads)."""
 
     type: Literal["json_object"] = "json_object"
     json_schema: dict[str, Any] | None = Field(None, alias="schema")
