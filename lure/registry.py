@@ -1,8 +1,8 @@
 """The one way to make a pluggable choice: a named :class:`Definition` in a :class:`Registry`.
 
-Every choice a spec makes by name — a data source, a zoo model, a propensity model, a training method (and, as their
-issues arrive, judge backends, ExpoSynth presets, bandit policies) — is a definition that lives next to its
-implementation and says four things:
+Every choice a spec makes by name — a data source, a zoo model, a propensity model, a training method, an LLM
+request backend (and, as their issues arrive, ExpoSynth presets, bandit policies) — is a definition that lives
+next to its implementation and says four things:
 
 * ``spec``: its spec class, the member of the spec's discriminated union that configures it (None when it has no
   parameters of its own);
@@ -277,6 +277,16 @@ PROPENSITY_MODELS: Registry[Definition] = Registry(
 #: Training methods of the generative recommenders by ``method.name`` (and LLM ``baselines``); definitions are
 #: ``lure.train.methods.MethodDefinition``.
 METHODS: Registry[Any] = Registry("training method", builtins=("lure.train.methods",))
+#: LLM request backends by ``name`` of their config (``lure.requests.config``): ``build(config)`` -> a
+#: ``lure.requests.backends.Backend``; nothing is loaded or sent until its first request.
+BACKENDS: Registry[Definition] = Registry(
+    "request backend",
+    builtins=(
+        "lure.requests.backends.openai_compatible",
+        "lure.requests.backends.transformers_local",
+        "lure.requests.backends.simulated",
+    ),
+)
 #: Analyses that add stages to the pipeline (between the evaluations and ``tables``). None are built in: a plugin
 #: named in ``spec.plugins`` registers one with ``stages(spec) -> list[StageDef]``.
 ANALYSES: Registry[Definition] = Registry("analysis")
