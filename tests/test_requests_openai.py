@@ -81,7 +81,9 @@ def test_faulty_run_ends_with_the_fault_free_answers(tmp_path: Path) -> None:
         digests = {b["messages"][1]["content"]: body_digest(b) for b in faulty.stats.bodies}
         for request, response, expected in zip(requests, result.responses, reference.responses, strict=True):
             history = faulty.stats.outcomes[digests[request.messages[1].content]]
-            assert response.attempts == len(history)  # every attempt counted, retries included
+            # every attempt the server saw is counted, retries included; under CPU starvation the client can also
+            # time out an attempt before the server accepts it, which the client counts and the server never logs
+            assert response.attempts >= len(history) >= 1
             if history[-1] == "malformed":  # a 200 whose body is not JSON: not retried by the client, not cached
                 assert response.status == "error" and response.error.startswith("JSONDecodeError")
             else:  # timeouts, 429, 500 and cut bodies were retried until the answer came
@@ -92,7 +94,7 @@ def test_faulty_run_ends_with_the_fault_free_answers(tmp_path: Path) -> None:
                     expected.usage,
                 )
         failed = sum(r.status == "error" for r in result.responses)
-        assert result.ledger.attempts == faulty.stats.received and result.ledger.retries > 0
+        assert result.ledger.attempts >= faulty.stats.received and result.ledger.retries > 0
         assert (result.ledger.ok, result.ledger.failed) == (40 - failed, failed) and failed > 0
         assert len(cache) == 40 - failed
 
