@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lure.experiments import experiments_from_exp_show
+from lure.experiments import experiments_from_exp_show, metrics_at
 from lure.stats import t_interval
 
 #: Metrics files of one recommender's evaluation stage (``metrics/llm-eval-<name>.json``).
@@ -70,6 +70,21 @@ def same_spec(
     target = strip(params)
     kept = [r for r in reports if strip(r.get("params") or {}) == target]
     return kept, [r for r in reports if r not in kept]
+
+
+def with_eval_files(reports: Sequence[Mapping[str, Any]], models: Sequence[str]) -> list[dict[str, Any]]:
+    """The reports with each model's whole llm-eval metrics file read from the experiment's git revision
+    (:func:`lure.experiments.metrics_at`), so that list entries (``top1_group_share.2``), which ``dvc exp show``
+    drops, are study metrics too."""
+    out = []
+    for r in reports:
+        evals = dict(r.get("evals") or {})
+        for model in models:
+            whole = metrics_at(str(r["rev"]), EVAL_PREFIX + model)
+            if isinstance(whole, dict):
+                evals[model] = whole
+        out.append({**r, "evals": evals})
+    return out
 
 
 def _flat(values: Any, prefix: str = "") -> dict[str, float]:
