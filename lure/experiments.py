@@ -103,13 +103,18 @@ def experiments_from_exp_show(shown: Any) -> list[Experiment]:
     return found
 
 
-def flatten_params(params: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"method": {"tau": 0.5}}`` → ``{"method.tau": 0.5}`` (lists stay values)."""
-    if not isinstance(params, dict):
+def flatten_params(params: Any, prefix: str = "", *, index_lists: bool = False) -> dict[str, Any]:
+    """``{"method": {"tau": 0.5}}`` → ``{"method.tau": 0.5}``; lists stay values, or with ``index_lists`` each
+    entry gets its index (``{"share": [0.1, 0.9]}`` → ``{"share.0": 0.1, "share.1": 0.9}``)."""
+    if isinstance(params, dict):
+        items: Iterable[tuple[Any, Any]] = params.items()
+    elif index_lists and isinstance(params, list):
+        items = enumerate(params)
+    else:
         return {prefix.rstrip("."): params}
     out: dict[str, Any] = {}
-    for key, value in params.items():
-        out.update(flatten_params(value, f"{prefix}{key}."))
+    for key, value in items:
+        out.update(flatten_params(value, f"{prefix}{key}.", index_lists=index_lists))
     return out
 
 
