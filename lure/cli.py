@@ -473,7 +473,7 @@ def study(
     `dvc queue start` first; every experiment run with params.yaml (plus the -S overrides), seed aside, counts once
     per seed."""
     from lure.experiments import dvc_exp_show
-    from lure.study import experiment_reports, same_spec, seed_study
+    from lure.study import experiment_reports, same_spec, seed_study, with_eval_files
 
     try:
         reference = apply_overrides(read_yaml_mapping(PARAMS), set_param)
@@ -493,6 +493,7 @@ def study(
             + " (seed aside): "
             + ", ".join(sorted({str(r["name"]) for r in skipped}))
         )
+    reports = with_eval_files(reports, [method or spec.method.name, baseline])
     try:
         frame = seed_study(reports, method or spec.method.name, baseline, dataset, metric, confidence)
     except ValueError as exc:

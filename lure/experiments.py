@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lure.layout import metrics_file
 from lure.registry import StageDef
 
 
@@ -45,6 +46,21 @@ def dvc_exp_show(cwd: Path | None = None, *, all_commits: bool = True) -> Any:
     if shown.returncode != 0:
         raise RuntimeError(f"dvc exp show failed: {shown.stderr.strip() or shown.stdout.strip()}")
     return json.loads(shown.stdout)
+
+
+def metrics_at(rev: str, stage: str, cwd: Path | None = None) -> Any:
+    """A stage's whole metrics file as the experiment or commit ``rev`` holds it (``workspace``: the file on disk);
+    None where it has none.
+
+    Why: ``dvc exp show --json`` keeps numbers only and drops lists (a distribution such as an evaluation's
+    ``top1_group_share``), so a reader that needs them reads the file from git.
+    """
+    path = metrics_file(stage)
+    if rev == "workspace":
+        file = (cwd or Path.cwd()) / path
+        return json.loads(file.read_text()) if file.is_file() else None
+    shown = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True, check=False, cwd=cwd)
+    return json.loads(shown.stdout) if shown.returncode == 0 else None
 
 
 def _rows(obj: Any, kind: str) -> Iterable[tuple[dict[str, Any], str]]:
@@ -87,13 +103,18 @@ def experiments_from_exp_show(shown: Any) -> list[Experiment]:
     return found
 
 
-def flatten_params(params: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"method": {"tau": 0.5}}`` → ``{"method.tau": 0.5}`` (lists stay values)."""
-    if not isinstance(params, dict):
+def flatten_params(params: Any, prefix: str = "", *, index_lists: bool = False) -> dict[str, Any]:
+    """``{"method": {"tau": 0.5}}`` → ``{"method.tau": 0.5}``; lists stay values, or with ``index_lists`` each
+    entry gets its index (``{"share": [0.1, 0.9]}`` → ``{"share.0": 0.1, "share.1": 0.9}``)."""
+    if isinstance(params, dict):
+        items: Iterable[tuple[Any, Any]] = params.items()
+    elif index_lists and isinstance(params, list):
+        items = enumerate(params)
+    else:
         return {prefix.rstrip("."): params}
     out: dict[str, Any] = {}
-    for key, value in params.items():
-        out.update(flatten_params(value, f"{prefix}{key}."))
+    for key, value in items:
+        out.update(flatten_params(value, f"{prefix}{key}.", index_lists=index_lists))
     return out
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lure.experiments import experiments_from_exp_show
+from lure.experiments import experiments_from_exp_show, flatten_params, metrics_at
 from lure.stats import t_interval
 
 #: Metrics files of one recommender's evaluation stage (``metrics/llm-eval-<name>.json``).
@@ -72,17 +72,25 @@ def same_spec(
     return kept, [r for r in reports if r not in kept]
 
 
-def _flat(values: Any, prefix: str = "") -> dict[str, float]:
-    """Numbers of a nested metrics mapping by dotted name; list entries by index (``top1_group_share.2``)."""
-    if isinstance(values, bool):
-        return {}
-    if isinstance(values, (int, float)):
-        return {prefix.rstrip("."): float(values)}
-    items = values.items() if isinstance(values, dict) else enumerate(values) if isinstance(values, list) else ()
-    out: dict[str, float] = {}
-    for key, value in items:
-        out.update(_flat(value, f"{prefix}{key}."))
+def with_eval_files(reports: Sequence[Mapping[str, Any]], models: Sequence[str]) -> list[dict[str, Any]]:
+    """The reports with each model's whole llm-eval metrics file read from the experiment's git revision
+    (:func:`lure.experiments.metrics_at`), so that list entries (``top1_group_share.2``), which ``dvc exp show``
+    drops, are study metrics too."""
+    out = []
+    for r in reports:
+        evals = dict(r.get("evals") or {})
+        for model in models:
+            whole = metrics_at(str(r["rev"]), EVAL_PREFIX + model)
+            if isinstance(whole, dict):
+                evals[model] = whole
+        out.append({**r, "evals": evals})
     return out
+
+
+def _flat(values: Any) -> dict[str, float]:
+    """The numbers of a nested metrics mapping by dotted name, list entries by index (``top1_group_share.2``)."""
+    flat = flatten_params(values, index_lists=True)
+    return {k: float(v) for k, v in flat.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
 def model_metrics(report: Mapping[str, Any], dataset: str, model: str) -> dict[str, float]:

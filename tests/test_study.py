@@ -137,3 +137,32 @@ def test_study_cli_selects_one_grid_cell(tmp_path, monkeypatch: pytest.MonkeyPat
     assert frame.set_index("what").loc["gdrt", "values"] == "[0.1, 0.12]"
     bad = runner.invoke(cli.app, ["study", "-S", "method.tau=abc"])
     assert bad.exit_code != 0 and "method.tau" in bad.output
+
+
+def test_list_metrics_are_read_from_the_experiment_revision(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dvc exp show --json` drops lists, so top1_group_share comes from the metrics file at the experiment's rev."""
+    import json
+    import subprocess
+
+    from lure.study import with_eval_files
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "llm-eval-gdrt.json").write_text(json.dumps({"top1_group_share": [0.1, 0.9]}))
+    git("add", "-A")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "exp")
+    rev = git("rev-parse", "HEAD")
+    # the workspace has moved on since: the experiment's own file must be read, not the one on disk
+    (tmp_path / "metrics" / "llm-eval-gdrt.json").write_text(json.dumps({"top1_group_share": [0.5, 0.5]}))
+    monkeypatch.chdir(tmp_path)
+    shown = [{**row(rev, "exp", 0, 0.3, 0.2), "experiments": None}]
+    reports = with_eval_files(experiment_reports(shown), ["gdrt", "sft"])
+    frame = seed_study(reports, "gdrt", "sft", "world", ["ndcg_at_10"], 0.95)
+    assert not frame.empty
+    assert reports[0]["evals"]["gdrt"] == {"top1_group_share": [0.1, 0.9]}
+    assert "sft" not in reports[0]["evals"]  # no file at that revision: nothing invented
+    workspace = with_eval_files([{**reports[0], "rev": "workspace", "evals": {}}], ["gdrt"])
+    assert workspace[0]["evals"]["gdrt"] == {"top1_group_share": [0.5, 0.5]}
