@@ -277,7 +277,7 @@ PROPENSITY_MODELS: Registry[Definition] = Registry(
 #: Training methods of the generative recommenders by ``method.name`` (and LLM ``baselines``); definitions are
 #: ``lure.train.methods.MethodDefinition``.
 METHODS: Registry[Any] = Registry("training method", builtins=("lure.train.methods",))
-#: LLM request backends by ``name`` of their config (``lure.requests.config``): ``build(config)`` -> a
+#: LLM request backends by ``name`` of their config (``lure.spec.requests``): ``build(config)`` -> a
 #: ``lure.requests.backends.Backend``; nothing is loaded or sent until its first request.
 BACKENDS: Registry[Definition] = Registry(
     "request backend",

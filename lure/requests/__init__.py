@@ -14,7 +14,6 @@ it first sends. See docs/requests.md.
 
 from lure.requests.backends import Backend, BackendError, build_backend
 from lure.requests.cache import ResponseCache
-from lure.requests.config import BackendConfig, OpenAIConfig, SimulatedConfig, TransformersConfig
 from lure.requests.key import SCHEMA_VERSION, cache_key
 from lure.requests.ledger import Ledger, Prices
 from lure.requests.models import (
@@ -29,6 +28,7 @@ from lure.requests.models import (
     Usage,
 )
 from lure.requests.runner import RunResult, arun_requests, run_requests
+from lure.spec.requests import BackendConfig, OpenAIConfig, SimulatedConfig, TransformersConfig
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from lure.registry import BACKENDS
 from lure.requests.backends.base import Backend, BackendError
-from lure.requests.config import BackendConfigBase
+from lure.spec.requests import BackendConfigBase
 
 
 def build_backend(config: BackendConfigBase) -> Backend:

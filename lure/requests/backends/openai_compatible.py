@@ -21,9 +21,9 @@ from typing import Any
 
 from lure.registry import BACKENDS, Definition
 from lure.requests.backends.base import Backend, BackendError
-from lure.requests.config import OpenAIConfig
 from lure.requests.ledger import Prices
 from lure.requests.models import ChatRequest, Response, TokenLogprob, TopLogprob, Usage
+from lure.spec.requests import OpenAIConfig
 
 #: Sent as the key when ``api_key_env`` is null (a local server that checks none); the client refuses no key.
 NO_KEY = "no-key"

@@ -9,9 +9,9 @@ from typing import Any
 
 from lure.registry import BACKENDS, Definition
 from lure.requests.backends.base import Backend
-from lure.requests.config import SimulatedConfig
 from lure.requests.ledger import Prices
 from lure.requests.models import ChatRequest, Response, Usage
+from lure.spec.requests import SimulatedConfig
 
 
 class SimulatedBackend(Backend):

@@ -23,10 +23,10 @@ from typing import Any
 
 from lure.registry import BACKENDS, Definition
 from lure.requests.backends.base import Backend
-from lure.requests.config import TransformersConfig
 from lure.requests.ledger import Prices
 from lure.requests.models import ChatRequest, Message, Response, TokenLogprob, TopLogprob, Usage
 from lure.rng import int_seed
+from lure.spec.requests import TransformersConfig
 
 
 def render_prompt(tokenizer: Any, messages: tuple[Message, ...]) -> str:

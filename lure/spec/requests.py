@@ -1,4 +1,5 @@
-"""How a request backend is configured: one class per backend, a discriminated union on ``name``.
+"""How an LLM request backend is configured (the spec side of :mod:`lure.requests`): one class per backend, a
+discriminated union on ``name``.
 
 The classes are spec-style sections (``lure.spec.base.Section``: unknown keys rejected, frozen, every field
 described), so a spec section can embed :data:`BackendConfig` as it stands. ``lure.requests.backends.build_backend``
