@@ -18,7 +18,7 @@ paper's pilot: recall saturated at 1.0 and the curve was flat) nothing is fitted
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lure.spec.calibrate import CalibrateSpec
 from lure.stats import kendall_tau, spearman_rho
 
 #: Fewest models Calib-Link fits g on (leave-one-out then fits on at least two).
@@ -144,3 +145,75 @@ def _fit(x: np.ndarray, d: np.ndarray) -> Any:
     from sklearn.isotonic import IsotonicRegression
 
     return IsotonicRegression(increasing=True, out_of_bounds="clip").fit(x, d)
+
+
+def recall_of(evaluate: Mapping[str, Any], models: Sequence[str], estimator: str, k: int) -> dict[str, float]:
+    """Each model's Recall@k under ``estimator`` from the evaluate stage's metrics (models without it are left out)."""
+    key = f"recall_at_{k}"
+    out = {}
+    for model in models:
+        value = evaluate.get(model, {}).get(estimator, {}).get(key, {}).get("mean")
+        if value is not None:
+            out[model] = float(value)
+    return out
+
+
+def calibration_report(
+    judge_metrics: Mapping[str, Any],
+    evaluate: Mapping[str, Any],
+    spec: CalibrateSpec,
+    models: Sequence[str],
+    out_dir: Path,
+) -> dict[str, Any]:
+    """Calib-Link on the recommenders with both an RJS (``judge-metrics``) and a recall (``evaluate``), written to
+    ``out_dir`` (``calib_link.csv``/``.png``), and the report: the fit's statistics, each model's tuple and, where
+    the evaluate stage has the truth (the world), g against the true lift and Kendall tau between RJS and the true
+    recall (also for RJS under a perfect judge, ``truth_label``: how much of any disagreement is the judge's)."""
+    judged = judge_metrics.get("models", {})
+    rjs = {
+        m: float(judged[m]["all"]["rjs"]["mean"])
+        for m in models
+        if judged.get(m, {}).get("all", {}).get("rjs", {}).get("mean") is not None
+    }
+    recall = recall_of(evaluate, models, spec.estimator, spec.k)
+    if spec.reference not in recall:
+        raise ValueError(
+            f"calibrate.reference {spec.reference!r} has no {spec.estimator} recall@{spec.k} in the evaluate metrics"
+        )
+    delta = delta_recall(recall, spec.reference)
+    link = calib_link(rjs, delta)
+    write_calib_link(link, out_dir, spec.reference)
+    report: dict[str, Any] = {
+        **link.summary(),
+        "estimator": spec.estimator,
+        "reference": spec.reference,
+        "k": spec.k,
+        "tuples": {m: {"rjs": rjs.get(m), "delta_recall": delta.get(m), "recall": recall.get(m)} for m in models},
+    }
+    true_recall = recall_of(evaluate, models, "truth", spec.k)
+    if true_recall and spec.reference in true_recall:
+        truth = calib_link(rjs, delta_recall(true_recall, spec.reference))
+        common = sorted(set(rjs) & set(true_recall))
+        perfect = {
+            m: float(judged[m]["truth_label"]["all"]["rjs"]) for m in common if "truth_label" in judged.get(m, {})
+        }
+        report["vs_truth"] = {
+            **truth.summary(),
+            "kendall_rjs_true_recall": _tau(rjs, true_recall, common),
+            "kendall_estimate_true_recall": _tau(recall, true_recall, common),
+            "kendall_perfect_judge_rjs_true_recall": _tau(perfect, true_recall, sorted(perfect)),
+            "true_recall": {m: true_recall[m] for m in common},
+        }
+    return report
+
+
+def _tau(x: Mapping[str, float], y: Mapping[str, float], models: Sequence[str]) -> float | None:
+    """Kendall tau-b of x and y over ``models`` (None with fewer than 2 or a constant side)."""
+    models = [m for m in models if m in x and m in y]
+    if len(models) < 2:
+        return None
+    a = np.array([x[m] for m in models], dtype=np.float64)
+    b = np.array([y[m] for m in models], dtype=np.float64)
+    if np.all(a == a[0]) or np.all(b == b[0]):
+        return None
+    return kendall_tau(a, b)

@@ -55,11 +55,13 @@ LLM_DIR = f"{DATA_DIR}/llm"
 LLM_BASE = f"{LLM_DIR}/base"
 GDRT_GROUPS = f"{LLM_DIR}/gdrt-groups"
 ITEM_RELEVANCE = f"{LLM_DIR}/item-relevance"
+JUDGE_DIR = f"{DATA_DIR}/judge"
 REPORTS_DIR = "reports"
 EVALUATE_DIR = f"{REPORTS_DIR}/evaluate"
 TABLES_DIR = f"{REPORTS_DIR}/tables"
 LLM_REPORT_DIR = f"{REPORTS_DIR}/llm"
 MLFLOW_RUN = f"{REPORTS_DIR}/mlflow_run.json"
+JUDGE_REPORT_DIR = f"{REPORTS_DIR}/judge"
 METRICS_DIR = "metrics"
 PLOTS_DIR = "plots"
 #: The active spec (DVC's params file) and the folder of named specs.
@@ -73,6 +75,9 @@ SPEC_OK = ".lure/spec.ok"
 STAGE_RUNS_DIR = ".lure/stage-runs"
 #: Training checkpoints: outside every DVC output, so DVC does not delete them before a resumed run.
 CHECKPOINTS = ".lure/checkpoints"
+#: The LLM request layer's answer store (``lure.requests.ResponseCache``): outside every DVC output, so answers
+#: survive ``dvc repro``/``dvc exp run`` and a crashed stage; a re-run asks only what is not stored.
+REQUEST_CACHE = ".lure/requests.sqlite"
 
 # File names inside the stage folders.
 RESULTS_CSV = "results.csv"  # evaluate and llm-report
@@ -86,6 +91,10 @@ LOG_HISTORY = "log_history.json"  # train-<method>
 PER_SAMPLE = "per_sample.parquet"  # llm-eval-<name>
 
 EVALUATE_RESULTS = f"{EVALUATE_DIR}/{RESULTS_CSV}"
+#: judge: one row per answer (lure.judge.run.ANSWER_COLUMNS).
+JUDGE_ANSWERS = f"{JUDGE_DIR}/answers.parquet"
+#: judge-metrics: LURE Table 1's layout for every recommender (model, bucket, PairAUC_IPS, RJS, CIs).
+JUDGE_TABLE = f"{JUDGE_REPORT_DIR}/table1.csv"
 LLM_REPORT_RESULTS = f"{LLM_REPORT_DIR}/{RESULTS_CSV}"
 #: llm-report: the language-bias measures of the base model and of every recommender, side by side.
 LLM_REPORT_LANGUAGE_BIAS = f"{LLM_REPORT_DIR}/language_bias.csv"

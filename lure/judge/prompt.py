@@ -133,8 +133,11 @@ def judge_prompts(
     history_items: int,
     seed: int,
     template: JudgeTemplate | None = None,
+    orders: np.ndarray | None = None,
 ) -> list[JudgePrompt]:
     """One prompt per row of ``pairs`` (user_id, item_i, item_j), in row order.
+
+    ``orders``: per row, whether i is shown first; by default :func:`presentation_orders` of ``seed``.
 
     ``items``: the prepared catalogue (item_id 0..n-1 in order; title, genres, pop_bin, age_bin); ``train``: the
     interactions the history is taken from (user_id, item_id, timestamp: the pairs' training split).
@@ -148,7 +151,9 @@ def judge_prompts(
     ]
     users = pairs["user_id"].to_numpy(np.int64)
     histories = user_histories(train, users, history_items)
-    orders = presentation_orders(len(pairs), seed)
+    orders = presentation_orders(len(pairs), seed) if orders is None else np.asarray(orders, dtype=bool)
+    if len(orders) != len(pairs):
+        raise ValueError(f"orders has {len(orders)} entries for {len(pairs)} pairs")
     out = []
     for u, i, j, first in zip(
         users, pairs["item_i"].to_numpy(np.int64), pairs["item_j"].to_numpy(np.int64), orders, strict=True

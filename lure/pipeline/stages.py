@@ -18,6 +18,8 @@ from typing import Any
 from lure.layout import (
     EVALUATE_DIR,
     ITEM_RELEVANCE,
+    JUDGE_DIR,
+    JUDGE_REPORT_DIR,
     LLM_BASE,
     LLM_REPORT_DIR,
     MLFLOW_RUN,
@@ -29,6 +31,7 @@ from lure.layout import (
     llm_eval_dir,
     llm_model_dir,
     metrics_file,
+    plots_dir,
     zoo_dir,
 )
 from lure.plots import charts
@@ -193,6 +196,79 @@ def llm_stages(spec: Spec) -> list[StageDef]:
     return stages
 
 
+#: What the judge stage reads of ``judge`` (what is asked, and of whom); ``judge-metrics`` reads the rest.
+JUDGE_ASKS = (
+    "judge.backend",
+    "judge.mode",
+    "judge.template",
+    "judge.history_items",
+    "judge.order",
+    "judge.samples",
+    "judge.temperature",
+    "judge.max_tokens",
+    "judge.response_format",
+    "judge.max_pairs",
+    "judge.concurrency",
+)
+
+
+def judge_stages(spec: Spec) -> list[StageDef]:
+    """RecJudge-X (judge, judge-metrics) and Calib-Link (calibrate), when the spec has them."""
+    if spec.judge is None:
+        return []
+    stages = [
+        StageDef(
+            name="judge",
+            params=("seed", *JUDGE_ASKS),
+            code=(f"prompts/{spec.judge.template}.j2",),
+            deps=(PREPARED, PAIRS_DIR),
+            outs=(JUDGE_DIR,),
+            headline=(
+                Headline("valid_rate", "valid_rate", "higher"),
+                Headline("evidence_pass_rate", "evidence_pass_rate", "higher"),
+                Headline("first_shown_share", "first_shown_share"),
+            ),
+        ),
+        StageDef(
+            name="judge-metrics",
+            module="stages.judge_metrics",
+            params=(
+                "seed",
+                "judge.evidence_check",
+                "judge.aggregate",
+                "judge.invalid_policy",
+                "judge.metrics",
+                "eval.models",
+                "eval.bootstrap",
+                "eval.confidence",
+            ),
+            deps=(PAIRS_DIR, JUDGE_DIR, *(zoo_dir(m) for m in spec.eval.models)),
+            outs=(JUDGE_REPORT_DIR,),
+            plots=tuple(f"{plots_dir('judge')}/rjs.{ext}" for ext in ("csv", "png")),
+            headline=(
+                Headline("judge.vs_truth.accuracy", "judge_accuracy", "higher"),
+                Headline("models.*.all.rjs.mean", "{0}.rjs", "higher"),
+            ),
+        ),
+    ]
+    if spec.calibrate is not None:
+        stages.append(
+            StageDef(
+                name="calibrate",
+                params=("calibrate", "eval.models"),
+                deps=(metrics_file("judge-metrics"), metrics_file("evaluate")),
+                plots=(charts.CALIB_LINK.path, f"{plots_dir('calibrate')}/calib_link.png"),
+                charts=(charts.CALIB_LINK,),
+                headline=(
+                    Headline("spearman", "spearman", "higher"),
+                    Headline("loo_abs_error", "loo_abs_error", "lower"),
+                    Headline("vs_truth.kendall_rjs_true_recall", "kendall_rjs_true_recall", "higher"),
+                ),
+            )
+        )
+    return stages
+
+
 def pipeline_stages(spec: Spec) -> list[StageDef]:
     """The stages this spec needs, in execution order; ``validate`` first, ``track`` last."""
     every_section = tuple(section_names())
@@ -263,6 +339,7 @@ def pipeline_stages(spec: Spec) -> list[StageDef]:
         )
     )
     science.extend(llm_stages(spec))
+    science.extend(judge_stages(spec))
     science.extend(plugin_stages(spec))
     result_metrics = tuple(s.metrics for s in science if s.metrics)
     tables = StageDef(

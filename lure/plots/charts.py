@@ -54,6 +54,16 @@ ESTIMATES = PlotDef(
     y_label="estimate",
 )
 
+CALIB_LINK = PlotDef(
+    f"{plots_dir('calibrate')}/calib_link.csv",
+    x="rjs",
+    y=("delta_recall", "g"),
+    title="Calib-Link: isotonic g from RJS to the recall lift (one point per model)",
+    template="scatter",
+    x_label="RJS (tau_w)",
+    y_label="Delta Recall vs the reference",
+)
+
 ATTRIBUTION = PlotDef(
     f"{plots_dir('llm')}/attribution.csv",
     x="value",

@@ -11,7 +11,9 @@ Why it is shaped this way:
   ``concurrency`` requests have been sent without their answer being stored: a run killed at any point re-sends
   at most that many;
 * a failure is one request's ``error`` status (redacted message, never cached), not the run's end; only a
-  configuration error found by ``prepare`` (an unset API key variable) stops the run, before any request.
+  configuration error found by ``prepare`` (an unset API key variable) stops the run, before any request;
+* ``accept`` lets the caller keep answers it cannot use out of the cache (a judge's truncated or unparseable JSON):
+  such an answer is returned as it is but asked again on the next run, never stored as the answer.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from lure.display import PIPED_PROGRESS_INTERVAL, progress
@@ -47,6 +49,7 @@ async def arun_requests(
     concurrency: int = 8,
     description: str = "requests",
     progress_interval: float = PIPED_PROGRESS_INTERVAL,
+    accept: Callable[[ChatRequest, Response], bool] | None = None,
 ) -> RunResult:
     """:func:`run_requests` for a caller already inside an event loop."""
     if concurrency < 1:
@@ -72,7 +75,8 @@ async def arun_requests(
             try:
                 for key in queue:
                     response = await _complete(backend, unique[key])
-                    if cache is not None and response.status == "ok":
+                    keep = response.status == "ok" and (accept is None or accept(unique[key], response))
+                    if cache is not None and keep:
                         cache.put(key, identity, unique[key], response)  # committed before the next request
                     finished.put_nowait((key, response))
             except BaseException as exc:  # a broken cache or a cancellation: the run stops, not just this worker
@@ -111,10 +115,12 @@ def run_requests(
     concurrency: int = 8,
     description: str = "requests",
     progress_interval: float = PIPED_PROGRESS_INTERVAL,
+    accept: Callable[[ChatRequest, Response], bool] | None = None,
 ) -> RunResult:
     """Answer ``requests`` with ``backend``: answers in ``cache`` are reused, the rest sent with at most
-    ``concurrency`` in flight (module docstring). Every request gets exactly one response, ``ok`` or ``error``."""
-    return asyncio.run(arun_requests(backend, requests, cache, concurrency, description, progress_interval))
+    ``concurrency`` in flight (module docstring). Every request gets exactly one response, ``ok`` or ``error``;
+    an ``ok`` answer is cached unless ``accept(request, response)`` is false."""
+    return asyncio.run(arun_requests(backend, requests, cache, concurrency, description, progress_interval, accept))
 
 
 async def _complete(backend: Backend, request: ChatRequest) -> Response:

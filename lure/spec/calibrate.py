@@ -1,7 +1,5 @@
-"""Options of Calib-Link (LURE §2.3): which recall difference the judge's RJS is mapped to.
-
-Not yet a member of :class:`lure.spec.model.Spec`: a later step adds the ``calibrate`` section together with the
-stage that reads it. :mod:`lure.calibrate` documents the fit.
+"""The ``calibrate`` section: Calib-Link (LURE §2.3), which recall difference the judge's RJS is mapped to. Read by
+stage ``calibrate``; :mod:`lure.calibrate` documents the fit.
 """
 
 from __future__ import annotations

@@ -1,18 +1,19 @@
-"""Options of RecJudge-X (LURE §2.1): the judge prompt, the invalid-answer policy, the simulated judge, and how judge
-labels enter PairAUC_IPS (Eq. 2) and RJS. docs/judge.md explains every choice.
+"""The ``judge`` section: RecJudge-X (LURE §2.1) -- which model judges (a backend of the request layer, or the
+world's simulated judge), how it is asked (JSON answer with evidence, or the verdict token's log-probabilities), the
+invalid-answer policy and how judge labels enter PairAUC_IPS (Eq. 2) and RJS. docs/judge.md explains every choice.
 
-Not yet a member of :class:`lure.spec.model.Spec`: a later step adds the ``judge`` section together with the stage
-that reads it (no spec field may exist that no stage reads). Until then :mod:`lure.judge` and
-:mod:`lure.metrics.pairwise` take these objects directly.
+Stage ``judge`` reads the fields that decide what is asked and of whom; stage ``judge-metrics`` those that decide how
+the answers become labels and metrics (``evidence_check``, ``aggregate``, ``invalid_policy``, ``metrics``).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from lure.spec.base import Section
+from lure.spec.requests import OpenAIConfig, TransformersConfig
 
 
 class DropInvalid(Section):
@@ -60,8 +61,12 @@ class PairwiseMetricsSpec(Section):
 
 
 class SimulatedJudgeSpec(Section):
-    """A judge that knows the world's true relevance and errs in controlled ways (lure.judge.simulated)."""
+    """A judge that knows the world's true relevance and errs in controlled ways (lure.judge.simulated). World only:
+    a real dataset has no true relevance to answer from."""
 
+    name: Literal["simulated"] = Field(
+        "simulated", description="Backend: the world's simulated judge (answers from the true relevance)."
+    )
     accuracy: float = Field(
         0.8,
         ge=0.0,
@@ -91,9 +96,25 @@ class SimulatedJudgeSpec(Section):
     )
 
 
+#: ``judge.backend``: who answers -- any request-layer backend that can run a judge, or the world's simulated judge.
+JudgeBackend = Annotated[OpenAIConfig | TransformersConfig | SimulatedJudgeSpec, Field(discriminator="name")]
+
+
 class JudgeSpec(Section):
     """RecJudge-X (LURE §2.1): pairwise prompt, answer checking and the judge metrics."""
 
+    backend: JudgeBackend = Field(
+        default_factory=SimulatedJudgeSpec,
+        description="Who judges, picked by 'name': 'simulated' (the world's judge with controlled errors; world only), "
+        "'openai' (any OpenAI-compatible endpoint; the API key is read from the environment variable named by "
+        "api_key_env) or 'transformers' (a Hugging Face causal LM in this process). docs/judge.md, docs/requests.md.",
+    )
+    mode: Literal["json", "logprob"] = Field(
+        "json",
+        description="'json': the judge writes the JSON answer with winner, confidence and quoted evidence; 'logprob': "
+        "the probabilities of the labels A and B at the verdict token, averaged over both candidate orders (PairS; "
+        "needs a backend with log-probabilities and a template asking for one letter, e.g. judge_pairwise_logprob).",
+    )
     template: str = Field(
         "judge_pairwise",
         pattern=r"^judge_[A-Za-z0-9_-]+$",
@@ -103,6 +124,48 @@ class JudgeSpec(Section):
     history_items: int = Field(
         20, ge=0, le=1000, description="Most recent training items of the user shown in the history block."
     )
+    order: Literal["random", "both"] = Field(
+        "random",
+        description="'random': each pair shown once, i first with probability 1/2 (recorded); 'both': each pair "
+        "judged in both orders (MT-Bench style), position consistency reported, and the two answers aggregated "
+        "(always 'both' in logprob mode, which averages the orders).",
+    )
+    samples: int = Field(
+        1,
+        ge=1,
+        le=32,
+        description="Answers per pair and order (several judges: draws at the given temperature, each cached on its "
+        "own); aggregated by 'aggregate'.",
+    )
+    aggregate: Literal["majority", "mean_confidence"] = Field(
+        "majority",
+        description="How several answers of one pair (orders x samples) become one label: 'majority' of the valid "
+        "verdicts (an even split is a tie), or 'mean_confidence' (the mean of +confidence for i, -confidence for j, "
+        "0 for a tie; its sign). One answer is its own label.",
+    )
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature of the judge (0 = greedy).")
+    max_tokens: int = Field(
+        512, ge=1, le=32768, description="Most tokens of one JSON answer (an answer cut there is invalid_json)."
+    )
+    response_format: Literal["none", "json_object", "json_schema"] = Field(
+        "none",
+        description="Constrain the JSON answer: 'none' (the prompt alone), 'json_object' with the answer schema "
+        "(llama.cpp's server constrains with it), 'json_schema' (OpenAI structured outputs).",
+    )
+    max_pairs: int | None = Field(
+        None,
+        ge=1,
+        description="Judge at most this many pairs (a seeded random subset of data/pairs; null = all): the cost "
+        "control of a paid or slow judge.",
+    )
+    concurrency: int = Field(
+        8, ge=1, le=512, description="Requests in flight at once (a local llama.cpp server handles one at a time)."
+    )
+    evidence_check: bool = Field(
+        True,
+        description="Check that every evidence quote lies in the block its source names (false: a bad_evidence "
+        "answer counts as valid; LURE's ablation (ii)).",
+    )
     invalid_policy: InvalidPolicy = Field(
         default_factory=DropInvalid,
         description="What happens to a non-valid answer: 'drop' (leaves the metrics) or 'downweight' (a bad-evidence "
@@ -110,9 +173,6 @@ class JudgeSpec(Section):
     )
     metrics: PairwiseMetricsSpec = Field(
         default_factory=PairwiseMetricsSpec, description="How labels and scores enter PairAUC_IPS and RJS."
-    )
-    simulated: SimulatedJudgeSpec = Field(
-        default_factory=SimulatedJudgeSpec, description="Parameters of the simulated judge (world only)."
     )
 
     @field_validator("template")
@@ -123,3 +183,9 @@ class JudgeSpec(Section):
         if not (prompts_dir() / f"{name}.j2").is_file():
             raise ValueError(f"no file prompts/{name}.j2 (known templates: {', '.join(template_names())})")
         return name
+
+    @model_validator(mode="after")
+    def _mode_fits(self) -> JudgeSpec:
+        if self.mode == "logprob" and isinstance(self.backend, SimulatedJudgeSpec):
+            raise ValueError("mode 'logprob' needs a model's log-probabilities; the simulated judge answers JSON only")
+        return self

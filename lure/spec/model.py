@@ -8,8 +8,10 @@ from typing import Annotated, Any, Literal, Union, get_args
 from pydantic import Field, StringConstraints, create_model, model_validator
 
 from lure.spec.base import STRUCTURAL_KEY, Section
+from lure.spec.calibrate import CalibrateSpec
 from lure.spec.data import DataSpec
 from lure.spec.eval import EvalSpec
+from lure.spec.judge import JudgeSpec, SimulatedJudgeSpec
 from lure.spec.llm import ModelSpec
 from lure.spec.method import BaselineName, Method
 from lure.spec.pairs import PairsSpec
@@ -38,6 +40,15 @@ class Spec(Section):
         json_schema_extra={STRUCTURAL_KEY: True},
     )
     eval: EvalSpec = Field(default_factory=EvalSpec, description="Offline evaluation.")
+    judge: JudgeSpec | None = Field(
+        default_factory=JudgeSpec,
+        description="RecJudge-X, the pairwise LLM judge of the matched pairs (LURE §2.1; null = no judge stages).",
+    )
+    calibrate: CalibrateSpec | None = Field(
+        default_factory=CalibrateSpec,
+        description="Calib-Link, the isotonic map from the judge's RJS to the IPS recall lift (LURE §2.3; null = "
+        "no calibrate stage; needs the judge).",
+    )
     tables: TablesSpec = Field(default_factory=TablesSpec, description="Paper tables.")
     tracking: TrackingSpec = Field(default_factory=TrackingSpec, description="MLflow tracking.")
     plugins: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w.]*$")]] = Field(
@@ -46,6 +57,31 @@ class Spec(Section):
         "lure.registry.METHODS, an analysis in ANALYSES, ...) exactly as the built-in ones do (docs/pipeline.md).",
         json_schema_extra={STRUCTURAL_KEY: True},
     )
+
+    @model_validator(mode="after")
+    def _judge_fits_data(self) -> Spec:
+        world = self.data.source.name == "world"
+        if self.judge is not None and isinstance(self.judge.backend, SimulatedJudgeSpec) and not world:
+            raise ValueError(
+                f"judge.backend 'simulated' answers from the world's true relevance, but data.source is "
+                f"{self.data.source.name!r}: set judge.backend to a real judge ('openai' or 'transformers') or judge "
+                "to null"
+            )
+        if self.calibrate is not None:
+            if self.judge is None:
+                raise ValueError("calibrate maps the judge's RJS to recall: it needs the judge section (or null)")
+            if self.calibrate.reference not in self.eval.models:
+                raise ValueError(
+                    f"calibrate.reference {self.calibrate.reference!r} is not among eval.models {self.eval.models}"
+                )
+            if self.calibrate.k not in self.eval.ks:
+                raise ValueError(f"calibrate.k {self.calibrate.k} is not among eval.ks {self.eval.ks}")
+            if self.calibrate.estimator in ("ips", "truth") and not world:
+                raise ValueError(
+                    f"calibrate.estimator {self.calibrate.estimator!r} needs the world (the IPS normaliser or the "
+                    f"truth); on {self.data.source.name!r} use 'snips' or 'ips_global_sn'"
+                )
+        return self
 
     @model_validator(mode="after")
     def _baselines(self) -> Spec:
