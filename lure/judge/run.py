@@ -216,7 +216,7 @@ def simulated_backend(
                 seed=_sub_seed(seed, int(s), flipped),
             )
             for k, reply in zip(rows, replies, strict=True):
-                answers[(plan.prompts[k].text, int(s))] = reply
+                answers.setdefault((plan.prompts[k].text, int(s)), reply)  # a repeated prompt: one answer
     return SimulatedJudgeBackend(answers, spec, seed)
 
 

@@ -28,6 +28,7 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -86,9 +87,9 @@ def answer_text(body: dict[str, Any]) -> str:
     return f"answer-{body_digest(body)[:16]} from {body.get('model')}"
 
 
-def completion(body: dict[str, Any]) -> dict[str, Any]:
-    """A ``chat.completion`` object answering ``body`` (with logprobs when asked for)."""
-    text = answer_text(body)
+def completion(body: dict[str, Any], answer: Callable[[dict[str, Any]], str] = answer_text) -> dict[str, Any]:
+    """A ``chat.completion`` object answering ``body`` with ``answer(body)`` (with logprobs when asked for)."""
+    text = answer(body)
     words = text.split(" ")
     prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
     choice: dict[str, Any] = {
@@ -129,8 +130,18 @@ def completion(body: dict[str, Any]) -> dict[str, Any]:
 class LoopbackServer:
     """The server, run in a thread of this process (``with LoopbackServer(...) as server: server.url``)."""
 
-    def __init__(self, latency: float = 0.0, faults: Faults | None = None, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        latency: float = 0.0,
+        faults: Faults | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        answer: Callable[[dict[str, Any]], str] = answer_text,
+    ):
+        """``answer``: the text of the answer to a request body (deterministic: a fault-free answer must not depend
+        on the attempt); by default :func:`answer_text`. A test plugs in a judge here."""
         self.latency = latency
+        self.answer = answer
         self.faults = faults or Faults()
         self.stats = Stats()
         self.lock = threading.Lock()
@@ -239,7 +250,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault == "malformed":
             self._send_bytes(200, b'{"id": "chatcmpl-x", "choices": [ this is not json', "application/json")
         elif fault == "truncated":
-            payload = json.dumps(completion(body)).encode()
+            payload = json.dumps(completion(body, self.owner.answer)).encode()
             self._leave()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -252,7 +263,7 @@ class _Handler(BaseHTTPRequestHandler):
             if fault == "timeout":
                 time.sleep(self.owner.faults.stall_s)
             try:
-                self._send(200, completion(body))
+                self._send(200, completion(body, self.owner.answer))
             except OSError:  # the client gave up (timeout fault): nothing to answer
                 self.close_connection = True
                 return
