@@ -48,6 +48,8 @@ SMALL_OFFLINE: dict = {
     "method": None,
     "baselines": [],
     "eval": {"models": ["random", "popularity"], "bootstrap": 50},
+    "judge": None,  # the judge's DVC path has its own project (test_judge_pipeline.py)
+    "calibrate": None,
     "tracking": {"enabled": False},
 }
 OFFLINE_STAGES = frozenset(

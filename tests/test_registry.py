@@ -53,12 +53,12 @@ def test_every_leaf_field_of_the_spec_is_read_by_a_stage() -> None:
 
 
 def test_a_field_that_nothing_reads_is_found() -> None:
-    class Judge(Section):
+    class Extra(Section):
         temperature: float = Field(0.0, description="read by nobody yet")
 
-    extended = create_model("Spec", __base__=Spec, judge=(Judge, Field(default_factory=Judge)))
+    extended = create_model("Spec", __base__=Spec, extra=(Extra, Field(default_factory=Extra)))
     specs = [extended.model_validate(v) for v in VARIANTS]
-    assert unread_fields(extended, specs) == ["judge.temperature"]
+    assert unread_fields(extended, specs) == ["extra.temperature"]
 
 
 def test_definitions_are_the_members_of_the_spec_unions() -> None:

@@ -28,7 +28,7 @@ runner = CliRunner()
 
 # (spec fragment, field path that must be named, text the message must contain)
 MALFORMED = [
-    ({"judge": {"temperature": 1.0}}, "judge", "unknown key"),  # no section before the judge issue defines it
+    ({"judge": {"temperature": 5.0}}, "judge.temperature", "must be <= 2.0"),
     ({"propensity": {"model": {"name": "logistic", "c": 0}}}, "propensity.model.c", "must be > 0"),
     ({"propensity": {"model": {"name": "ips"}}}, "propensity.model", "'logistic', 'popularity', 'true'"),
     ({"propensity": {"model": {"name": "true", "eta": 1}}}, "propensity.model.eta", "unknown key (allowed here: name)"),

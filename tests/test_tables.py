@@ -306,7 +306,7 @@ def test_render_writes_md_tex_csv_for_every_table(tmp_path, tables):
     assert r"\cmidrule(lr){34-37}" in tex  # the ninth column's four sub-columns: 2 + 4*8 .. 5 + 4*8
     assert "% ours, rows Toy / * (0/18 cells filled, not run): `lure spec use specs/gdrt-toys.yaml && dvc repro`" in tex
     lure_md = (tmp_path / "lure_table1.md").read_text(encoding="utf-8")
-    assert "- ours: no spec fills this table" in lure_md and "RecJudge-X" in lure_md
+    assert "- ours: no spec fills this table" in lure_md and "real LLM judge" in lure_md
     frame = pd.read_csv(tmp_path / "gdrt_table2.csv", dtype={"paper": str})
     assert frame.loc[(frame["row"] == "Toy / NDCG@5 ↑") & (frame["column"] == "SASRec++"), "paper"].item() == "0.0120"
 
@@ -353,8 +353,11 @@ def test_a_metric_that_is_not_a_number_names_the_cell(tmp_path):
 
 def test_world_and_ours_name_the_same_recommender_and_metric(tables):
     """A cell's world key is its ours key on the world: same stage, recommender and metric, another dataset."""
-    pairs = [(c.ours, c.world) for t in tables.values() for *_, c in t.iter_cells() if c.world is not None]
+    pairs = [(c.ours, c.world) for t in tables.values() for *_, c in t.iter_cells() if c.world and c.ours]
     assert len(pairs) == 54  # GDRT Table 2: 3 datasets x 6 metrics x (SASRec, SFT, GDRT)
+    # LURE Table 1 has a world column only: its ours column needs a real LLM judge on MovieLens-1M
+    world_only = [c.world for t in tables.values() for *_, c in t.iter_cells() if c.world and not c.ours]
+    assert len(world_only) == 12 and all(k.startswith("judge-metrics.models.als.") for k in world_only)
     for ours, world in pairs:
         stage, _, *rest = ours.split(".")
         assert world == ".".join([stage, "world", *rest]), (ours, world)
@@ -367,6 +370,9 @@ def test_every_run_is_a_spec_of_this_repository_that_writes_those_keys(tables):
     for table in tables.values():
         for run in table.runs:
             spec = load_spec(ROOT / run.spec)
+            if run.metrics.startswith("judge-metrics."):  # keyed by recommender: the judge's agreement with it
+                assert spec.judge is not None and run.metrics.split(".")[2] in spec.eval.models, run
+                continue
             stage, dataset = run.metrics.split(".")
             assert stage == "llm-report", run  # the report keys its results by the dataset's label
             assert SOURCES.get(spec.data.source.name).dataset_label(spec.data.source) == dataset, run
@@ -392,13 +398,17 @@ def test_the_default_run_fills_gdrt_table2_world_column():
         assert rt.cell(f"{row} / HIT@5 ↑", "SFT").world_value == report["sft"]["hit_at_5"]
     assert rt.states("world") == {"value": 54, "not_run": 0, "not_implemented": 108}
     assert rt.states("ours") == {"value": 0, "not_run": 54, "not_implemented": 108}
-    assert all(other.n_filled == 0 for other in rendered if other.id != "gdrt_table2")
+    lure = by_id["lure_table1"]
+    assert lure.states("world")["value"] == 12
+    judged = metrics["judge-metrics"]["models"]["als"]
+    assert lure.cell("pop_bin=3", "RJS").world_value == judged["pop_bin_3"]["rjs"]["mean"]
+    assert all(other.n_filled == 0 for other in rendered if other.id not in ("gdrt_table2", "lure_table1"))
     totals = summarize(rendered)
     assert (totals["cells"], totals["cells_filled"], totals["ours"]["filled"], totals["world"]["filled"]) == (
         277,
-        54,
+        66,
         0,
-        54,
+        66,
     )
 
 
@@ -503,7 +513,7 @@ def test_duplicate_table_ids_and_yaml_keys_are_rejected(tmp_path):
     raw["tables"].append(raw["tables"][0])
     with pytest.raises(PaperTablesError, match="'lure_table1' is defined more than once"):
         parse_tables(raw)
-    line = '          "RJS": {paper: "-0.110", ours: null}'
+    line = '          "RJS": {paper: "-0.110", ours: null, world: judge-metrics.models.als.all.rjs.mean}'
     text = DEFAULT_PATH.read_text(encoding="utf-8").replace(line, f"{line}\n{line}")
     path = tmp_path / "dup.yaml"
     path.write_text(text, encoding="utf-8")

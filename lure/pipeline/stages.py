@@ -244,7 +244,8 @@ def judge_stages(spec: Spec) -> list[StageDef]:
             ),
             deps=(PAIRS_DIR, JUDGE_DIR, *(zoo_dir(m) for m in spec.eval.models)),
             outs=(JUDGE_REPORT_DIR,),
-            plots=tuple(f"{plots_dir('judge')}/rjs.{ext}" for ext in ("csv", "png")),
+            plots=(charts.JUDGE_RJS.path, f"{plots_dir('judge')}/rjs.png"),
+            charts=(charts.JUDGE_RJS,),
             headline=(
                 Headline("judge.vs_truth.accuracy", "judge_accuracy", "higher"),
                 Headline("models.*.all.rjs.mean", "{0}.rjs", "higher"),

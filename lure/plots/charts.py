@@ -57,11 +57,21 @@ ESTIMATES = PlotDef(
 CALIB_LINK = PlotDef(
     f"{plots_dir('calibrate')}/calib_link.csv",
     x="rjs",
-    y=("delta_recall", "g"),
+    y=("delta_recall",),
     title="Calib-Link: isotonic g from RJS to the recall lift (one point per model)",
-    template="scatter",
+    template=template("calib_link"),
     x_label="RJS (tau_w)",
     y_label="Delta Recall vs the reference",
+)
+
+JUDGE_RJS = PlotDef(
+    f"{plots_dir('judge')}/rjs.csv",
+    x="bucket",
+    y=("RJS",),
+    title="Agreement with the judge (RJS, LURE Table 1) per popularity bucket",
+    template=template("judge_rjs"),
+    x_label="popularity bucket",
+    y_label="RJS (tau_w)",
 )
 
 ATTRIBUTION = PlotDef(
