@@ -112,7 +112,7 @@ def test_transport_faults_change_no_valid_judgement(world, tmp_path):
         with LoopbackServer(faults=faults, answer=_judge_answer) as server:
             config = OpenAIConfig(base_url=server.url, model="m", api_key_env=None, max_retries=8, timeout=2.0)
             answers, _ = run_judge(
-                pairs, items, train, spec, seed=3, cache=None, backend_factory=lambda plan: build_backend(config)
+                pairs, items, train, spec, seed=3, cache=None, backend_factory=lambda plan, c=config: build_backend(c)
             )
         runs[name] = answers
     clean, faulty = runs["clean"], runs["faulty"]
