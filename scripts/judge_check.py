@@ -39,10 +39,11 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--per-user", type=int, default=10)
     defaults = SimulatedJudgeSpec()
-    for name in SimulatedJudgeSpec.model_fields:
+    knobs = [name for name in SimulatedJudgeSpec.model_fields if name != "name"]
+    for name in knobs:
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     args = parser.parse_args()
-    judge = SimulatedJudgeSpec(**{name: getattr(args, name) for name in SimulatedJudgeSpec.model_fields})
+    judge = SimulatedJudgeSpec(**{name: getattr(args, name) for name in knobs})
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
