@@ -62,6 +62,7 @@ TABLES_DIR = f"{REPORTS_DIR}/tables"
 LLM_REPORT_DIR = f"{REPORTS_DIR}/llm"
 MLFLOW_RUN = f"{REPORTS_DIR}/mlflow_run.json"
 JUDGE_REPORT_DIR = f"{REPORTS_DIR}/judge"
+JUDGE_VALIDITY_DIR = f"{REPORTS_DIR}/judge-validity"
 METRICS_DIR = "metrics"
 PLOTS_DIR = "plots"
 #: The active spec (DVC's params file) and the folder of named specs.

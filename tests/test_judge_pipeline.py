@@ -71,7 +71,9 @@ def test_judge_stages_under_dvc_keep_the_key_out_of_every_file(tmp_path: Path) -
         calib = json.loads((root / "metrics" / "calibrate.json").read_text())
         assert calib["models"] == 3 and set(calib["tuples"]) == {"random", "popularity", "itemknn"}
 
-        again = dvc("repro", "--force", "--single-item", "judge", cwd=root, env=env)  # the stage runs, the server is not asked
+        again = dvc(
+            "repro", "--force", "--single-item", "judge", cwd=root, env=env
+        )  # the stage runs, the server is not asked
         assert ran(again.stdout) == ["judge"] and server.stats.received == asked
         assert json.loads((root / "metrics" / "judge.json").read_text())["requests"]["cache_hits"] > 0
 

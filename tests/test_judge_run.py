@@ -232,6 +232,8 @@ def test_spec_refuses_a_simulated_judge_on_real_data_and_a_bad_reference():
         Spec.model_validate({"calibrate": {"k": 7}})
     with pytest.raises(ValueError, match="needs the judge"):
         Spec.model_validate({"judge": None})
+    with pytest.raises(ValueError, match="judge.validity needs ratings collected missing at random"):
+        Spec.model_validate({"judge": {"validity": {}}})
     with pytest.raises(ValueError, match="logprob"):
         JudgeSpec(mode="logprob")
     assert Spec.model_validate({"judge": None, "calibrate": None}).judge is None

@@ -20,6 +20,7 @@ from lure.layout import (
     ITEM_RELEVANCE,
     JUDGE_DIR,
     JUDGE_REPORT_DIR,
+    JUDGE_VALIDITY_DIR,
     LLM_BASE,
     LLM_REPORT_DIR,
     MLFLOW_RUN,
@@ -252,6 +253,31 @@ def judge_stages(spec: Spec) -> list[StageDef]:
             ),
         ),
     ]
+    if spec.judge.validity is not None:
+        stages.append(
+            StageDef(
+                name="judge-validity",
+                module="stages.judge_validity",
+                params=(
+                    "seed",
+                    "data",
+                    *JUDGE_ASKS,
+                    "judge.validity",
+                    "judge.evidence_check",
+                    "judge.aggregate",
+                    "judge.invalid_policy",
+                    "eval.bootstrap",
+                    "eval.confidence",
+                ),
+                code=(f"prompts/{spec.judge.template}.j2",),
+                deps=(PREPARED,),
+                outs=(JUDGE_VALIDITY_DIR,),
+                headline=(
+                    Headline("mar.accuracy", "agreement_mar", "higher"),
+                    Headline("self_selected.accuracy", "agreement_self_selected", "higher"),
+                ),
+            )
+        )
     if spec.calibrate is not None:
         stages.append(
             StageDef(

@@ -96,6 +96,20 @@ class SimulatedJudgeSpec(Section):
     )
 
 
+#: Sources whose missing-at-random log holds ratings (Coat's test ratings), which the validity check needs.
+MAR_RATING_SOURCES = ("coat",)
+
+
+class ValiditySpec(Section):
+    """The judge against real users' preferences: within-user pairs of differently rated items from the missing-at-
+    random log and from the self-selected log (lure.judge.validity; stage judge-validity)."""
+
+    per_user: int = Field(3, ge=1, le=100, description="Pairs drawn per user and log (items rated differently).")
+    max_pairs: int | None = Field(
+        200, ge=1, description="Judge at most this many pairs per log (a seeded subset; null = all)."
+    )
+
+
 #: ``judge.backend``: who answers -- any request-layer backend that can run a judge, or the world's simulated judge.
 JudgeBackend = Annotated[OpenAIConfig | TransformersConfig | SimulatedJudgeSpec, Field(discriminator="name")]
 
@@ -165,6 +179,11 @@ class JudgeSpec(Section):
         True,
         description="Check that every evidence quote lies in the block its source names (false: a bad_evidence "
         "answer counts as valid; LURE's ablation (ii)).",
+    )
+    validity: ValiditySpec | None = Field(
+        None,
+        description="Also judge within-user pairs of real ratings, missing-at-random vs self-selected, and report "
+        "the judge's agreement with the users (needs a source with rated MAR data: Coat). Null: no validity check.",
     )
     invalid_policy: InvalidPolicy = Field(
         default_factory=DropInvalid,

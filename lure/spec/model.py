@@ -11,7 +11,7 @@ from lure.spec.base import STRUCTURAL_KEY, Section
 from lure.spec.calibrate import CalibrateSpec
 from lure.spec.data import DataSpec
 from lure.spec.eval import EvalSpec
-from lure.spec.judge import JudgeSpec, SimulatedJudgeSpec
+from lure.spec.judge import MAR_RATING_SOURCES, JudgeSpec, SimulatedJudgeSpec
 from lure.spec.llm import ModelSpec
 from lure.spec.method import BaselineName, Method
 from lure.spec.pairs import PairsSpec
@@ -66,6 +66,15 @@ class Spec(Section):
                 f"judge.backend 'simulated' answers from the world's true relevance, but data.source is "
                 f"{self.data.source.name!r}: set judge.backend to a real judge ('openai' or 'transformers') or judge "
                 "to null"
+            )
+        if (
+            self.judge is not None
+            and self.judge.validity is not None
+            and self.data.source.name not in MAR_RATING_SOURCES
+        ):
+            raise ValueError(
+                f"judge.validity needs ratings collected missing at random ({', '.join(MAR_RATING_SOURCES)}); "
+                f"data.source is {self.data.source.name!r}: set judge.validity to null"
             )
         if self.calibrate is not None:
             if self.judge is None:

@@ -1,0 +1,60 @@
+"""Stage ``judge-validity``: the judge's agreement with real users on within-user pairs of differently rated items,
+missing-at-random ratings against self-selected ones (lure.judge.validity; Coat)."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lure.data.sources.base import load_source
+from lure.io import write_parquet
+from lure.judge.labels import pair_labels
+from lure.judge.run import run_judge
+from lure.judge.validity import LOGS, agreement, cap, gap, history_without, rating_pairs
+from lure.layout import JUDGE_VALIDITY_DIR, REQUEST_CACHE, Prepared
+from lure.requests import ResponseCache
+from lure.stage import run_stage
+
+
+def self_selected_ratings(prepared: Prepared, source) -> pd.DataFrame:
+    """The dataset's own (self-selected) ratings, every star level, in the prepared user and item ids."""
+    raw = load_source(source).interactions[["user_id", "item_id", "rating"]]
+    raw = raw.astype({"user_id": str, "item_id": str})  # the id maps hold the dataset's ids as text
+    users = pd.read_parquet(prepared.user_ids).rename(columns={"user_id": "u", "raw_id": "user_id"})
+    items = pd.read_parquet(prepared.item_ids).rename(columns={"item_id": "i", "raw_id": "item_id"})
+    mapped = raw.merge(users.astype({"user_id": str}), on="user_id").merge(items.astype({"item_id": str}), on="item_id")
+    return mapped[["u", "i", "rating"]].rename(columns={"u": "user_id", "i": "item_id"})
+
+
+if __name__ == "__main__":
+    with run_stage("judge-validity") as st:
+        spec, seed = st.spec.judge, st.spec.seed
+        prepared = Prepared()
+        mar = prepared.read_mar(columns=["user_id", "item_id", "rating"])
+        logs = {"mar": mar, "self_selected": self_selected_ratings(prepared, st.spec.data.source)}
+        parts = []
+        for name in LOGS:
+            drawn = rating_pairs(logs[name], spec.validity.per_user, seed, f"validity.pairs.{name}")
+            parts.append(cap(drawn, spec.validity.max_pairs, seed, f"validity.cap.{name}").assign(log=name))
+        pairs = pd.concat(parts, ignore_index=True)
+        history = history_without(prepared.read_split("holdout", "train"), pairs)
+        Path(REQUEST_CACHE).parent.mkdir(parents=True, exist_ok=True)
+        with ResponseCache(REQUEST_CACHE) as cache:
+            answers, result = run_judge(pairs, prepared.read_items(), history, spec, seed, cache)
+        y, v, _ = pair_labels(answers, len(pairs), spec.invalid_policy, spec.evidence_check, spec.aggregate)
+        write_parquet(f"{JUDGE_VALIDITY_DIR}/pairs.parquet", pairs.assign(y=y, weight=v))
+        write_parquet(f"{JUDGE_VALIDITY_DIR}/answers.parquet", answers)
+        report = {}
+        for name in LOGS:
+            rows = np.flatnonzero(pairs["log"].to_numpy() == name)
+            users = pairs["user_id"].to_numpy()[rows]
+            report[name] = agreement(
+                users, y[rows], v[rows], st.spec.eval.bootstrap, st.spec.eval.confidence, seed, name
+            )
+        counts = answers["status"].value_counts()
+        st.metrics.update(
+            **report,
+            gap_self_selected_minus_mar=gap(report),
+            statuses={k: int(c) for k, c in counts.items()},
+            requests=result.ledger.as_dict(),
+        )
