@@ -249,3 +249,25 @@ def test_metrics_options_reach_the_report():
     flat = judge_report(pairs, answers, {"m": scores}, JudgeSpec(metrics=PairwiseMetricsSpec(ips=False)), 0, 0.95, 0)[0]
     assert ips["models"]["m"]["all"]["pair_auc_ips"]["mean"] == pytest.approx(0.25)
     assert flat["models"]["m"]["all"]["pair_auc_ips"]["mean"] == pytest.approx(0.5)
+
+
+def test_ablation_table_reads_each_experiments_metrics():
+    from lure.judge.ablations import ABLATIONS, ablation_table
+
+    files = {
+        ("r0", "judge-metrics"): {
+            "judge": {"vs_truth": {"accuracy": 0.8}, "label_rate": 0.9, "pairs": 10},
+            "models": {"als": {"all": {"rjs": {"mean": 0.3}}}},
+        },
+        ("r0", "calibrate"): {"spearman": 0.9, "loo_abs_error": 0.05, "vs_truth": {"kendall_rjs_true_recall": 0.8}},
+        ("r0", "pairs"): {"smd_log_pop_after": 0.1},
+        ("r1", "judge-metrics"): {
+            "judge": {"vs_truth": {"accuracy": 0.7}},
+            "models": {"als": {"all": {"rjs": {"mean": 0.2}}}},
+        },
+    }
+    table = ablation_table(lambda rev, stage: files.get((rev, stage)), {"no_ips": "r1", "baseline": "r0"})
+    assert list(table["ablation"]) == ["baseline", "no_ips"]  # ABLATIONS order, only those with a revision
+    assert table.loc[0, "overrides"] == "(spec as is)" and table.loc[1, "overrides"] == " ".join(ABLATIONS["no_ips"])
+    assert table.loc[0, "rjs.als"] == 0.3 and table.loc[1, "judge_accuracy_vs_truth"] == 0.7
+    assert table.loc[0, "kendall_rjs_true_recall"] == 0.8 and pd.isna(table.loc[1, "calib_spearman"])
