@@ -83,7 +83,7 @@ REQUEST_CACHE = ".lure/requests.sqlite"
 # File names inside the stage folders.
 RESULTS_CSV = "results.csv"  # evaluate and llm-report
 TOPK = "topk.parquet"  # zoo-<model>
-PAIR_SCORES = "pair_scores.parquet"  # zoo-<model>
+PAIR_SCORES = "pair_scores.parquet"  # zoo-<model>, llm-pairs-<method>
 TOKEN_GROUPS = "token_groups.parquet"  # gdrt-groups
 GROUP_CENTERS = "centers.json"  # gdrt-groups
 RELEVANCE_ITEMS = "items.parquet"  # llm-relevance
@@ -125,6 +125,16 @@ def llm_model_dir(method: str) -> str:
 def llm_eval_dir(name: str) -> str:
     """Output folder of ``llm-eval-<name>``."""
     return f"{LLM_DIR}/eval/{name}"
+
+
+def llm_pairs_dir(name: str) -> str:
+    """Output folder of ``llm-pairs-<name>``."""
+    return f"{LLM_DIR}/pairs/{name}"
+
+
+def llm_pair_scores(name: str) -> str:
+    """The judged pairs scored by a fine-tuned LLM: user_id, item_i, item_j, score_i, score_j (as a zoo model's)."""
+    return f"{llm_pairs_dir(name)}/{PAIR_SCORES}"
 
 
 def llm_model_course(method: str) -> str:

@@ -1,13 +1,14 @@
 """The LLM part of the pipeline through real DVC: base model, SFT, GDRT (groups scored by the SFT model), Eq. 2
-item groups, window evaluation of every recommender, the report and its plots; and `dvc exp run -S method.tau=...`
-re-training GDRT only. The project is built once per test run (``llm_project`` in conftest.py); the experiment runs
-on a copy."""
+item groups, window evaluation of every recommender, the judged pairs scored by the fine-tuned ones, the report and
+its plots; and `dvc exp run -S method.tau=...` re-training GDRT only. The project is built once per test run
+(``llm_project`` in conftest.py); the experiment runs on a copy."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import copy_project, dvc, ran
@@ -15,6 +16,7 @@ from tests.conftest import copy_project, dvc, ran
 pytestmark = pytest.mark.slow
 
 RECOMMENDERS = ("gdrt", "sft", "sasrec", "popularity")
+FINE_TUNED = ("gdrt", "sft")  # the recommenders that score the judged pairs in llm-pairs-<method>
 
 
 def metrics(root: Path, stage: str) -> dict:
@@ -39,6 +41,7 @@ def test_every_llm_stage_ran_in_order(llm_project: tuple[Path, str]) -> None:
         "llm-relevance",
         "llm-report",
         *(f"llm-eval-{r}" for r in RECOMMENDERS),
+        *(f"llm-pairs-{m}" for m in FINE_TUNED),
     }
     assert order[-2:] == ["tables", "track"]
 
@@ -73,15 +76,39 @@ def test_report_has_every_recommender_and_plausible_values(llm_project: tuple[Pa
             assert (root / "plots" / "llm" / f"{name}.{ext}").stat().st_size > 0
 
 
+def test_fine_tuned_recommenders_score_every_judged_pair(llm_project: tuple[Path, str]) -> None:
+    """llm-pairs-<method> writes the zoo's pair-score columns for every row of the pairs, in their order."""
+    import pandas as pd
+
+    root, _ = llm_project
+    pairs = pd.read_parquet(root / "data" / "pairs" / "pairs.parquet", columns=["user_id", "item_i", "item_j"])
+    for method in FINE_TUNED:
+        scored = pd.read_parquet(root / "data" / "llm" / "pairs" / method / "pair_scores.parquet")
+        assert list(scored.columns) == ["user_id", "item_i", "item_j", "score_i", "score_j"]
+        pd.testing.assert_frame_equal(scored[pairs.columns], pairs)
+        values = scored[["score_i", "score_j"]].to_numpy()
+        assert values.dtype == "float64" and np.isfinite(values).all() and (values < 0).all()
+        m = metrics(root, f"llm-pairs-{method}")
+        assert m["pairs_scored"] == len(pairs) and m["users"] == pairs["user_id"].nunique(), m
+
+
 def test_set_tau_retrains_gdrt_only(llm_project: tuple[Path, str], tmp_path: Path) -> None:
     root = copy_project(llm_project[0], tmp_path / "proj")
     before = metrics(root, "train-sft")
     out = dvc("exp", "run", "-S", "method.tau=0.3", cwd=root).stdout
     # tau re-trains GDRT and re-evaluates it; the base model, SFT, the token groups, the item groups and the
     # baselines' evaluation are reused
-    assert set(ran(out)) == {"validate", "train-gdrt", "llm-eval-gdrt", "llm-report", "tables", "track"}, out
+    assert set(ran(out)) == {
+        "validate",
+        "train-gdrt",
+        "llm-eval-gdrt",
+        "llm-pairs-gdrt",
+        "llm-report",
+        "tables",
+        "track",
+    }, out
     assert {"llm-base", "train-sft", "gdrt-groups", "llm-relevance", "prepare"} <= skipped(out), out
-    assert {"llm-eval-sft", "llm-eval-sasrec", "llm-eval-popularity"} <= skipped(out), out
+    assert {"llm-eval-sft", "llm-eval-sasrec", "llm-eval-popularity", "llm-pairs-sft"} <= skipped(out), out
     assert metrics(root, "train-sft") == before
     assert metrics(root, "train-gdrt")["rows"] == 32
 

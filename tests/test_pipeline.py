@@ -173,8 +173,16 @@ def test_llm_stage_graph_follows_the_spec() -> None:
         "llm-eval-sft",
         "llm-eval-sasrec",
         "llm-eval-popularity",
+        "llm-pairs-gdrt",
+        "llm-pairs-sft",
         "llm-report",
     ]
+    # the judged pairs are scored by every fine-tuned recommender evaluated, never by a baseline of the zoo
+    pairs = default["llm-pairs-sft"]
+    assert pairs.cmd == "python -m stages.llm_pairs sft" and pairs.outs == ("data/llm/pairs/sft",)
+    assert pairs.params == ("seed", "model", "data.splits.history_max", "eval.llm.rank_batch")
+    assert set(pairs.deps) >= {"data/prepared", "data/pairs", "data/llm/base", "data/llm/sft"}
+    assert "data/llm/pairs/gdrt" in default["llm-pairs-gdrt"].outs and "llm-pairs-sasrec" not in default
     # tau is read by GDRT training alone, so a tau sweep re-trains GDRT and re-evaluates, nothing upstream
     readers = sorted(n for n, s in default.items() if any(p in ("method.tau", "method") for p in s.params))
     assert readers == ["track", "train-gdrt", "validate"]
@@ -196,12 +204,14 @@ def test_llm_stage_graph_follows_the_spec() -> None:
         "llm-relevance",
         "llm-eval-gdrt",
         "llm-eval-popularity",
+        "llm-pairs-gdrt",
         "llm-report",
     }
     assert "data/llm/base" in lean["gdrt-groups"].deps and "data/llm/sft" not in lean["gdrt-groups"].deps
     # SFT under study: no GDRT stages
     sft = _stages(**{"method.name": "sft", "baselines": "[popularity]"})
     assert "train-gdrt" not in sft and "gdrt-groups" not in sft and "llm-eval-sft" in sft
+    assert "llm-pairs-sft" in sft and "llm-pairs-gdrt" not in sft
     # several processes: the training stages launch through accelerate with the repository's config
     multi = _stages(**{"train.processes": 4})
     assert multi["train-gdrt"].cmd.startswith(

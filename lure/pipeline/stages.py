@@ -31,6 +31,7 @@ from lure.layout import (
     TABLES_DIR,
     llm_eval_dir,
     llm_model_dir,
+    llm_pairs_dir,
     metrics_file,
     plots_dir,
     zoo_dir,
@@ -109,7 +110,8 @@ def contributed_stages(definition: Definition, spec: Spec) -> list[StageDef]:
 
 
 def llm_stages(spec: Spec) -> list[StageDef]:
-    """Base model, each method's stages, Eq. 2 item relevance, window evaluation of every recommender, report."""
+    """Base model, each method's stages, Eq. 2 item relevance, window evaluation of every recommender, the judged
+    pairs scored by every fine-tuned one, report."""
     evaluated = llm_evaluated(spec)
     if not evaluated:
         return []
@@ -166,6 +168,20 @@ def llm_stages(spec: Spec) -> list[StageDef]:
                 headline=LLM_EVAL_HEADLINE,
             )
         )
+    # the judged pairs scored by every fine-tuned recommender, as a zoo model scores them (PairAUC_IPS reads both)
+    stages.extend(
+        StageDef(
+            name=f"llm-pairs-{name}",
+            module="stages.llm_pairs",
+            args=(name,),
+            params=("seed", "model", "data.splits.history_max", "eval.llm.rank_batch"),
+            code=LLM_FILES,
+            deps=(PREPARED, PAIRS_DIR, LLM_BASE, llm_model_dir(name)),
+            outs=(llm_pairs_dir(name),),
+        )
+        for name in evaluated
+        if name in METHODS
+    )
     stages.append(
         StageDef(
             name="llm-report",
