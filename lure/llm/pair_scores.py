@@ -14,8 +14,8 @@ interactions the zoo models are fitted on, oldest first.
 
 Cost: a user's pairs name only a few distinct items, so those are scored (``rank_catalogue`` over their token
 sequences) rather than the whole catalogue: on the default world (800 items, 983 users x 10 pairs, the default
-tiny model) that is about 47 s of one CPU core instead of about 180 s. A causal LM's log-probability of a sequence does not
-depend on which other sequences are scored beside it, so the values are the catalogue-wide ones up to float32
+tiny model) that is about 47 s of one CPU core instead of about 180 s. A causal LM's log-probability of a sequence
+does not depend on which other sequences are scored beside it, so the values are the catalogue-wide ones up to float32
 rounding (a few 1e-6 nats: the batched matrix products differ).
 """
 

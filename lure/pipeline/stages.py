@@ -233,6 +233,7 @@ def judge_stages(spec: Spec) -> list[StageDef]:
     """RecJudge-X (judge, judge-metrics) and Calib-Link (calibrate), when the spec has them."""
     if spec.judge is None:
         return []
+    llms = [m for m in llm_evaluated(spec) if m in METHODS]  # fine-tuned LLM recommenders (llm-pairs-<method>)
     stages = [
         StageDef(
             name="judge",
@@ -249,6 +250,7 @@ def judge_stages(spec: Spec) -> list[StageDef]:
         StageDef(
             name="judge-metrics",
             module="stages.judge_metrics",
+            args=tuple(llms),
             params=(
                 "seed",
                 "judge.evidence_check",
@@ -259,7 +261,7 @@ def judge_stages(spec: Spec) -> list[StageDef]:
                 "eval.bootstrap",
                 "eval.confidence",
             ),
-            deps=(PAIRS_DIR, JUDGE_DIR, *(zoo_dir(m) for m in spec.eval.models)),
+            deps=(PAIRS_DIR, JUDGE_DIR, *(zoo_dir(m) for m in spec.eval.models), *(llm_pairs_dir(m) for m in llms)),
             outs=(JUDGE_REPORT_DIR,),
             plots=(charts.JUDGE_RJS.path, f"{plots_dir('judge')}/rjs.png"),
             charts=(charts.JUDGE_RJS,),
