@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--world-sizes", type=int, nargs="*", default=[1_000, 10_000, 100_000])
     args = parser.parse_args(argv)
 
+    from bench.judge_bench import bench_judge
     from bench.llm_bench import bench_llm
     from bench.offline_eval_bench import bench_offline_eval
     from bench.requests_throughput import bench_requests
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         ("LLM ranking (tiny model, 2,000 titles)", bench_llm),
         ("SFT vs GDRT training step (tiny model)", bench_train),
         ("LLM request layer (loopback server, 50 ms answers)", bench_requests),
+        ("simulated judge (default world)", bench_judge),
         ("dvc", bench_noop_repro),
     ]
     for name, fn in benches:
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         "llm_rank_top10_s_per_user": 0.2,
         "gdrt_over_sft_step_ratio": 1.10,
         "requests_cached_rerun_s_10k": 5.0,
+        "judge_stages_s": 30.0,
     }
     at_least = {"pairs_per_min": 1_000_000, "requests_throughput_ratio_c16": 0.9}
     goals = {
