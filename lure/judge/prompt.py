@@ -133,14 +133,14 @@ def judge_prompts(
     history_items: int,
     seed: int,
     template: JudgeTemplate | None = None,
-    orders: np.ndarray | None = None,
+    i_first: np.ndarray | Sequence[bool] | None = None,
 ) -> list[JudgePrompt]:
     """One prompt per row of ``pairs`` (user_id, item_i, item_j), in row order.
 
-    ``orders``: per row, whether i is shown first; by default :func:`presentation_orders` of ``seed``.
-
     ``items``: the prepared catalogue (item_id 0..n-1 in order; title, genres, pop_bin, age_bin); ``train``: the
-    interactions the history is taken from (user_id, item_id, timestamp: the pairs' training split).
+    interactions the history is taken from (user_id, item_id, timestamp: the pairs' training split). ``i_first``:
+    per pair, whether item i is shown first; None (default): a fair coin per pair (:func:`presentation_orders`).
+    Logprob mode judges every pair in both orders (``i_first`` all true, then all false; :mod:`lure.judge.logprob`).
     """
     tpl = template or JudgeTemplate()
     if not np.array_equal(items["item_id"].to_numpy(), np.arange(len(items))):
@@ -151,9 +151,12 @@ def judge_prompts(
     ]
     users = pairs["user_id"].to_numpy(np.int64)
     histories = user_histories(train, users, history_items)
-    orders = presentation_orders(len(pairs), seed) if orders is None else np.asarray(orders, dtype=bool)
-    if len(orders) != len(pairs):
-        raise ValueError(f"orders has {len(orders)} entries for {len(pairs)} pairs")
+    if i_first is None:
+        orders = presentation_orders(len(pairs), seed)
+    else:
+        orders = np.asarray(i_first, dtype=bool)
+        if orders.shape != (len(pairs),):
+            raise ValueError(f"i_first needs one value per pair ({len(pairs)}), got shape {orders.shape}")
     out = []
     for u, i, j, first in zip(
         users, pairs["item_i"].to_numpy(np.int64), pairs["item_j"].to_numpy(np.int64), orders, strict=True

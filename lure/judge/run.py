@@ -26,8 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lure.judge.logprob import logprob_verdict, to_judgement, verdict_request
 from lure.judge.parse import Judgement, Reply, judge_reply
 from lure.judge.prompt import JudgePrompt, JudgeTemplate, judge_prompts, presentation_orders
+from lure.judge.requests import judge_messages
 from lure.judge.schema import HISTORY, LABELS, TIE
 from lure.judge.simulated import simulate_replies
 from lure.layout import prompts_dir
@@ -37,7 +39,6 @@ from lure.requests import (
     JsonObjectFormat,
     JsonSchema,
     JsonSchemaFormat,
-    Message,
     Response,
     ResponseCache,
     RunResult,
@@ -68,6 +69,8 @@ ANSWER_COLUMNS = (
     "finish_reason",
     "detail",
     "cached",
+    "p_i",
+    "p_shown_first",
 )
 
 
@@ -103,11 +106,6 @@ def template_hash(name: str, directory: str | Path | None = None) -> str:
     rendered messages."""
     text = (Path(directory or prompts_dir()) / f"{name}.j2").read_bytes()
     return hashlib.sha256(text + ANSWER_SCHEMA_VERSION.encode()).hexdigest()
-
-
-def judge_messages(prompt: JudgePrompt) -> tuple[Message, ...]:
-    """The chat messages of one judge prompt: a single user turn holding the rendered prompt."""
-    return (Message(role="user", content=prompt.text),)
 
 
 def json_request(prompt: JudgePrompt, spec: JudgeSpec, template_sha: str, sample: int, seed: int) -> ChatRequest:
@@ -154,7 +152,7 @@ def plan_answers(pairs: pd.DataFrame, items: pd.DataFrame, train: pd.DataFrame, 
     pair = np.concatenate([rows, rows]) if both else rows
     orders = np.concatenate([drawn, ~drawn]) if both else drawn
     prompts = judge_prompts(
-        pairs.iloc[pair], items, train, spec.history_items, seed, JudgeTemplate(spec.template), orders=orders
+        pairs.iloc[pair], items, train, spec.history_items, seed, JudgeTemplate(spec.template), i_first=orders
     )
     k = spec.samples
     return Plan(np.repeat(pair, k), np.tile(np.arange(k), len(pair)), [p for p in prompts for _ in range(k)])
@@ -261,11 +259,18 @@ def ask_json(
 
 
 def answers_frame(
-    plan: Plan, pairs: pd.DataFrame, judged: Sequence[Judgement], responses: Sequence[Response]
+    plan: Plan,
+    pairs: pd.DataFrame,
+    judged: Sequence[Judgement],
+    responses: Sequence[Response],
+    p_i: np.ndarray | None = None,
+    p_shown_first: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One row per answer (:data:`ANSWER_COLUMNS`): the pair, how it was shown, the status and the verdict in
-    terms of i and j (None where the answer has none)."""
+    terms of i and j (None where the answer has none); ``p_i`` and ``p_shown_first`` in logprob mode (NaN in JSON
+    mode)."""
     p = plan.pair
+    missing = np.full(len(p), np.nan)
     return pd.DataFrame(
         {
             "pair": p.astype(np.int64),
@@ -282,9 +287,50 @@ def answers_frame(
             "finish_reason": [r.finish_reason for r in responses],
             "detail": [j.detail for j in judged],
             "cached": np.array([r.cached for r in responses], dtype=bool),
+            "p_i": missing if p_i is None else np.asarray(p_i, dtype=np.float64),
+            "p_shown_first": missing if p_shown_first is None else np.asarray(p_shown_first, dtype=np.float64),
         },
         columns=list(ANSWER_COLUMNS),
     )
+
+
+def ask_logprob(
+    plan: Plan,
+    pairs: pd.DataFrame,
+    backend: Backend,
+    spec: JudgeSpec,
+    seed: int,
+    cache: ResponseCache | None,
+    template_sha: str,
+) -> tuple[pd.DataFrame, RunResult]:
+    """Logprob mode (:mod:`lure.judge.logprob`): every pair asked in both orders for one label token; the two
+    answers become one verdict per pair, p_i averaged over the orders. One row per pair, shown as in its drawn
+    (first-planned) order; a response is cached when it holds top log-probabilities."""
+    requests = [verdict_request(p, template_sha, spec.top_logprobs, seed) for p in plan.prompts]
+
+    def has_logprobs(request: ChatRequest, response: Response) -> bool:
+        return bool(response.logprobs) and bool(response.logprobs[0].top)
+
+    result = run_requests(backend, requests, cache, spec.concurrency, "judge (logprob)", accept=has_logprobs)
+    n = len(plan.prompts) // 2  # plan_answers: the drawn orders first, then the other order of the same pairs
+    head = Plan(plan.pair[:n], plan.sample[:n], plan.prompts[:n])
+    verdicts = [
+        logprob_verdict(
+            result.responses[k], result.responses[k + n], plan.prompts[k].presentation, plan.prompts[k + n].presentation
+        )
+        for k in range(n)
+    ]
+    judged = [to_judgement(v) for v in verdicts]
+    answers = answers_frame(
+        head,
+        pairs,
+        judged,
+        result.responses[:n],
+        p_i=np.array([np.nan if v.p_i is None else v.p_i for v in verdicts]),
+        p_shown_first=np.array([np.nan if v.p_shown_first is None else v.p_shown_first for v in verdicts]),
+    )
+    answers["cached"] = [a.cached and b.cached for a, b in zip(result.responses[:n], result.responses[n:], strict=True)]
+    return answers, result
 
 
 def judge_backend(spec: JudgeSpec, plan: Plan, pairs: pd.DataFrame, items: pd.DataFrame, seed: int) -> Backend:
@@ -302,7 +348,9 @@ def position_stats(answers: pd.DataFrame) -> dict[str, float | int | None]:
     """How the order of the candidates shows in the answers.
 
     ``first_shown_share``: among answers with an i/j verdict, the share that picked the candidate shown first (0.5
-    for a judge without position bias on a fair order). ``position_consistency`` (pairs judged in both orders): among
+    for a judge without position bias on a fair order). In logprob mode, where a verdict averages both orders,
+    ``p_shown_first_mean`` is the judge's own position preference: the mean probability it gave the first shown.
+    ``position_consistency`` (pairs judged in both orders): among
     pairs with a verdict in both orders (first sample), the share whose two verdicts name the same item.
     """
     decided = answers[answers["winner"].isin(["i", "j"])]
@@ -312,6 +360,8 @@ def position_stats(answers: pd.DataFrame) -> dict[str, float | int | None]:
         "position_consistency": None,
         "pairs_in_both_orders": 0,
     }
+    if "p_shown_first" in answers and answers["p_shown_first"].notna().any():  # logprob mode: P(first shown)
+        out["p_shown_first_mean"] = float(answers["p_shown_first"].mean())
     looks = answers[(answers["sample"] == 0) & answers["winner"].notna()]
     wide = looks.pivot_table(index="pair", columns="i_first", values="winner", aggfunc="first")
     if True in wide.columns and False in wide.columns:
@@ -332,9 +382,10 @@ def run_judge(
     backend_factory: Callable[[Plan], Backend] | None = None,
 ) -> tuple[pd.DataFrame, RunResult]:
     """The judge stage's work: plan, ask, parse. ``backend_factory`` overrides :func:`judge_backend` (tests)."""
-    if spec.mode != "json":
-        raise NotImplementedError(f"judge.mode {spec.mode!r} is not wired into the judge stage yet")
     plan = plan_answers(pairs, items, train, spec, seed)
     backend = backend_factory(plan) if backend_factory else judge_backend(spec, plan, pairs, items, seed)
-    judged, result = ask_json(plan, backend, spec, seed, cache, template_hash(spec.template))
+    sha = template_hash(spec.template)
+    if spec.mode == "logprob":
+        return ask_logprob(plan, pairs, backend, spec, seed, cache, sha)
+    judged, result = ask_json(plan, backend, spec, seed, cache, sha)
     return answers_frame(plan, pairs, judged, result.responses), result

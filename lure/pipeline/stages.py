@@ -224,6 +224,7 @@ JUDGE_ASKS = (
     "judge.temperature",
     "judge.max_tokens",
     "judge.response_format",
+    "judge.top_logprobs",
     "judge.max_pairs",
     "judge.concurrency",
 )

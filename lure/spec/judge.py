@@ -166,6 +166,13 @@ class JudgeSpec(Section):
         description="Constrain the JSON answer: 'none' (the prompt alone), 'json_object' with the answer schema "
         "(llama.cpp's server constrains with it), 'json_schema' (OpenAI structured outputs).",
     )
+    top_logprobs: int = Field(
+        20,
+        ge=1,
+        le=20,
+        description="Logprob mode: the most likely first tokens returned, among which the labels A and B are read "
+        "(20 is the most OpenAI's API gives).",
+    )
     max_pairs: int | None = Field(
         None,
         ge=1,
@@ -207,4 +214,6 @@ class JudgeSpec(Section):
     def _mode_fits(self) -> JudgeSpec:
         if self.mode == "logprob" and isinstance(self.backend, SimulatedJudgeSpec):
             raise ValueError("mode 'logprob' needs a model's log-probabilities; the simulated judge answers JSON only")
+        if self.mode == "logprob" and self.samples != 1:
+            raise ValueError("mode 'logprob' reads one deterministic distribution per order: samples must be 1")
         return self

