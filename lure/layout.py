@@ -355,6 +355,12 @@ def prompts_dir_candidates(cwd: str | Path | None = None) -> tuple[Path, ...]:
     return (here / "prompts", _PACKAGE.parent / "prompts", _PACKAGE / "_prompts")
 
 
+def template_file(name: str) -> str:
+    """The prompt template ``name`` as a stage dependency (``prompts/<name>.j2``, relative to the project root): a
+    stage depends on the one template it renders, so adding or editing another template re-runs nothing else."""
+    return f"prompts/{name}.j2"
+
+
 def prompts_dir() -> Path:
     """The folder of the prompt templates (``<name>.j2``); see the module docstring for the search order.
 

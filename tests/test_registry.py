@@ -32,6 +32,11 @@ VARIANTS = [
     {"propensity": {"model": {"name": "popularity"}}},
     {"propensity": {"model": {"name": "true"}}},
     {"eval": {"models": list(get_args(ZooModel))}},
+    {  # the validity check reads judge.validity (Coat only)
+        "data": {"source": {"name": "coat"}},
+        "judge": {"backend": {"name": "openai", "model": "m"}, "validity": {}},
+        "calibrate": {"estimator": "snips"},
+    },
 ]
 # Stages that declare whole sections because they validate or log the spec: declaring is not reading for them.
 NOT_READERS = {"validate", "track"}

@@ -34,14 +34,19 @@ from lure.layout import (
     llm_pairs_dir,
     metrics_file,
     plots_dir,
+    template_file,
     zoo_dir,
 )
 from lure.plots import charts
 from lure.registry import ANALYSES, METHODS, ZOO, Definition, Headline, StageDef, load_plugins
 from lure.spec.model import Spec, section_names
 
-#: Non-Python files the LLM stages read (the Python modules each stage runs are derived from its imports).
-LLM_FILES = ("prompts",)
+
+def llm_files(spec: Spec) -> tuple[str, ...]:
+    """Non-Python files the LLM stages read (the Python modules each stage runs are derived from its imports): the
+    recommender's prompt template."""
+    return (template_file(spec.model.template),)
+
 
 #: Headline metrics of a recommender's window evaluation (GDRT Table 2's metrics and the world's truth).
 LLM_EVAL_HEADLINE = (
@@ -128,7 +133,7 @@ def llm_stages(spec: Spec) -> list[StageDef]:
                 "eval.llm.rank_batch",
                 "eval.llm.relevance_include_terminator",
             ),
-            code=LLM_FILES,
+            code=llm_files(spec),
             deps=(PREPARED,),
             outs=(LLM_BASE,),
         )
@@ -146,7 +151,7 @@ def llm_stages(spec: Spec) -> list[StageDef]:
                 "eval.llm.rank_batch",
                 "eval.llm.relevance_include_terminator",
             ),
-            code=LLM_FILES,
+            code=llm_files(spec),
             deps=(PREPARED, LLM_BASE, scorer),
             outs=(ITEM_RELEVANCE,),
         )
@@ -162,7 +167,7 @@ def llm_stages(spec: Spec) -> list[StageDef]:
                 module="stages.llm_eval",
                 args=(name,),
                 params=("seed", "eval.llm", *dict.fromkeys(extra)),
-                code=LLM_FILES,
+                code=llm_files(spec),
                 deps=(PREPARED, ITEM_RELEVANCE, *model_deps),
                 outs=(llm_eval_dir(name),),
                 headline=LLM_EVAL_HEADLINE,
@@ -175,7 +180,7 @@ def llm_stages(spec: Spec) -> list[StageDef]:
             module="stages.llm_pairs",
             args=(name,),
             params=("seed", "model", "data.splits.history_max", "eval.llm.rank_batch"),
-            code=LLM_FILES,
+            code=llm_files(spec),
             deps=(PREPARED, PAIRS_DIR, LLM_BASE, llm_model_dir(name)),
             outs=(llm_pairs_dir(name),),
         )
@@ -239,7 +244,7 @@ def judge_stages(spec: Spec) -> list[StageDef]:
         StageDef(
             name="judge",
             params=("seed", *JUDGE_ASKS),
-            code=(f"prompts/{spec.judge.template}.j2",),
+            code=(template_file(spec.judge.template),),
             deps=(PREPARED, PAIRS_DIR),
             outs=(JUDGE_DIR,),
             headline=(
@@ -288,7 +293,7 @@ def judge_stages(spec: Spec) -> list[StageDef]:
                     "eval.bootstrap",
                     "eval.confidence",
                 ),
-                code=(f"prompts/{spec.judge.template}.j2",),
+                code=(template_file(spec.judge.template),),
                 deps=(PREPARED,),
                 outs=(JUDGE_VALIDITY_DIR,),
                 headline=(

@@ -16,14 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lure.layout import GDRT_CENTERS, GDRT_GROUPS, GDRT_TOKEN_GROUPS, LLM_BASE, PREPARED, llm_model_dir
+from lure.layout import GDRT_CENTERS, GDRT_GROUPS, GDRT_TOKEN_GROUPS, LLM_BASE, PREPARED, llm_model_dir, template_file
 from lure.registry import METHODS, Definition, Headline, StageDef
 from lure.spec.method import GDRTMethod, SFTMethod
 
 #: Config of a data-parallel launch (``train.processes`` > 1), kept in the repository.
 ACCELERATE_CONFIG = "accelerate/multi_gpu.yaml"
-#: Files every training stage reads besides its Python code.
-TRAIN_FILES = ("prompts",)
+
+
+def train_files(spec: Any) -> tuple[str, ...]:
+    """Files a training stage reads besides its Python code: the prompt template it renders."""
+    return (template_file(spec.model.template),)
 
 
 @dataclass
@@ -59,7 +62,7 @@ def train_stage(spec: Any, method: str, *, params: Sequence[str] = (), deps: Seq
         args=(method,),
         launcher=train_launcher(spec.train.processes),
         params=("seed", "model", "train", *params),
-        code=TRAIN_FILES,
+        code=train_files(spec),
         deps=(PREPARED, LLM_BASE, *deps),
         outs=(llm_model_dir(method),),
         headline=(Headline("final_loss", "final_loss", "lower"), Headline("train_seconds", "train_seconds", "lower")),
@@ -96,7 +99,7 @@ def _gdrt_stages(spec: Any) -> list[StageDef]:
         name="gdrt-groups",
         module="stages.gdrt_groups",
         params=("seed", "model", "train.max_samples", "method.groups", "method.grouping", "method.relevance_model"),
-        code=TRAIN_FILES,
+        code=train_files(spec),
         deps=(PREPARED, LLM_BASE, _gdrt_relevance_from(spec)),
         outs=(GDRT_GROUPS,),
     )
