@@ -164,3 +164,15 @@ def test_unknown_pair_items_are_an_error(tiny, pairs) -> None:
     items = pd.DataFrame({"item_id": ITEM_IDS[:-1], "title": TITLES[:-1]})  # item 55 has no title
     with pytest.raises(KeyError, match="pair items have no title"):
         score_llm_pairs(model, tok, TEMPLATE, items, TRAIN, HISTORY_MAX, pairs, max_length=512)
+
+
+def test_scores_do_not_depend_on_the_thread_count(tiny, pairs, scored) -> None:
+    """Users are scored one per thread when torch has several: the same scores as one thread (``scored``)."""
+    model, tok = tiny
+    items = pd.DataFrame({"item_id": ITEM_IDS, "title": TITLES})
+    torch.set_num_threads(2)
+    try:
+        two = score_llm_pairs(model, tok, TEMPLATE, items, TRAIN, HISTORY_MAX, pairs, max_length=512, batch=3)
+    finally:
+        torch.set_num_threads(1)
+    pd.testing.assert_frame_equal(two, scored)

@@ -22,13 +22,16 @@ rounding (a few 1e-6 nats: the batched matrix products differ).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from lure.llm.data import title_lookup
 from lure.llm.evaluate import window_prompt_ids
+from lure.llm.forward import model_device
 from lure.llm.prompts import PromptTemplate, encode_completion
 
 
@@ -88,20 +91,34 @@ def score_llm_pairs(
     prompts = window_prompt_ids(histories, titles, tokenizer, max_length, template=template)
     order = np.argsort(inv, kind="stable")
     bounds = np.searchsorted(inv[order], np.arange(len(uniq) + 1))
-    completions: dict[int, list[int]] = {}
-    steps: Any = range(len(uniq))
-    if progress:
-        steps = show_progress(steps, "scoring pairs")
-    for u in steps:
+    needed = np.unique(np.r_[items_i, items_j])
+    completions = {item: encode_completion(tokenizer, titles[item], template) for item in needed.tolist()}
+
+    def score_user(u: int) -> None:
         rows = order[bounds[u] : bounds[u + 1]]
         candidates = np.unique(np.r_[items_i[rows], items_j[rows]])
-        sequences = []
-        for item in candidates.tolist():
-            if item not in completions:
-                completions[item] = encode_completion(tokenizer, titles[item], template)
-            sequences.append(completions[item])
-        scores = rank_catalogue(model, tokenizer, [prompts[u]], sequences=sequences, batch=batch)[0]
+        sequences = [completions[item] for item in candidates.tolist()]
+        scores = rank_catalogue(model, tokenizer, [prompts[u]], sequences=sequences, batch=batch, workers=1)[0]
         values = scores.numpy().astype(np.float64)
         out_i[rows] = values[np.searchsorted(candidates, items_i[rows])]
         out_j[rows] = values[np.searchsorted(candidates, items_j[rows])]
+
+    steps: Any = range(len(uniq))
+    if progress:
+        steps = show_progress(steps, "scoring pairs")
+    # Users are independent: one per thread with single-threaded ops, as the exact ranking scores its prompts (each
+    # user's scores are the same whatever the thread count; a thread writes its own user's rows only).
+    threads = torch.get_num_threads()
+    if threads <= 1 or model_device(model).type != "cpu":
+        for u in steps:
+            score_user(u)
+    else:
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(threads) as pool:
+                done = pool.map(score_user, range(len(uniq)))
+                for _ in steps:  # in user order, as each finishes
+                    next(done)
+        finally:
+            torch.set_num_threads(threads)
     return pairs.assign(score_i=out_i, score_j=out_j)
