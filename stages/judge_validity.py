@@ -40,10 +40,14 @@ if __name__ == "__main__":
         history = history_without(prepared.read_split("holdout", "train"), pairs)
         Path(REQUEST_CACHE).parent.mkdir(parents=True, exist_ok=True)
         with ResponseCache(REQUEST_CACHE) as cache:
-            answers, result = run_judge(pairs, prepared.read_items(), history, spec, seed, cache)
+            # every validity pair is judged: validity.max_pairs caps each log, judge.max_pairs is the main pairs' cap
+            asked = spec.model_copy(update={"max_pairs": None})
+            answers, result = run_judge(pairs, prepared.read_items(), history, asked, seed, cache)
         y, v, _ = pair_labels(answers, len(pairs), spec.invalid_policy, spec.evidence_check, spec.aggregate)
         write_parquet(f"{JUDGE_VALIDITY_DIR}/pairs.parquet", pairs.assign(y=y, weight=v))
         write_parquet(f"{JUDGE_VALIDITY_DIR}/answers.parquet", answers)
+        if (answers.groupby("pair").size().reindex(range(len(pairs))).isna()).any():
+            raise RuntimeError("a validity pair has no answer")
         report = {}
         for name in LOGS:
             rows = np.flatnonzero(pairs["log"].to_numpy() == name)
