@@ -41,8 +41,7 @@ if __name__ == "__main__":
         Path(REQUEST_CACHE).parent.mkdir(parents=True, exist_ok=True)
         with ResponseCache(REQUEST_CACHE) as cache:
             # every validity pair is judged: validity.max_pairs caps each log, judge.max_pairs is the main pairs' cap
-            asked = spec.model_copy(update={"max_pairs": None})
-            answers, result = run_judge(pairs, prepared.read_items(), history, asked, seed, cache)
+            answers, result = run_judge(pairs, prepared.read_items(), history, spec, seed, cache, judge_all=True)
         y, v, _ = pair_labels(answers, len(pairs), spec.invalid_policy, spec.evidence_check, spec.aggregate)
         write_parquet(f"{JUDGE_VALIDITY_DIR}/pairs.parquet", pairs.assign(y=y, weight=v))
         write_parquet(f"{JUDGE_VALIDITY_DIR}/answers.parquet", answers)

@@ -146,7 +146,7 @@ class Plan:
 def plan_answers(pairs: pd.DataFrame, items: pd.DataFrame, train: pd.DataFrame, spec: JudgeSpec, seed: int) -> Plan:
     """One prompt per (judged pair, order, sample): ``order: random`` shows each pair once in its drawn order,
     ``both`` (and the logprob mode) in both orders; ``samples`` repeats each."""
-    rows = judged_subset(pairs, spec.max_pairs, seed)
+    rows = judged_subset(pairs, None if judge_all else spec.max_pairs, seed)
     drawn = presentation_orders(len(pairs), seed)[rows]
     both = spec.order == "both" or spec.mode == "logprob"
     pair = np.concatenate([rows, rows]) if both else rows
@@ -380,9 +380,11 @@ def run_judge(
     seed: int,
     cache: ResponseCache | None,
     backend_factory: Callable[[Plan], Backend] | None = None,
+    judge_all: bool = False,
 ) -> tuple[pd.DataFrame, RunResult]:
-    """The judge stage's work: plan, ask, parse. ``backend_factory`` overrides :func:`judge_backend` (tests)."""
-    plan = plan_answers(pairs, items, train, spec, seed)
+    """The judge stage's work: plan, ask, parse. ``backend_factory`` overrides :func:`judge_backend` (tests);
+    ``judge_all`` ignores ``judge.max_pairs`` (the validity check caps its pairs itself)."""
+    plan = plan_answers(pairs, items, train, spec, seed, judge_all)
     backend = backend_factory(plan) if backend_factory else judge_backend(spec, plan, pairs, items, seed)
     sha = template_hash(spec.template)
     if spec.mode == "logprob":
