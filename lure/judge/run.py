@@ -143,7 +143,9 @@ class Plan:
     prompts: list[JudgePrompt]
 
 
-def plan_answers(pairs: pd.DataFrame, items: pd.DataFrame, train: pd.DataFrame, spec: JudgeSpec, seed: int) -> Plan:
+def plan_answers(
+    pairs: pd.DataFrame, items: pd.DataFrame, train: pd.DataFrame, spec: JudgeSpec, seed: int, judge_all: bool = False
+) -> Plan:
     """One prompt per (judged pair, order, sample): ``order: random`` shows each pair once in its drawn order,
     ``both`` (and the logprob mode) in both orders; ``samples`` repeats each."""
     rows = judged_subset(pairs, None if judge_all else spec.max_pairs, seed)
