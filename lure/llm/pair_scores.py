@@ -14,24 +14,22 @@ interactions the zoo models are fitted on, oldest first.
 
 Cost: a user's pairs name only a few distinct items, so those are scored (``rank_catalogue`` over their token
 sequences) rather than the whole catalogue: on the default world (800 items, 983 users x 10 pairs, the default
-tiny model) that is about 47 s of one CPU core instead of about 180 s. A causal LM's log-probability of a sequence
-does not depend on which other sequences are scored beside it, so the values are the catalogue-wide ones up to float32
+tiny model) that is about 47 s of one CPU core instead of about 180 s. Users are scored one after the other, on one
+thread (see :func:`score_llm_pairs`). A causal LM's log-probability of a sequence does not
+depend on which other sequences are scored beside it, so the values are the catalogue-wide ones up to float32
 rounding (a few 1e-6 nats: the batched matrix products differ).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from lure.llm.data import title_lookup
 from lure.llm.evaluate import window_prompt_ids
-from lure.llm.forward import model_device
 from lure.llm.prompts import PromptTemplate, encode_completion
 
 
@@ -73,7 +71,10 @@ def score_llm_pairs(
     (see the module docstring). ``items``: item_id, title; ``train``: the holdout training interactions (user_id,
     item_id, canonical order); ``max_length`` and ``batch`` as ``model.max_length`` and ``eval.llm.rank_batch``.
     """
+    import torch
+
     from lure.display import progress as show_progress
+    from lure.llm.forward import model_device
     from lure.llm.generate import rank_catalogue
 
     users = pairs["user_id"].to_numpy(dtype=np.int64)
@@ -91,34 +92,29 @@ def score_llm_pairs(
     prompts = window_prompt_ids(histories, titles, tokenizer, max_length, template=template)
     order = np.argsort(inv, kind="stable")
     bounds = np.searchsorted(inv[order], np.arange(len(uniq) + 1))
-    needed = np.unique(np.r_[items_i, items_j])
-    completions = {item: encode_completion(tokenizer, titles[item], template) for item in needed.tolist()}
-
-    def score_user(u: int) -> None:
-        rows = order[bounds[u] : bounds[u + 1]]
-        candidates = np.unique(np.r_[items_i[rows], items_j[rows]])
-        sequences = [completions[item] for item in candidates.tolist()]
-        scores = rank_catalogue(model, tokenizer, [prompts[u]], sequences=sequences, batch=batch, workers=1)[0]
-        values = scores.numpy().astype(np.float64)
-        out_i[rows] = values[np.searchsorted(candidates, items_i[rows])]
-        out_j[rows] = values[np.searchsorted(candidates, items_j[rows])]
-
+    completions: dict[int, list[int]] = {}
     steps: Any = range(len(uniq))
     if progress:
         steps = show_progress(steps, "scoring pairs")
-    # Users are independent: one per thread with single-threaded ops, as the exact ranking scores its prompts (each
-    # user's scores are the same whatever the thread count; a thread writes its own user's rows only).
     threads = torch.get_num_threads()
-    if threads <= 1 or model_device(model).type != "cpu":
-        for u in steps:
-            score_user(u)
-    else:
+    if model_device(model).type == "cpu":
+        # One user at a time, each op single-threaded: a user's few titles make many small ops, and intra-op threads
+        # synchronise at every one (scoring 100 users of the default world took 4-7 s of CPU with one thread and
+        # 35-90 s with two on a shared 2-core machine). rank_catalogue's own thread pool needs one shared catalogue.
         torch.set_num_threads(1)
-        try:
-            with ThreadPoolExecutor(threads) as pool:
-                done = pool.map(score_user, range(len(uniq)))
-                for _ in steps:  # in user order, as each finishes
-                    next(done)
-        finally:
-            torch.set_num_threads(threads)
+    try:
+        for u in steps:
+            rows = order[bounds[u] : bounds[u + 1]]
+            candidates = np.unique(np.r_[items_i[rows], items_j[rows]])
+            sequences = []
+            for item in candidates.tolist():
+                if item not in completions:
+                    completions[item] = encode_completion(tokenizer, titles[item], template)
+                sequences.append(completions[item])
+            scores = rank_catalogue(model, tokenizer, [prompts[u]], sequences=sequences, batch=batch)[0]
+            values = scores.numpy().astype(np.float64)
+            out_i[rows] = values[np.searchsorted(candidates, items_i[rows])]
+            out_j[rows] = values[np.searchsorted(candidates, items_j[rows])]
+    finally:
+        torch.set_num_threads(threads)
     return pairs.assign(score_i=out_i, score_j=out_j)
