@@ -13,8 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lure.experiments import dvc_exp_show, experiments_from_exp_show, metrics_at
-from lure.judge.ablations import ABLATIONS, PREFIX, ablation_table
+from lure.experiments import dvc_exp_show, experiments_from_exp_show, flatten_params, metrics_at
+from lure.io import read_yaml
+from lure.judge.ablations import ABLATIONS, PREFIX, ablation_table, full_overrides
 
 
 def main() -> None:
@@ -24,11 +25,12 @@ def main() -> None:
     args = parser.parse_args()
     done = {e.name: e.rev for e in experiments_from_exp_show(dvc_exp_show()) if e.kind == "experiment"}
     if args.run:
-        for name, overrides in ABLATIONS.items():
+        baseline = flatten_params(read_yaml("params.yaml"))  # the spec every ablation departs from
+        for name in ABLATIONS:
             if PREFIX + name in done:
                 continue
             command = [sys.executable, "-m", "lure.cli", "exp", "run", "-n", PREFIX + name]
-            for override in overrides:
+            for override in full_overrides(name, baseline):
                 command += ["-S", override]
             print("+", " ".join(command), flush=True)
             subprocess.run(command, check=True)

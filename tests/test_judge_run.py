@@ -329,3 +329,23 @@ def test_logprob_mode_averages_both_orders(world):
     assert position_stats(answers)["p_shown_first_mean"] == pytest.approx(0.6)
     with pytest.raises(ValueError, match="samples must be 1"):
         JudgeSpec(backend={"name": "openai", "model": "x"}, mode="logprob", samples=2)
+
+
+def test_every_ablation_sets_every_knob_so_runs_do_not_accumulate():
+    from lure.judge.ablations import ABLATIONS, full_overrides, knobs
+
+    baseline = {
+        "judge.metrics.ips": True,
+        "judge.evidence_check": True,
+        "judge.samples": 1,
+        "judge.aggregate": "majority",
+        "judge.temperature": 0.0,
+        "pairs.match_on": ["pop_bin", "age_bin"],
+    }
+    assert set(knobs()) == set(baseline)
+    for name in ABLATIONS:
+        got = dict(o.split("=", 1) for o in full_overrides(name, baseline))
+        assert set(got) == set(baseline)
+        own = dict(o.split("=", 1) for o in ABLATIONS[name])
+        for knob, value in got.items():
+            assert value == own.get(knob, json.dumps(baseline[knob]))

@@ -30,6 +30,23 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
 PREFIX = "judge-"
 
 
+def knobs() -> list[str]:
+    """Every parameter some ablation changes."""
+    return sorted({o.split("=", 1)[0] for overrides in ABLATIONS.values() for o in overrides})
+
+
+def full_overrides(name: str, baseline: Mapping[str, Any]) -> list[str]:
+    """The ablation's overrides plus every other knob at its baseline value (``baseline``: flattened params).
+
+    Why: ``dvc exp run`` starts from the workspace, which holds the previous experiment's parameters; setting every
+    knob makes each ablation differ from the baseline in its own overrides only, whatever ran before.
+    """
+    import json
+
+    own = dict(o.split("=", 1) for o in ABLATIONS[name])
+    return [f"{k}={own[k]}" if k in own else f"{k}={json.dumps(baseline[k])}" for k in knobs()]
+
+
 def _get(tree: Any, path: str) -> Any:
     for key in path.split("."):
         if not isinstance(tree, Mapping) or key not in tree:
