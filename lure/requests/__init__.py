@@ -6,7 +6,9 @@
   :func:`build_backend`;
 * :class:`ResponseCache` (``cache``): append-only SQLite store of answers by :func:`cache_key` (``key``);
 * :func:`run_requests` (``runner``): cache, bounded concurrency, progress, one status per request, and the
-  :class:`Ledger` (``ledger``) of tokens, attempts and estimated cost.
+  :class:`Ledger` (``ledger``) of tokens, attempts and estimated cost;
+* :class:`LlamaCppServer` (``llamacpp``): llama.cpp's OpenAI-compatible server as a context manager, a local
+  endpoint for the ``openai`` backend (llama-cpp-python is an optional extra, ``make local-judge``).
 
 Importing this package loads neither ``openai`` nor ``torch``/``transformers``: a backend imports its client when
 it first sends. See docs/requests.md.
@@ -16,6 +18,7 @@ from lure.requests.backends import Backend, BackendError, build_backend
 from lure.requests.cache import ResponseCache
 from lure.requests.key import SCHEMA_VERSION, cache_key
 from lure.requests.ledger import Ledger, Prices
+from lure.requests.llamacpp import LlamaCppServer, LlamaCppServerError, LlamaCppStartupTimeout, find_gguf
 from lure.requests.models import (
     ChatRequest,
     JsonObjectFormat,
@@ -40,6 +43,9 @@ __all__ = [
     "JsonSchema",
     "JsonSchemaFormat",
     "Ledger",
+    "LlamaCppServer",
+    "LlamaCppServerError",
+    "LlamaCppStartupTimeout",
     "Message",
     "OpenAIConfig",
     "Prices",
@@ -54,5 +60,6 @@ __all__ = [
     "arun_requests",
     "build_backend",
     "cache_key",
+    "find_gguf",
     "run_requests",
 ]

@@ -54,6 +54,13 @@ class OpenAIConfig(BackendConfigBase):
         "/chat/completions. Part of the cache key.",
     )
     model: str = Field(min_length=1, description="Model name the endpoint serves. Part of the cache key.")
+    key_base_url: str | None = Field(
+        None,
+        min_length=1,
+        description="What the cache key records in place of base_url. Null: base_url itself. For a server whose "
+        "address changes from run to run while it serves the same model (a local server on a free port), a stable "
+        "name, so that its stored answers are found again.",
+    )
     api_key_env: str | None = Field(
         "OPENAI_API_KEY",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",

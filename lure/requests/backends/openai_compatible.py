@@ -56,7 +56,8 @@ class OpenAIBackend(Backend):
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {"backend": "openai", "base_url": self.config.base_url.rstrip("/"), "model": self.config.model}
+        base_url = self.config.key_base_url or self.config.base_url.rstrip("/")
+        return {"backend": "openai", "base_url": base_url, "model": self.config.model}
 
     def api_key(self) -> str:
         """The key from the configured environment variable; a clear error naming the variable when it is unset."""
