@@ -63,7 +63,7 @@ def test_rejected_value_never_reaches_dvc(project: Path, monkeypatch: pytest.Mon
 
 @pytest.mark.parametrize(
     "override",
-    ["eval.bootstrap=60", "eval.models=[random]"],  # the same shape; a new shape (dvc.yaml regenerated)
+    ["eval.bootstrap=60", "eval.models=[popularity]"],  # the same shape; a new shape (dvc.yaml regenerated)
 )
 def test_failed_dvc_run_leaves_both_files_byte_identical(
     project: Path, monkeypatch: pytest.MonkeyPatch, override: str

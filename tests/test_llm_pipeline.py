@@ -96,17 +96,20 @@ def test_set_tau_retrains_gdrt_only(llm_project: tuple[Path, str], tmp_path: Pat
     root = copy_project(llm_project[0], tmp_path / "proj")
     before = metrics(root, "train-sft")
     out = dvc("exp", "run", "-S", "method.tau=0.3", cwd=root).stdout
-    # tau re-trains GDRT and re-evaluates it; the base model, SFT, the token groups, the item groups and the
-    # baselines' evaluation are reused
+    # tau re-trains GDRT and re-evaluates it (its pair scores, hence the judge's metrics and Calib-Link, too); the
+    # base model, SFT, the token groups, the item groups, the baselines' evaluation and the judge's answers are reused
     assert set(ran(out)) == {
         "validate",
         "train-gdrt",
         "llm-eval-gdrt",
         "llm-pairs-gdrt",
         "llm-report",
+        "judge-metrics",
+        "calibrate",
         "tables",
         "track",
     }, out
+    assert "judge" in skipped(out), out
     assert {"llm-base", "train-sft", "gdrt-groups", "llm-relevance", "prepare"} <= skipped(out), out
     assert {"llm-eval-sft", "llm-eval-sasrec", "llm-eval-popularity", "llm-pairs-sft"} <= skipped(out), out
     assert metrics(root, "train-sft") == before
