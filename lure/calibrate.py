@@ -208,12 +208,8 @@ def calibration_report(
 
 
 def _tau(x: Mapping[str, float], y: Mapping[str, float], models: Sequence[str]) -> float | None:
-    """Kendall tau-b of x and y over ``models`` (None with fewer than 2 or a constant side)."""
+    """Kendall tau-b of x and y over the ``models`` both score (None where :func:`kendall_tau` has none: < 2 models
+    or a constant side)."""
     models = [m for m in models if m in x and m in y]
-    if len(models) < 2:
-        return None
-    a = np.array([x[m] for m in models], dtype=np.float64)
-    b = np.array([y[m] for m in models], dtype=np.float64)
-    if np.all(a == a[0]) or np.all(b == b[0]):
-        return None
-    return kendall_tau(a, b)
+    tau = kendall_tau(np.array([x[m] for m in models]), np.array([y[m] for m in models]))
+    return None if np.isnan(tau) else tau

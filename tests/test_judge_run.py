@@ -229,6 +229,10 @@ def test_calibration_report_by_hand(tmp_path: Path):
     assert report["spearman"] == pytest.approx(1.0) and report["kendall"] == pytest.approx(1.0)
     assert report["vs_truth"]["kendall_rjs_true_recall"] == pytest.approx(1 / 3)  # c > b on truth: 2 of 3 concordant
     assert (tmp_path / "calib_link.csv").is_file() and (tmp_path / "calib_link.png").is_file()
+    for m in evaluate:  # a constant truth has no ranking: no tau, not a NaN in the metrics
+        evaluate[m]["truth"]["recall_at_20"]["mean"] = 0.2
+    report = calibration_report(judged, evaluate, CalibrateSpec(reference="a"), ["a", "b", "c"], tmp_path)
+    assert report["vs_truth"]["kendall_rjs_true_recall"] is None and report["kendall"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="calibrate.reference 'z'"):
         calibration_report(judged, evaluate, CalibrateSpec(reference="z"), ["a", "b", "c"], tmp_path)
 
