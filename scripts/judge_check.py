@@ -62,7 +62,7 @@ def main() -> None:
     seconds = time.perf_counter() - start
     print(f"pairs {len(pairs)}, users {pairs['user_id'].nunique()}, judge {judge.model_dump()}")
     print(f"judge path (prompts, replies, parsing): {1000 * seconds / len(pairs):.3f} s per 1000 pairs")
-    print("statuses", status_counts(judged))
+    print("statuses", status_counts(j.status for j in judged))
     valid = [k for k, jd in enumerate(judged) if jd.status == "valid"]
     first = np.mean(
         [

@@ -126,7 +126,7 @@ def main() -> None:
     ]
     ledger = result.ledger
     print(f"\n{len(requests)} pairs: {ledger.cache_hits} from {args.cache}, {ledger.sent} sent, {ledger.failed} failed")
-    print("statuses", status_counts(judged))
+    print("statuses", status_counts(j.status for j in judged))
     print("finish reasons", dict(Counter(r.finish_reason for r in result.responses)))
     shown = Counter(
         TIE if j.answer.winner == TIE else p.presentation.label_of(j.answer.winner)

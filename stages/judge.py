@@ -5,8 +5,8 @@ from pathlib import Path
 import pandas as pd
 
 from lure.io import write_parquet
+from lure.judge.labels import status_counts
 from lure.judge.run import position_stats, run_judge
-from lure.judge.schema import STATUSES
 from lure.layout import JUDGE_ANSWERS, PAIRS, REQUEST_CACHE, Prepared
 from lure.requests import ResponseCache
 from lure.stage import run_stage
@@ -22,14 +22,14 @@ if __name__ == "__main__":
         with ResponseCache(REQUEST_CACHE) as cache:
             answers, result = run_judge(pairs, items, train, spec, st.spec.seed, cache)
         write_parquet(JUDGE_ANSWERS, answers)
-        counts = answers["status"].value_counts()
-        schema_ok = int(counts.get("valid", 0) + counts.get("bad_evidence", 0))
+        counts = status_counts(answers["status"])
+        schema_ok = counts["valid"] + counts["bad_evidence"]
         st.metrics.update(
             answers=len(answers),
             pairs_judged=int(answers["pair"].nunique()),
-            statuses={s: int(counts.get(s, 0)) for s in STATUSES},
-            valid_rate=float(counts.get("valid", 0) / len(answers)) if len(answers) else None,
-            evidence_pass_rate=float(counts.get("valid", 0) / schema_ok) if schema_ok else None,
+            statuses=counts,
+            valid_rate=counts["valid"] / len(answers) if len(answers) else None,
+            evidence_pass_rate=counts["valid"] / schema_ok if schema_ok else None,
             **position_stats(answers),
             requests=result.ledger.as_dict(),
         )

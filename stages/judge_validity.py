@@ -6,25 +6,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lure.data.sources.base import load_source
 from lure.io import write_parquet
-from lure.judge.labels import pair_labels
+from lure.judge.labels import pair_labels, status_counts
 from lure.judge.run import run_judge
-from lure.judge.validity import LOGS, agreement, cap, gap, history_without, rating_pairs
+from lure.judge.validity import LOGS, agreement, cap, gap, history_without, rating_pairs, self_selected_ratings
 from lure.layout import JUDGE_VALIDITY_DIR, REQUEST_CACHE, Prepared
 from lure.requests import ResponseCache
 from lure.stage import run_stage
-
-
-def self_selected_ratings(prepared: Prepared, source) -> pd.DataFrame:
-    """The dataset's own (self-selected) ratings, every star level, in the prepared user and item ids."""
-    raw = load_source(source).interactions[["user_id", "item_id", "rating"]]
-    raw = raw.astype({"user_id": str, "item_id": str})  # the id maps hold the dataset's ids as text
-    users = pd.read_parquet(prepared.user_ids).rename(columns={"user_id": "u", "raw_id": "user_id"})
-    items = pd.read_parquet(prepared.item_ids).rename(columns={"item_id": "i", "raw_id": "item_id"})
-    mapped = raw.merge(users.astype({"user_id": str}), on="user_id").merge(items.astype({"item_id": str}), on="item_id")
-    return mapped[["u", "i", "rating"]].rename(columns={"u": "user_id", "i": "item_id"})
-
 
 if __name__ == "__main__":
     with run_stage("judge-validity") as st:
@@ -54,10 +42,9 @@ if __name__ == "__main__":
             report[name] = agreement(
                 users, y[rows], v[rows], st.spec.eval.bootstrap, st.spec.eval.confidence, seed, name
             )
-        counts = answers["status"].value_counts()
         st.metrics.update(
             **report,
             gap_self_selected_minus_mar=gap(report),
-            statuses={k: int(c) for k, c in counts.items()},
+            statuses=status_counts(answers["status"]),
             requests=result.ledger.as_dict(),
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from lure.judge.labels import label, labels, status_counts
@@ -197,4 +198,19 @@ def test_label_arrays_and_status_counts():
     y, w = labels(judged, DownweightInvalid(factor=0.5))
     assert y.tolist() == [1, -1, 0, 0, 0, 0] and w.tolist() == [1.0, 0.5, 1.0, 0.0, 0.0, 0.0]
     assert y.dtype == np.int8
-    assert status_counts(judged) == {"valid": 2, "invalid_json": 1, "bad_evidence": 1, "refused": 1, "error": 1}
+    assert status_counts(j.status for j in judged) == {
+        "valid": 2,
+        "invalid_json": 1,
+        "bad_evidence": 1,
+        "refused": 1,
+        "error": 1,
+    }
+    assert status_counts(pd.Series(["error", "valid", "valid"])) == {
+        "valid": 2,
+        "invalid_json": 0,
+        "bad_evidence": 0,
+        "refused": 0,
+        "error": 1,
+    }
+    with pytest.raises(ValueError, match="unknown judge status \\['ok'\\]"):
+        status_counts(["valid", "ok"])

@@ -77,9 +77,9 @@ class TitleOracle(Backend):
 @pytest.mark.skipif(not (SHARED / "coat").is_dir(), reason=f"Coat is not in {SHARED} (real data, never committed)")
 def test_the_validity_path_on_coat(tmp_path):
     from lure.data.prepare import prepare
+    from lure.judge.validity import self_selected_ratings
     from lure.layout import Prepared
     from lure.spec.data import DataSpec
-    from stages.judge_validity import self_selected_ratings
 
     data = DataSpec.model_validate({"source": {"name": "coat", "raw_dir": str(SHARED)}, "min_interactions_per_user": 3})
     prepare(data, 0, tmp_path)

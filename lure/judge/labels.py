@@ -25,7 +25,7 @@ With one answer per pair both rules give (y_a, v_a). ``evidence_check: false`` (
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -54,9 +54,14 @@ def labels(judgements: Sequence[Judgement], policy: InvalidPolicy) -> tuple[np.n
     return y, weight
 
 
-def status_counts(judgements: Sequence[Judgement]) -> dict[str, int]:
-    """How many answers got each status (every status present, 0 included)."""
-    counts = Counter(j.status for j in judgements)
+def status_counts(statuses: Iterable[str]) -> dict[str, int]:
+    """How many answers got each status, every status present (0 included), in :data:`STATUSES` order. Takes the
+    statuses themselves so that judgements (``j.status for j in ...``) and answer frames (``answers["status"]``)
+    are counted the same way."""
+    counts = Counter(statuses)
+    unknown = set(counts) - set(STATUSES)
+    if unknown:
+        raise ValueError(f"unknown judge status {sorted(unknown)}; expected one of {list(STATUSES)}")
     return {s: int(counts.get(s, 0)) for s in STATUSES}
 
 

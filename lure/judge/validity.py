@@ -22,12 +22,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lure.data.sources.base import load_source
+from lure.layout import Prepared
 from lure.metrics.pairwise import judge_accuracy, per_user
 from lure.rng import generator, stream
+from lure.spec.source import RealSource
 from lure.stats import bootstrap_ratio_ci
 
 #: The two logs compared, in report order.
 LOGS = ("mar", "self_selected")
+
+
+def self_selected_ratings(prepared: Prepared, source: RealSource) -> pd.DataFrame:
+    """The dataset's own (self-selected) ratings, every star level, in the prepared user and item ids: the prepared
+    interactions keep only positives, and the validity pairs need every rating level a user gave."""
+    raw = load_source(source).interactions[["user_id", "item_id", "rating"]]
+    raw = raw.astype({"user_id": str, "item_id": str})  # the id maps hold the dataset's ids as text
+    users = pd.read_parquet(prepared.user_ids).rename(columns={"user_id": "u", "raw_id": "user_id"})
+    items = pd.read_parquet(prepared.item_ids).rename(columns={"item_id": "i", "raw_id": "item_id"})
+    mapped = raw.merge(users.astype({"user_id": str}), on="user_id").merge(items.astype({"item_id": str}), on="item_id")
+    return mapped[["u", "i", "rating"]].rename(columns={"u": "user_id", "i": "item_id"})
 
 
 def rating_pairs(ratings: pd.DataFrame, per_user_pairs: int, seed: int, stream_name: str) -> pd.DataFrame:
