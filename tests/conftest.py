@@ -266,6 +266,20 @@ def _build_llm(dest: Path) -> str:
     return out
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module's tiny models, the count restored afterwards. Models this small gain nothing
+    from threads, and on a loaded two-core machine OpenMP's spinning makes each small matmul take milliseconds
+    (beam search in test_train_select: 3.5 s with two threads, 0.06 s with one). Use it with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def offline_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """:data:`PROBE_SPEC` after a complete `dvc repro` (and its output), results committed."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from lure.llm.diagnostics import Attribution, segment_attribution, sequence_logprob
 from lure.llm.generate import rank_catalogue
@@ -12,12 +11,13 @@ from lure.llm.model import build_tiny_llama
 from lure.llm.prompts import encode_completion, encode_prompt, render_prompt
 from lure.llm.tokenizer import train_tokenizer
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TITLES = ["Toy Story", "Heat", "Alien", "Aliens", "Up", "The Matrix", "Casino"]
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    torch.set_num_threads(1)
     tok = train_tokenizer(TITLES, vocab_size=300)
     return build_tiny_llama(tok, hidden=32, layers=1, heads=2, seed=1).eval(), tok
 

@@ -11,6 +11,8 @@ from lure.llm.prompts import encode_completion, render_prompt
 from lure.llm.tokenizer import train_tokenizer
 from lure.llm.trie import TokenTrie
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TITLES = [
     "Toy Story",
     "Toy Story 2",
@@ -33,15 +35,6 @@ TITLES = [
     "Zodiac",
     "Gattaca",
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and a second busy thread on a shared core costs a lot."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ from lure.llm.pair_scores import score_llm_pairs, user_histories
 from lure.llm.prompts import encode_completion, encode_prompt, render_prompt
 from lure.llm.tokenizer import train_tokenizer
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TEMPLATE = "next_item_compact"  # not the library's default template: the one passed in must be the one used
 TITLES = [
     "Red River (1990)",
@@ -39,15 +41,6 @@ TRAIN = pd.DataFrame(
 )
 # The most recent HISTORY_MAX items of each user, oldest first; user 4 has no training interaction.
 HISTORY = {5: [11, 20], 9: [3, 41], 2: [21], 4: []}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and a second busy thread on a shared core costs a lot."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from lure.llm.evaluate import item_relevance
 from lure.llm.model import build_tiny_llama
@@ -15,6 +14,8 @@ from lure.llm.pretrain import LIST_TITLES, Corpus, corpus_weights, pretrain
 from lure.llm.tokenizer import train_tokenizer
 from lure.rng import generator
 from lure.spec.llm import PretrainSpec
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TEMPLATE = "next_item_compact"
 WORDS = ["Amber", "Birch", "Cobalt", "Dune", "Ember", "Fjord", "Garnet", "Harbor", "Indigo", "Juniper"]
@@ -25,7 +26,6 @@ PRIOR = np.array([2.0, -2.0] * 5)
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    torch.set_num_threads(1)
     return train_tokenizer(TITLES, vocab_size=300, template=TEMPLATE)
 
 

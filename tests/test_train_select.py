@@ -15,15 +15,7 @@ from lure.train.finetune import fine_tune, last_checkpoint, sft_config
 from lure.train.select import metric_k, selection_summary, validation_curve
 from tests.test_finetune import TITLES, Crash, setup, windows
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Models of width 16 gain nothing from more threads, and on a loaded machine OpenMP's spinning makes each tiny
-    matmul take milliseconds (beam search here: 3.5 s with two threads, 0.06 s with one)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # 24 windows, batch 4: 6 steps per epoch
