@@ -4,6 +4,7 @@ metrics against hand-computed values."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -104,6 +105,24 @@ def test_schema_following_answers_are_cached_and_the_rest_asked_again(world, tmp
     with ResponseCache(tmp_path / "c.sqlite") as cache:
         _, r3 = run_judge(pairs, items, train, other, seed=3, cache=cache)
     assert r3.ledger.cache_hits == 0
+
+
+def test_a_changed_simulator_never_reuses_cached_answers(world, tmp_path, monkeypatch):
+    """The simulated judge's answers are a function of lure's code: an edit to the simulator must miss the cache
+    (a stale answer from an older simulator would otherwise pass for the current one)."""
+    import inspect
+
+    import lure.judge.run as judge_run
+    import lure.judge.simulated
+
+    pairs, items, train = world
+    expected = inspect.getsource(lure.judge.simulated) + inspect.getsource(judge_run.simulated_backend)
+    assert judge_run.simulator_code_hash() == hashlib.sha256(expected.encode()).hexdigest()
+    with ResponseCache(tmp_path / "c.sqlite") as cache:
+        _, first = run_judge(pairs, items, train, JudgeSpec(), seed=3, cache=cache)
+        monkeypatch.setattr(judge_run, "simulator_code_hash", lambda: "an edited simulator")
+        _, edited = run_judge(pairs, items, train, JudgeSpec(), seed=3, cache=cache)
+    assert first.ledger.sent > 0 and edited.ledger.cache_hits == 0
 
 
 def _judge_answer(body: dict) -> str:

@@ -162,8 +162,9 @@ def plan_answers(
 
 class SimulatedJudgeBackend(Backend):
     """The world's simulated judge behind the request-layer interface: answers computed up front and looked up by
-    (prompt text, sample). Its identity carries the judge's parameters and the seed, so a changed parameter never
-    reuses cached answers."""
+    (prompt text, sample). Its identity carries the judge's parameters, the seed and a hash of the simulator's code
+    (:func:`simulator_code_hash`): a model's answer does not depend on lure's code, but the simulated judge's does,
+    so a changed parameter or a changed simulator never reuses cached answers."""
 
     def __init__(self, answers: dict[tuple[str, int], Reply], spec: SimulatedJudgeSpec, seed: int) -> None:
         self.answers = answers
@@ -174,6 +175,7 @@ class SimulatedJudgeBackend(Backend):
             "model": "lure.judge.simulated",
             "parameters": spec.model_dump(mode="json"),
             "seed": int(seed),
+            "code": simulator_code_hash(),
         }
 
     @property
@@ -188,6 +190,17 @@ class SimulatedJudgeBackend(Backend):
             usage=Usage(prompt_tokens=0, completion_tokens=0),
             attempts=1,
         )
+
+
+def simulator_code_hash() -> str:
+    """sha256 of the code that writes the simulated judge's answers: the module of
+    :func:`lure.judge.simulated.simulate_replies` and :func:`simulated_backend` (which assigns the seeds)."""
+    import inspect
+
+    import lure.judge.simulated
+
+    code = inspect.getsource(lure.judge.simulated) + inspect.getsource(simulated_backend)
+    return hashlib.sha256(code.encode()).hexdigest()
 
 
 def simulated_backend(
