@@ -287,6 +287,9 @@ BACKENDS: Registry[Definition] = Registry(
         "lure.requests.backends.simulated",
     ),
 )
+#: ExpoSynth presets by ``exposynth.preset``: ``build(exposynth_spec, pop_bin, n_bins, membership)`` -> a
+#: ``lure.exposynth.sampler.Procedure``; ``reads`` = the ``exposynth`` fields the preset reads.
+EXPOSYNTH_PRESETS: Registry[Definition] = Registry("ExpoSynth preset", builtins=("lure.exposynth.presets",))
 #: Analyses that add stages to the pipeline (between the evaluations and ``tables``). None are built in: a plugin
 #: named in ``spec.plugins`` registers one with ``stages(spec) -> list[StageDef]``.
 ANALYSES: Registry[Definition] = Registry("analysis")

@@ -50,6 +50,7 @@ SMALL_OFFLINE: dict = {
     "eval": {"models": ["random", "popularity"], "bootstrap": 50},
     "judge": None,  # the judge's DVC path has its own project (test_judge_pipeline.py)
     "calibrate": None,
+    "exposynth": None,  # ExpoSynth's stages are tested in test_exposynth.py
     "tracking": {"enabled": False},
 }
 OFFLINE_STAGES = frozenset(

@@ -369,3 +369,32 @@ def score_pairs(
         out_i[rows] = scores[local, ii[rows]]
         out_j[rows] = scores[local, jj[rows]]
     return out_i, out_j
+
+
+def ranked_users(test_users: np.ndarray, mar_users: np.ndarray | None) -> np.ndarray:
+    """The users a zoo model ranks: the held-out log's, and the missing-at-random log's where there is one (the MAR
+    estimate ranks for them too)."""
+    users = np.asarray(test_users, dtype=np.int64)
+    if mar_users is not None:
+        users = np.concatenate([users, np.asarray(mar_users, dtype=np.int64)])
+    return np.unique(users)
+
+
+def fit_rank_score(
+    name: str,
+    eval_spec: EvalSpec,
+    fit_on: pd.DataFrame,
+    seen: pd.DataFrame,
+    users: np.ndarray,
+    pairs: pd.DataFrame,
+    n_items: int,
+    seed: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fit zoo model ``name`` on ``fit_on``; return its top-``eval.topk`` lists for ``users`` (items of ``seen``
+    excluded) and ``pairs`` (user_id, item_i, item_j) with score_i, score_j. The zoo stage fits on the training
+    log; the augment stage on real + synthetic rows, excluding only the real training items."""
+    n_users = int(max(fit_on["user_id"].max(), seen["user_id"].max(), users.max())) + 1
+    model = build_model(name, eval_spec).fit(fit_on, n_users, n_items, seed)
+    topk = top_k(model, users, seen, eval_spec.topk)
+    s_i, s_j = score_pairs(model, pairs["user_id"].to_numpy(), pairs["item_i"].to_numpy(), pairs["item_j"].to_numpy())
+    return topk, pairs[["user_id", "item_i", "item_j"]].assign(score_i=s_i, score_j=s_j)

@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from lure.layout import (
+    AUGMENT_DIR,
+    AUGMENT_REPORT_DIR,
     EVALUATE_DIR,
+    EXPOSYNTH_DIR,
     ITEM_RELEVANCE,
     JUDGE_DIR,
     JUDGE_REPORT_DIR,
@@ -38,7 +41,16 @@ from lure.layout import (
     zoo_dir,
 )
 from lure.plots import charts
-from lure.registry import ANALYSES, METHODS, ZOO, Definition, Headline, StageDef, load_plugins
+from lure.registry import (
+    ANALYSES,
+    EXPOSYNTH_PRESETS,
+    METHODS,
+    ZOO,
+    Definition,
+    Headline,
+    StageDef,
+    load_plugins,
+)
 from lure.spec.model import Spec, section_names
 
 
@@ -235,6 +247,10 @@ JUDGE_ASKS = (
 )
 
 
+#: The judge fields that turn answers into labels and metrics (judge-metrics and augment read them).
+JUDGE_LABELS = ("judge.evidence_check", "judge.aggregate", "judge.invalid_policy", "judge.metrics")
+
+
 def judge_stages(spec: Spec) -> list[StageDef]:
     """RecJudge-X (judge, judge-metrics) and Calib-Link (calibrate), when the spec has them."""
     if spec.judge is None:
@@ -259,10 +275,7 @@ def judge_stages(spec: Spec) -> list[StageDef]:
             args=tuple(llms),
             params=(
                 "seed",
-                "judge.evidence_check",
-                "judge.aggregate",
-                "judge.invalid_policy",
-                "judge.metrics",
+                *JUDGE_LABELS,
                 "eval.models",
                 "eval.bootstrap",
                 "eval.confidence",
@@ -318,6 +331,64 @@ def judge_stages(spec: Spec) -> list[StageDef]:
             )
         )
     return stages
+
+
+def exposynth_stages(spec: Spec) -> list[StageDef]:
+    """ExpoSynth (exposynth) and the augment loop (augment), when the spec has them. The synthetic log is a dependency
+    of ``augment`` alone: no split, propensity fit or evaluation input is ever built from it."""
+    if spec.exposynth is None:
+        return []
+    reads = EXPOSYNTH_PRESETS.get(spec.exposynth.preset).reads
+    augment_reads = (
+        "seed",
+        "data.bins",
+        "eval.topk",
+        "eval.ks",
+        "eval.bootstrap",
+        "eval.confidence",
+        "exposynth.models",
+        "propensity",
+        *(r for m in spec.exposynth.models for r in ZOO.get(m).reads),
+    )
+    judged = spec.judge is not None
+    return [
+        StageDef(
+            name="exposynth",
+            params=("seed", "data.bins", *reads),
+            deps=(PREPARED,),
+            outs=(EXPOSYNTH_DIR,),
+            plots=(charts.EXPOSURE.path, f"{plots_dir('exposynth')}/exposure.png"),
+            charts=(charts.EXPOSURE,),
+            headline=(
+                Headline("accepted", "accepted"),
+                Headline("accept_ratio", "accept_ratio", "higher"),
+                Headline("tail_ratio", "tail_ratio"),
+                Headline("tail_ratio_paper", "tail_ratio_paper"),
+                Headline("kl_achieved_target", "kl_achieved_target", "lower"),
+                Headline("implausible_share", "implausible_share", "lower"),
+            ),
+        ),
+        StageDef(
+            name="augment",
+            params=(
+                *augment_reads,
+                *(JUDGE_LABELS if judged else ()),
+            ),
+            deps=(
+                PREPARED,
+                PROPENSITY_DIR,
+                PAIRS_DIR,
+                EXPOSYNTH_DIR,
+                *(zoo_dir(m) for m in spec.exposynth.models),
+                *((JUDGE_DIR,) if judged else ()),
+            ),
+            outs=(AUGMENT_DIR, AUGMENT_REPORT_DIR),
+            headline=(
+                Headline("models.*.delta.truth.recall_at_20", "{0}.delta_true_recall@20", "higher"),
+                Headline("models.*.delta.ips.recall_at_20", "{0}.delta_ips_recall@20", "higher"),
+            ),
+        ),
+    ]
 
 
 def pipeline_stages(spec: Spec) -> list[StageDef]:
@@ -391,6 +462,7 @@ def pipeline_stages(spec: Spec) -> list[StageDef]:
     )
     science.extend(llm_stages(spec))
     science.extend(judge_stages(spec))
+    science.extend(exposynth_stages(spec))
     science.extend(plugin_stages(spec))
     result_metrics = tuple(s.metrics for s in science if s.metrics)
     tables = StageDef(

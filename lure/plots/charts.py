@@ -103,3 +103,13 @@ COURSE = PlotDef(
     x_label="training step",
     y_label="share of top-1",
 )
+
+EXPOSURE = PlotDef(
+    f"{plots_dir('exposynth')}/exposure.csv",
+    x="pop_bin",
+    y=("share",),
+    title="ExpoSynth exposure per popularity bin: target vs achieved vs real",
+    template=template("exposure"),
+    x_label="popularity bin (0 = most popular)",
+    y_label="share of interactions",
+)

@@ -11,6 +11,7 @@ from lure.spec.base import STRUCTURAL_KEY, Section
 from lure.spec.calibrate import CalibrateSpec
 from lure.spec.data import DataSpec
 from lure.spec.eval import EvalSpec
+from lure.spec.exposynth import ExposynthSpec
 from lure.spec.judge import MAR_RATING_SOURCES, JudgeSpec, SimulatedJudgeSpec
 from lure.spec.llm import ModelSpec
 from lure.spec.method import BaselineName, Method
@@ -48,6 +49,11 @@ class Spec(Section):
         default_factory=CalibrateSpec,
         description="Calib-Link, the isotonic map from the judge's RJS to the IPS recall lift (LURE §2.3; null = "
         "no calibrate stage; needs the judge).",
+    )
+    exposynth: ExposynthSpec | None = Field(
+        default_factory=ExposynthSpec,
+        description="ExpoSynth, exposure-controlled synthetic interactions, and the augment loop that re-trains the "
+        "zoo on real + synthetic interactions (LURE §2.2; null = neither stage; needs item genres).",
     )
     tables: TablesSpec = Field(default_factory=TablesSpec, description="Paper tables.")
     tracking: TrackingSpec = Field(default_factory=TrackingSpec, description="MLflow tracking.")
@@ -90,6 +96,24 @@ class Spec(Section):
                     f"calibrate.estimator {self.calibrate.estimator!r} needs the world (the IPS normaliser or the "
                     f"truth); on {self.data.source.name!r} use 'snips' or 'ips_global_sn'"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _exposynth_fits(self) -> Spec:
+        if self.exposynth is None:
+            return self
+        target = self.exposynth.target
+        if target is not None and len(target) != self.data.bins.n_pop_bins:
+            raise ValueError(
+                f"exposynth.target has {len(target)} weights; it needs one per popularity bin "
+                f"(data.bins.n_pop_bins = {self.data.bins.n_pop_bins})"
+            )
+        missing = [m for m in self.exposynth.models if m not in self.eval.models]
+        if missing:
+            raise ValueError(
+                f"exposynth.models {missing} are not among eval.models {self.eval.models}: the augment stage "
+                "compares each re-trained model with its zoo stage's results"
+            )
         return self
 
     @model_validator(mode="after")
