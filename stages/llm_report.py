@@ -18,18 +18,14 @@ from lure.layout import (
 )
 from lure.metrics.language_bias import report_row
 from lure.plots.llm import write_attribution_plot, write_course_plot, write_top1_groups_plot
-from lure.registry import METHODS, SOURCES
+from lure.data.sources.base import dataset_label
+from lure.registry import METHODS
 from lure.rng import stream
 from lure.stage import run_stage
 from lure.stats import paired_bootstrap
 
 REPORTED = ("ndcg_at_5", "ndcg_at_10", "hit_at_5", "hit_at_10", "mgu_at_5", "dgu_at_5")
 ATTRIBUTION_RATIOS = ("ratio_task_to_history", "ratio_first_token_to_history")
-
-
-def dataset_label(source) -> str:
-    """Key of this dataset in the report (and in paper-table mappings): its source definition's label."""
-    return SOURCES.get(source.name).dataset_label(source)
 
 
 if __name__ == "__main__":

@@ -297,3 +297,10 @@ def load_source(source: RealSource) -> RawDataset:
     """Read a real source (the spec's ``data.source``) from ``<raw_dir>/<name>/`` (no download;
     ``lure.data.fetch.ensure_raw`` does that)."""
     return SOURCES.get(source.name).build(source_dir(source), source)
+
+
+def dataset_label(source: SourceSpec) -> str:
+    """Key of a dataset in the metrics that several datasets' runs fill (llm-report, exposynth) and in the paper
+    tables' mappings: its source definition's label (``world`` for the simulated world)."""
+    return SOURCES.get(source.name).dataset_label(source)
+
