@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lure.data.sources.base import dataset_label
 from lure.io import write_text
 from lure.layout import (
     LLM_REPORT_LANGUAGE_BIAS,
@@ -18,7 +19,6 @@ from lure.layout import (
 )
 from lure.metrics.language_bias import report_row
 from lure.plots.llm import write_attribution_plot, write_course_plot, write_top1_groups_plot
-from lure.data.sources.base import dataset_label
 from lure.registry import METHODS
 from lure.rng import stream
 from lure.stage import run_stage
