@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--world-sizes", type=int, nargs="*", default=[1_000, 10_000, 100_000])
     args = parser.parse_args(argv)
 
+    from bench.exposynth_bench import bench_exposynth
     from bench.judge_bench import bench_judge
     from bench.llm_bench import bench_llm
     from bench.offline_eval_bench import bench_offline_eval
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         ("SFT vs GDRT training step (tiny model)", bench_train),
         ("LLM request layer (loopback server, 50 ms answers)", bench_requests),
         ("simulated judge (default world)", bench_judge),
+        ("ExpoSynth (MovieLens-1M, paper preset)", bench_exposynth),
         ("dvc", bench_noop_repro),
     ]
     for name, fn in benches:
@@ -83,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         "gdrt_over_sft_step_ratio": 1.10,
         "requests_cached_rerun_s_10k": 5.0,
         "judge_stages_s": 30.0,
+        "exposynth_ml1m_seconds": 8.0,
+        "exposynth_ml1m_peak_rss_mb": 4096.0,
     }
     at_least = {"pairs_per_min": 1_000_000, "requests_throughput_ratio_c16": 0.9}
     goals = {
