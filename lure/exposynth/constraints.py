@@ -103,8 +103,8 @@ class Constraints:
         """The reason code (index into :data:`REASONS`) of each step, -1 where it is rejected."""
         gp, gc = self.genre_of_item[prev], self.genre_of_item[cand]
         by_t = (gp >= 0) & (gc >= 0) & (self.transition[np.maximum(gp, 0), np.maximum(gc, 0)] >= self.transition_min)
-        by_s = self.similarity(prev, cand) >= self.delta
-        by_s &= self.similarity(prev, cand) > 0  # delta 0 must not accept pairs S knows nothing about
+        sim = self.similarity(prev, cand)
+        by_s = (sim >= self.delta) & (sim > 0)  # delta 0 must not accept pairs S knows nothing about
         code = np.where(by_t & by_s, 2, np.where(by_t, 0, np.where(by_s, 1, -1)))
         return np.where(np.asarray(prev) == np.asarray(cand), -1, code)
 

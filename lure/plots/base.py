@@ -29,3 +29,33 @@ def png_figure(path: Path, figsize: tuple[float, float] = (5, 3.2), ncols: int =
         write_with(path, lambda p: fig.savefig(p, format="png", bbox_inches="tight"))
     finally:
         plt.close(fig)
+
+
+def grouped_bars(
+    ax: Any,
+    frame: Any,
+    group: str,
+    series: str,
+    value: str,
+    low: str | None = None,
+    high: str | None = None,
+) -> list[Any]:
+    """Bars of ``value`` side by side: one group per distinct ``group`` (in order of appearance), one bar per
+    ``series`` within it, an error bar from ``low`` to ``high`` where given (and not all NaN). Returns the groups."""
+    import numpy as np
+
+    groups = list(dict.fromkeys(frame[group]))
+    names = list(dict.fromkeys(frame[series]))
+    width = 0.8 / max(len(names), 1)
+    for k, name in enumerate(names):
+        rows = frame[frame[series] == name].set_index(group).reindex(groups)
+        x = np.arange(len(groups)) + (k - (len(names) - 1) / 2) * width
+        heights = rows[value].to_numpy(np.float64)
+        err = None
+        if low is not None and high is not None:
+            below = heights - rows[low].to_numpy(np.float64)
+            above = rows[high].to_numpy(np.float64) - heights
+            err = None if np.isnan(below).all() else np.vstack([below, above])
+        ax.bar(x, heights, width, yerr=err, capsize=2 if err is not None else 0, label=name)
+    ax.set_xticks(np.arange(len(groups)), [str(g) for g in groups], fontsize=7)
+    return groups

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from lure.io import write_text
-from lure.plots.base import png_figure
+from lure.plots.base import grouped_bars, png_figure
 
 #: The series of the exposure chart, in drawing order.
 SERIES = ("target", "achieved", "real")
@@ -24,13 +24,7 @@ def exposure_frame(target: np.ndarray, achieved: np.ndarray, real: np.ndarray) -
 
 def draw_exposure(ax: Any, frame: pd.DataFrame) -> None:
     """Grouped bars: one group per bin, one bar per series."""
-    bins = sorted(frame["pop_bin"].unique())
-    width = 0.8 / len(SERIES)
-    for k, name in enumerate(SERIES):
-        rows = frame[frame["series"] == name].set_index("pop_bin").reindex(bins)
-        x = np.arange(len(bins)) + (k - (len(SERIES) - 1) / 2) * width
-        ax.bar(x, rows["share"].to_numpy(np.float64), width, label=name)
-    ax.set_xticks(np.arange(len(bins)), [str(b) for b in bins])
+    grouped_bars(ax, frame, "pop_bin", "series", "share")
     ax.set_xlabel("popularity bin (0 = most popular)")
     ax.set_ylabel("share of interactions")
     ax.set_title("ExpoSynth exposure: target vs achieved (synthetic) vs real")

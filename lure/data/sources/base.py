@@ -303,4 +303,3 @@ def dataset_label(source: SourceSpec) -> str:
     """Key of a dataset in the metrics that several datasets' runs fill (llm-report, exposynth) and in the paper
     tables' mappings: its source definition's label (``world`` for the simulated world)."""
     return SOURCES.get(source.name).dataset_label(source)
-
