@@ -68,7 +68,7 @@ if __name__ == "__main__":
             report[slice_name] = before_after(result, models)
         by_model = {m: {s: report[s][m] for s in SLICES} for m in models}
         write_text(AUGMENT_RESULTS, tidy(by_model).to_csv(index=False))
-        deltas = {m: {"delta": report["all"][m]["delta"], "tail_delta": report["tail"][m]["delta"]} for m in models}
+        deltas = {m: {"change": report["all"][m]["paired"], "tail_change": report["tail"][m]["paired"]} for m in models}
         metrics = {"synthetic_rows": len(synthetic), "models": deltas, "slices": report}
         if spec.judge is not None:
             judged, _ = judge_report(

@@ -290,3 +290,31 @@ def test_paper_preset_reproduces_section_4_3_on_movielens_1m(tmp_path):
     assert 46_900 <= r["accepted"] <= 47_400 and r["attempted_steps"] == 48_320
     assert r["accept_ratio"] == pytest.approx(0.98, abs=0.005)
     assert r["tail_ratio_paper"] == pytest.approx(0.607, abs=0.008)
+
+
+def test_before_after_reports_the_change_after_minus_before():
+    from lure.exposynth.augment import before_after
+
+    cell = lambda v: {"mean": v, "ci_low": v - 0.1, "ci_high": v + 0.1}  # noqa: E731
+    result = {
+        "m": {"truth": {"recall_at_10": cell(0.2)}},
+        "m+synth": {"truth": {"recall_at_10": cell(0.25)}},
+        "comparisons": {
+            "pairs": {
+                "m_vs_m+synth": {
+                    "truth": {
+                        "recall_at_10": {"mean_diff": -0.05, "ci_low": -0.08, "ci_high": -0.01, "p_value": 0.03, "n": 9}
+                    }
+                }
+            }
+        },
+    }
+    out = before_after(result, ["m"])["m"]
+    assert out["delta"]["truth"]["recall_at_10"] == pytest.approx(0.05)
+    assert out["paired"]["truth"]["recall_at_10"] == {
+        "mean": 0.05,
+        "ci_low": 0.01,
+        "ci_high": 0.08,
+        "p_value": 0.03,
+        "users": 9,
+    }

@@ -92,8 +92,30 @@ def before_after(result: dict[str, Any], models: list[str]) -> dict[str, Any]:
             }
             for est in before
         }
-        out[m] = {"before": before, "after": after, "delta": delta}
+        out[m] = {"before": before, "after": after, "delta": delta, "paired": paired_change(result, m)}
     return out
+
+
+def paired_change(result: dict[str, Any], model: str) -> dict[str, Any]:
+    """After - before on the same users, from the evaluation's paired comparisons (``evaluate_zoo`` compares every
+    pair of models at its primary K): mean change, its paired-bootstrap CI and the Wilcoxon p-value, per estimator
+    and metric. Empty when the evaluation compared other pairs (more than six models)."""
+    pairs = result.get("comparisons", {}).get("pairs", {})
+    tests = pairs.get(f"{model}_vs_{model}{AFTER}")  # before - after
+    if tests is None:
+        return {}
+    flipped: dict[str, Any] = {}
+    for est, metrics in tests.items():
+        for metric, t in metrics.items():
+            low, high = t["ci_low"], t["ci_high"]
+            flipped.setdefault(est, {})[metric] = {
+                "mean": None if t["mean_diff"] is None else -t["mean_diff"],
+                "ci_low": None if high is None else -high,
+                "ci_high": None if low is None else -low,
+                "p_value": t["p_value"],
+                "users": t["n"],
+            }
+    return flipped
 
 
 def tidy(report: dict[str, dict[str, Any]]) -> pd.DataFrame:

@@ -384,8 +384,9 @@ def exposynth_stages(spec: Spec) -> list[StageDef]:
             ),
             outs=(AUGMENT_DIR, AUGMENT_REPORT_DIR),
             headline=(
-                Headline("models.*.delta.truth.recall_at_20", "{0}.delta_true_recall@20", "higher"),
-                Headline("models.*.delta.ips.recall_at_20", "{0}.delta_ips_recall@20", "higher"),
+                Headline("models.*.change.truth.recall_at_10.mean", "{0}.change_true_recall@10", "higher"),
+                Headline("models.*.tail_change.truth.recall_at_10.mean", "{0}.tail_change_true_recall@10", "higher"),
+                Headline("models.*.change.snips.recall_at_10.mean", "{0}.change_snips_recall@10", "higher"),
             ),
         ),
     ]
