@@ -1,6 +1,7 @@
 """Stage ``augment``: the loop of LURE's evaluate -> synthesize -> re-evaluate. Each model of ``exposynth.models``
-is fitted again on real + synthetic interactions and evaluated exactly as its zoo stage's lists are (IPS, SNIPS,
-the truth on the world, the judge's RJS), overall and on the head and the tail (lure.exposynth.augment)."""
+(null: every model of ``eval.models``) is fitted again on real + synthetic interactions and evaluated exactly as its
+zoo stage's lists are (IPS, SNIPS, the truth on the world, the judge's RJS), overall and on the head and the tail,
+before and after side by side on the same users (lure.exposynth.augment)."""
 
 import pandas as pd
 
@@ -21,6 +22,7 @@ from lure.layout import (
 from lure.models.zoo import fit_rank_score, ranked_users
 from lure.propensity.fitted import FittedPropensity
 from lure.rng import int_seed
+from lure.spec.exposynth import augmented_models
 from lure.stage import run_stage
 
 if __name__ == "__main__":
@@ -36,7 +38,7 @@ if __name__ == "__main__":
         pairs = pd.read_parquet(PAIRS)
         users = ranked_users(test["user_id"].to_numpy(), None if mar is None else mar["user_id"].to_numpy())
         fit_on = augmented_log(train, synthetic)
-        models = list(spec.exposynth.models)
+        models = augmented_models(spec.exposynth, spec.eval.models)
         topk, scores = {}, {}
         for name in models:
             topk[name] = pd.read_parquet(zoo_topk(name))
@@ -49,23 +51,25 @@ if __name__ == "__main__":
         pi = FittedPropensity.load(PROPENSITY_MODEL).predict(test["user_id"].to_numpy(), test["item_id"].to_numpy())
         population = train["user_id"].unique()
         pop_bin = items["pop_bin"].to_numpy()
-        report = {}
+        report: dict = {name: {} for name in SLICES}
         for slice_name in SLICES:
-            result = sliced_evaluation(
-                topk,
-                test,
-                pi,
-                list(spec.eval.ks),
-                train,
-                relevance,
-                mar,
-                population,
-                slice_items(pop_bin, spec.data.bins.n_pop_bins, slice_name),
-                spec.eval.bootstrap,
-                spec.eval.confidence,
-                spec.seed,
-            )
-            report[slice_name] = before_after(result, models)
+            in_slice = slice_items(pop_bin, spec.data.bins.n_pop_bins, slice_name)
+            for m in models:  # one model's before and after per evaluation: their paired comparison is always made
+                result = sliced_evaluation(
+                    {m: topk[m], m + AFTER: topk[m + AFTER]},
+                    test,
+                    pi,
+                    list(spec.eval.ks),
+                    train,
+                    relevance,
+                    mar,
+                    population,
+                    in_slice,
+                    spec.eval.bootstrap,
+                    spec.eval.confidence,
+                    spec.seed,
+                )
+                report[slice_name].update(before_after(result, [m]))
         by_model = {m: {s: report[s][m] for s in SLICES} for m in models}
         write_text(AUGMENT_RESULTS, tidy(by_model).to_csv(index=False))
         deltas = {m: {"change": report["all"][m]["paired"], "tail_change": report["tail"][m]["paired"]} for m in models}

@@ -51,6 +51,7 @@ from lure.registry import (
     StageDef,
     load_plugins,
 )
+from lure.spec.exposynth import augmented_models
 from lure.spec.model import Spec, section_names
 
 
@@ -339,6 +340,7 @@ def exposynth_stages(spec: Spec) -> list[StageDef]:
     if spec.exposynth is None:
         return []
     reads = EXPOSYNTH_PRESETS.get(spec.exposynth.preset).reads
+    augmented = augmented_models(spec.exposynth, spec.eval.models)
     augment_reads = (
         "seed",
         "data.bins",
@@ -347,8 +349,9 @@ def exposynth_stages(spec: Spec) -> list[StageDef]:
         "eval.bootstrap",
         "eval.confidence",
         "exposynth.models",
+        "eval.models",
         "propensity",
-        *(r for m in spec.exposynth.models for r in ZOO.get(m).reads),
+        *(r for m in augmented for r in ZOO.get(m).reads),
     )
     judged = spec.judge is not None
     return [
@@ -379,7 +382,7 @@ def exposynth_stages(spec: Spec) -> list[StageDef]:
                 PROPENSITY_DIR,
                 PAIRS_DIR,
                 EXPOSYNTH_DIR,
-                *(zoo_dir(m) for m in spec.exposynth.models),
+                *(zoo_dir(m) for m in augmented),
                 *((JUDGE_DIR,) if judged else ()),
             ),
             outs=(AUGMENT_DIR, AUGMENT_REPORT_DIR),

@@ -53,16 +53,22 @@ class ExposynthSpec(Section):
     constraints: bool = Field(
         True, description="false = accept every candidate but the previous item (the constraints-off ablation)."
     )
-    models: list[ZooModel] = Field(
-        default_factory=lambda: ["popularity", "itemknn", "als"],
+    models: list[ZooModel] | None = Field(
+        None,
         min_length=1,
-        description="Zoo models the augment stage re-trains on real + synthetic interactions and re-evaluates.",
+        description="Zoo models the augment stage re-trains on real + synthetic interactions and re-evaluates "
+        "(each must be in eval.models); null = every model of eval.models.",
     )
 
     @model_validator(mode="after")
     def _target_is_a_distribution(self) -> ExposynthSpec:
         if self.target is not None and (any(w < 0 for w in self.target) or sum(self.target) <= 0):
             raise ValueError(f"target must be non-negative weights with a positive sum, got {self.target}")
-        if len(set(self.models)) != len(self.models):
+        if self.models is not None and len(set(self.models)) != len(self.models):
             raise ValueError(f"models must not repeat, got {self.models}")
         return self
+
+
+def augmented_models(exposynth: ExposynthSpec, eval_models: list[str]) -> list[str]:
+    """The zoo models the augment stage re-trains: ``exposynth.models``, or every model of ``eval.models``."""
+    return list(exposynth.models or eval_models)

@@ -108,7 +108,7 @@ class Spec(Section):
                 f"exposynth.target has {len(target)} weights; it needs one per popularity bin "
                 f"(data.bins.n_pop_bins = {self.data.bins.n_pop_bins})"
             )
-        missing = [m for m in self.exposynth.models if m not in self.eval.models]
+        missing = [m for m in self.exposynth.models or () if m not in self.eval.models]
         if missing:
             raise ValueError(
                 f"exposynth.models {missing} are not among eval.models {self.eval.models}: the augment stage "
