@@ -318,3 +318,28 @@ def test_before_after_reports_the_change_after_minus_before():
         "p_value": 0.03,
         "users": 9,
     }
+
+
+def test_stages_under_dvc_add_synthetic_rows_without_touching_any_evaluation_input(offline_copy):
+    """On the built offline project, switching ExpoSynth on runs exactly exposynth and augment (and the stages that
+    read every result): prepare, propensity, pairs, the zoo and evaluate are reused, byte for byte."""
+    import json
+
+    from tests.conftest import PROBE_SPEC, dvc, lure, ran, spec_text
+
+    root = offline_copy
+    kept = {p: (root / p).read_bytes() for p in ("metrics/evaluate.json", "metrics/propensity.json", "dvc.lock")}
+    spec = {k: v for k, v in PROBE_SPEC.items() if k != "exposynth"}
+    (root / "specs" / "synth.yaml").write_text(spec_text({**spec, "exposynth": {"steps": 4}}))
+    lure("spec", "use", "specs/synth.yaml", cwd=root)
+    out = dvc("repro", cwd=root).stdout
+    assert set(ran(out)) == {"validate", "exposynth", "augment", "tables", "track"}, out
+    for path in ("metrics/evaluate.json", "metrics/propensity.json"):
+        assert (root / path).read_bytes() == kept[path]
+    synth = json.loads((root / "metrics" / "exposynth.json").read_text())
+    assert synth["attempted_steps"] == synth["users"] * 4 and synth["accepted"] > 0
+    augment = json.loads((root / "metrics" / "augment.json").read_text())
+    assert set(augment["models"]) == {"random", "popularity"} and augment["synthetic_rows"] == synth["accepted"]
+    change = augment["models"]["random"]["change"]["naive"]["recall_at_10"]
+    assert change["mean"] == 0.0  # random ignores its training data: the synthetic rows change nothing
+    assert (root / "plots" / "exposynth" / "exposure.png").is_file()
