@@ -357,7 +357,7 @@ def exposynth_stages(spec: Spec) -> list[StageDef]:
     return [
         StageDef(
             name="exposynth",
-            params=("seed", "data.bins", *reads),
+            params=("seed", "data.bins", "data.source", *reads),  # data.source: the dataset's label in the metrics
             deps=(PREPARED,),
             outs=(EXPOSYNTH_DIR,),
             plots=(charts.EXPOSURE.path, f"{plots_dir('exposynth')}/exposure.png"),
