@@ -343,3 +343,11 @@ def test_stages_under_dvc_add_synthetic_rows_without_touching_any_evaluation_inp
     change = augment["models"]["random"]["change"]["naive"]["recall_at_10"]
     assert change["mean"] == 0.0  # random ignores its training data: the synthetic rows change nothing
     assert (root / "plots" / "exposynth" / "exposure.png").is_file()
+
+
+def test_constraint_violations_are_zero_with_constraints_and_counted_without(world):
+    train, items = world
+    on = run_exposynth(train, items, ExposynthSpec(transition_min=0.15), 5, seed=0).report
+    off = run_exposynth(train, items, ExposynthSpec(transition_min=0.15, constraints=False), 5, seed=0).report
+    assert on["constraint_violation_share"] == 0.0
+    assert off["constraint_violation_share"] > 0.05  # a strict T threshold refuses many unconstrained steps

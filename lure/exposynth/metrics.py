@@ -10,7 +10,9 @@ its transitions are.
   target (0 log 0 = 0; infinite when a bin with rows has q_b = 0);
 * constraint shares: accepted steps by the constraint that accepted them;
 * implausible share: synthetic transitions (previous item -> synthetic item) whose primary-genre pair never occurs
-  among the real consecutive interactions.
+  among the real consecutive interactions;
+* constraint violation share: synthetic transitions the acceptance rule refuses (T < transition_min and S < delta,
+  or the same item): 0 with the constraints on, what they filter with them off (the ablation).
 """
 
 from __future__ import annotations

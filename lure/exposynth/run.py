@@ -85,7 +85,10 @@ def run_exposynth(
     achieved = bin_distribution(rows["item_id"].to_numpy(), pop_bin, n_bins)
     real = bin_distribution(train["item_id"].to_numpy(), pop_bin, n_bins)
     prev = previous_items(train, rows, procedure.advance_previous)
-    implausible = ~constraints.plausible(prev, rows["item_id"].to_numpy(np.int64)) if len(rows) else np.zeros(0, bool)
+    synth_items = rows["item_id"].to_numpy(np.int64)
+    implausible = ~constraints.plausible(prev, synth_items) if len(rows) else np.zeros(0, bool)
+    # the share the acceptance rule refuses: 0 with constraints on; what they would filter with them off
+    violating = constraints.check(prev, synth_items) < 0 if len(rows) else np.zeros(0, bool)
     report = {
         "preset": spec.preset,
         "constraints": spec.constraints,
@@ -108,6 +111,7 @@ def run_exposynth(
         },
         "constraint_shares": constraint_shares(rows["constraint"]),
         "implausible_share": float(implausible.mean()) if len(rows) else None,
+        "constraint_violation_share": float(violating.mean()) if len(rows) else None,
         "genres": len(genres.names),
         "similarity_pairs": int(constraints.similar.nnz),
     }
