@@ -3,6 +3,8 @@
 zoo stage's lists are (IPS, SNIPS, the truth on the world, the judge's RJS), overall and on the head and the tail,
 before and after side by side on the same users (lure.exposynth.augment)."""
 
+import sys
+
 import pandas as pd
 
 from lure.exposynth.augment import AFTER, SLICES, augmented_log, before_after, slice_items, sliced_evaluation, tidy
@@ -74,7 +76,7 @@ if __name__ == "__main__":
         write_text(AUGMENT_RESULTS, tidy(by_model).to_csv(index=False))
         deltas = {m: {"change": report["all"][m]["paired"], "tail_change": report["tail"][m]["paired"]} for m in models}
         metrics = {"synthetic_rows": len(synthetic), "models": deltas, "slices": report}
-        if spec.judge is not None:
+        if "--judged" in sys.argv[1:]:  # the pipeline passes it when the spec has a judge (lure.pipeline.stages)
             judged, _ = judge_report(
                 pairs,
                 pd.read_parquet(JUDGE_ANSWERS),

@@ -373,6 +373,7 @@ def exposynth_stages(spec: Spec) -> list[StageDef]:
         ),
         StageDef(
             name="augment",
+            args=("--judged",) if judged else (),  # the stage cannot ask spec.judge: it does not exist without a judge
             params=(
                 *augment_reads,
                 *(JUDGE_LABELS if judged else ()),
