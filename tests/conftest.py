@@ -104,6 +104,7 @@ SMALL_LLM_WORLD: dict = {
         "sasrec": {"epochs": 2, "hidden": 16},
         "llm": {"max_samples": 12, "attribution_samples": 3, "fairness_scorer": "sft", "bootstrap": 50},
     },
+    "exposynth": None,  # ExpoSynth's stages have their own DVC test (test_exposynth.py)
     "tracking": {"enabled": False},
     **SMALL_LLM,
 }
