@@ -406,13 +406,21 @@ def test_the_default_run_fills_gdrt_table2_world_column():
     assert lure.states("world")["value"] == 12
     judged = metrics["judge-metrics"]["models"]["als"]
     assert lure.cell("pop_bin=3", "RJS").world_value == judged["pop_bin_3"]["rjs"]["mean"]
-    assert all(other.n_filled == 0 for other in rendered if other.id not in ("gdrt_table2", "lure_table1"))
+    synth = next(t for t in rendered if t.id == "lure_sec43")
+    assert synth.states("world")["value"] == 3 and synth.states("ours") == {
+        "value": 0,
+        "not_run": 3,
+        "not_implemented": 0,
+    }
+    assert synth.cell("Accepted interactions", "Value").world_value == metrics["exposynth"]["world"]["accepted"]
+    filled = ("gdrt_table2", "lure_table1", "lure_sec43")
+    assert all(other.n_filled == 0 for other in rendered if other.id not in filled)
     totals = summarize(rendered)
     assert (totals["cells"], totals["cells_filled"], totals["ours"]["filled"], totals["world"]["filled"]) == (
         277,
-        66,
+        69,
         0,
-        66,
+        69,
     )
 
 
