@@ -405,9 +405,19 @@ def is_judge_template(name: str) -> bool:
     return name.startswith(JUDGE_TEMPLATE_PREFIX)
 
 
+#: A template whose name starts with this is a RecLAIF prompt (``lure.reclaif.prompts``: the recommender's candidate
+#: prompt, its judge, the explainability rater), rendered whole rather than block by block.
+RECLAIF_TEMPLATE_PREFIX = "reclaif_"
+
+
+def is_reclaif_template(name: str) -> bool:
+    """Whether ``name`` is a RecLAIF prompt (``prompts/reclaif_*.j2``)."""
+    return name.startswith(RECLAIF_TEMPLATE_PREFIX)
+
+
 def recommender_template_names(directory: Path | None = None) -> list[str]:
     """Names of the next-item templates (``model.template`` may name one of these), sorted."""
-    return [n for n in template_names(directory) if not is_judge_template(n)]
+    return [n for n in template_names(directory) if not is_judge_template(n) and not is_reclaif_template(n)]
 
 
 def stage_run_file(stage: str) -> str:
