@@ -28,7 +28,7 @@ def tiny(one_torch_thread: None) -> tuple[object, object]:
 
 
 def test_sft_rows_mask_the_prompt_and_end_with_eos(tiny: tuple[object, object]) -> None:
-    model, tok = tiny
+    _, tok = tiny
     (row,) = sft_rows([PROMPT], [GOOD], tok, max_length=512)
     assert row["input_ids"][0] == tok.bos_token_id  # the catalogue BPE adds no BOS itself: model_prompt does
     n_prompt = row["completion_mask"].index(1)

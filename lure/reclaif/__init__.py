@@ -1,1 +1,3 @@
-"""RecLAIF: the paper's tasks (so far ESCI query-to-product retrieval), their instances, baselines and metrics."""
+"""RecLAIF (He et al., KDD'25 OARS): task instances (sequential from the windows, ESCI retrieval), prompts, the
+answer parser and ValidRatio, the simulated teacher and judge of the world, the recommender's distillation, sampling
+and DPO, and the metrics of its answers."""

@@ -78,12 +78,16 @@ def generate_answers(
         for lo in range(0, len(prompts), sampling.batch_size):
             batch = [model_prompt(tokenizer, p) for p in prompts[lo : lo + sampling.batch_size]]
             enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-            kwargs: dict[str, Any] = {"do_sample": False} if greedy else {
-                "do_sample": True,
-                "temperature": sampling.temperature,
-                "top_p": sampling.top_p,
-                "top_k": 0,
-            }
+            kwargs: dict[str, Any] = (
+                {"do_sample": False}
+                if greedy
+                else {
+                    "do_sample": True,
+                    "temperature": sampling.temperature,
+                    "top_p": sampling.top_p,
+                    "top_k": 0,
+                }
+            )
             gen = model.generate(
                 **enc,
                 max_new_tokens=sampling.max_new_tokens,

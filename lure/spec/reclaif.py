@@ -1,0 +1,83 @@
+"""The ``reclaif`` section: RecLAIF (He et al., KDD'25 OARS) -- a recommender distilled from a teacher's answers
+(§5), then improved by iterative DPO on pairs a judge prefers (Algorithm 1). Read by the ``reclaif-*`` stages;
+docs/reclaif.md documents every choice the paper leaves open.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from lure.spec.base import Section, structural
+
+
+class SimulatedTeacherSpec(Section):
+    """The world's simulated teacher (lure.reclaif.simulated): genres as key preferences, candidates ranked by the
+    true relevance with Gumbel noise."""
+
+    name: Literal["simulated"] = Field("simulated", description="Teacher: the world's simulated teacher.")
+    noise: float = Field(0.5, ge=0.0, le=100.0, description="Scale of the Gumbel noise on log r(u, i) (0 = truth).")
+    preferences: int = Field(2, ge=1, le=5, description="Key preferences named (the history's commonest genres).")
+    style: Literal["compact", "paper"] = Field(
+        "compact", description="Answer format: 'compact' (reclaif_compact.j2) or the paper's markdown (§4.1)."
+    )
+
+
+class SimulatedReclaifJudgeSpec(Section):
+    """The world's simulated RecLAIF judge (lure.reclaif.simulated): relevance, diversity and explainability scores
+    from the truth, the weighted total decides, with controlled errors."""
+
+    name: Literal["simulated"] = Field("simulated", description="Judge: the world's simulated RecLAIF judge.")
+    accuracy: float = Field(0.9, ge=0.0, le=1.0, description="Probability of picking the option with the higher total.")
+    position_bias: float = Field(0.05, ge=0.0, le=1.0, description="Probability of picking option A regardless.")
+    invalid_rate: float = Field(0.02, ge=0.0, le=1.0, description="Probability of a reply cut before its decision.")
+    relevance_weight: float = Field(1.0, ge=0.0, le=100.0, description="Weight of s_Rel in the total.")
+    diversity_weight: float = Field(0.25, ge=0.0, le=100.0, description="Weight of s_Div in the total.")
+    explainability_weight: float = Field(0.25, ge=0.0, le=100.0, description="Weight of s_Exp in the total.")
+
+
+class DpoSpec(Section):
+    """One DPO iteration (Eq. 2) through TRL's DPOTrainer."""
+
+    beta: float = Field(0.1, gt=0.0, le=100.0, description="DPO's beta (strength of the reference).")
+    epochs: float = Field(1.0, gt=0.0, le=100.0, description="Passes over an iteration's preference pairs.")
+    batch_size: int = Field(16, ge=1, le=4096, description="Pairs per step.")
+    learning_rate: float = Field(5e-4, gt=0.0, le=1.0, description="Constant learning rate.")
+    max_length: int = Field(512, ge=16, le=1_000_000, description="Prompt + answer tokens kept (TRL keep_start).")
+    precision: Literal["auto", "float32", "bf16", "fp16"] = Field(
+        "auto", description="'auto' = bf16 on a GPU that supports it, float32 on the CPU."
+    )
+
+
+class ReclaifSpec(Section):
+    """RecLAIF on the dataset of ``data``: sequential recommendation from a candidate set (§4.1)."""
+
+    template: str = Field("reclaif_compact", description="Recommender prompt, prompts/<template>.j2 (reclaif_*).")
+    judge_template: str = Field("reclaif_judge", description="Judge prompt, prompts/<judge_template>.j2 (§4.2).")
+    explain_template: str = Field("reclaif_explain", description="Explainability rater's prompt (§5, 1-100).")
+    items_noun: str = Field("items", min_length=1, description="What the judge's prompts call the items.")
+    history: int = Field(10, ge=1, le=200, description="History items in a prompt (Beauty 10, LastFM 20).")
+    candidates: int = Field(10, ge=2, le=200, description="Candidates in a prompt (Beauty 10, LastFM 20).")
+    k: int = Field(3, ge=1, le=50, description="Items the recommender ranks (the paper's prompts: three).")
+    train_prompts: int = Field(600, ge=1, le=10_000_000, description="Training windows the teacher answers (SFT).")
+    dpo_prompts: int = Field(256, ge=1, le=10_000_000, description="Training windows sampled twice per iteration.")
+    eval_prompts: int = Field(200, ge=1, le=10_000_000, description="Test windows every recommender answers.")
+    sft_epochs: float = Field(
+        4.0, gt=0.0, le=100.0, description="Distillation passes (the optimiser's other settings: section train)."
+    )
+    iterations: int = structural(2, ge=0, le=20, description="DPO iterations N of Algorithm 1 (one stage each).")
+    temperature: float = Field(1.0, gt=0.0, le=2.0, description="Sampling temperature T of Eq. 4.")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus threshold p of Eq. 4.")
+    max_new_tokens: int = Field(96, ge=8, le=4096, description="Longest answer generated.")
+    generation_batch: int = Field(64, ge=1, le=4096, description="Prompts per generate() call.")
+    reference: Literal["sft", "previous"] = Field(
+        "sft",
+        description="DPO reference of iteration k: 'sft' (the paper's reading: the distilled model throughout) or "
+        "'previous' (iteration k-1's model, as SPRec and RLHFlow iterate).",
+    )
+    teacher: SimulatedTeacherSpec = Field(default_factory=SimulatedTeacherSpec, description="Who writes the SFT data.")
+    judge: SimulatedReclaifJudgeSpec = Field(
+        default_factory=SimulatedReclaifJudgeSpec, description="Who compares two answers (Eq. 5)."
+    )
+    dpo: DpoSpec = Field(default_factory=DpoSpec, description="DPO's settings (Eq. 2).")
