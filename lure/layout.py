@@ -58,6 +58,10 @@ ITEM_RELEVANCE = f"{LLM_DIR}/item-relevance"
 JUDGE_DIR = f"{DATA_DIR}/judge"
 EXPOSYNTH_DIR = f"{DATA_DIR}/exposynth"
 AUGMENT_DIR = f"{DATA_DIR}/augment"
+RECLAIF_DIR = f"{DATA_DIR}/reclaif"
+#: RecLAIF's instances (parts sft / dpo / test) with their prompts and the teacher's answers.
+RECLAIF_DATA = f"{RECLAIF_DIR}/data"
+RECLAIF_INSTANCES = f"{RECLAIF_DATA}/instances.parquet"
 REPORTS_DIR = "reports"
 EVALUATE_DIR = f"{REPORTS_DIR}/evaluate"
 TABLES_DIR = f"{REPORTS_DIR}/tables"
@@ -66,6 +70,7 @@ MLFLOW_RUN = f"{REPORTS_DIR}/mlflow_run.json"
 JUDGE_REPORT_DIR = f"{REPORTS_DIR}/judge"
 JUDGE_VALIDITY_DIR = f"{REPORTS_DIR}/judge-validity"
 AUGMENT_REPORT_DIR = f"{REPORTS_DIR}/augment"
+RECLAIF_REPORT_DIR = f"{REPORTS_DIR}/reclaif"
 METRICS_DIR = "metrics"
 PLOTS_DIR = "plots"
 #: The active spec (DVC's params file) and the folder of named specs.
@@ -122,6 +127,16 @@ def zoo_topk(model: str) -> str:
 
 def zoo_pair_scores(model: str) -> str:
     return f"{zoo_dir(model)}/{PAIR_SCORES}"
+
+
+def reclaif_model_dir(name: str) -> str:
+    """The RecLAIF recommender ``name`` ('sft', 'dpo-1', ...): model, tokenizer and (DPO) the judged pairs."""
+    return f"{RECLAIF_DIR}/{name}"
+
+
+def reclaif_model_names(iterations: int) -> list[str]:
+    """The trained RecLAIF recommenders in order: SFT, then DPO-Iter1..N (Figure 3's x axis)."""
+    return ["sft", *(f"dpo-{i}" for i in range(1, iterations + 1))]
 
 
 def llm_model_dir(method: str) -> str:

@@ -41,10 +41,18 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--iterations", type=int, default=2)
     ap.add_argument("--reference", choices=["sft", "previous"], default="sft")
+    ap.add_argument("--train-prompts", type=int, default=ReclaifSpec().train_prompts)
+    ap.add_argument("--sft-epochs", type=float, default=ReclaifSpec().sft_epochs)
+    ap.add_argument("--decoding", choices=["free", "candidates"], default="candidates")
     args = ap.parse_args()
     set_torch_threads()
     spec = load_spec(Path("params.yaml"))
-    rs = ReclaifSpec(iterations=args.iterations, reference=args.reference)
+    rs = ReclaifSpec(
+        iterations=args.iterations,
+        reference=args.reference,
+        train_prompts=args.train_prompts,
+        sft_epochs=args.sft_epochs,
+    )
     prepared = Prepared()
     truth = world_truth(prepared)
     titles = title_lookup(prepared.read_items(columns=["item_id", "title"]))
@@ -67,12 +75,15 @@ def main() -> None:
     results["teacher"] = summary(answer_metrics(test, teacher_test, truth, rs), rs.k)
     timings["teacher_s"] = time.perf_counter() - t0
 
+    constrained = args.decoding == "candidates"
+    test_cands = list(test["candidate_texts"]) if constrained else None
+    dpo_cands = list(dpo_part["candidate_texts"]) if constrained else None
     greedy = Sampling(0.0, 1.0, rs.max_new_tokens, rs.generation_batch)
     sampled = Sampling(rs.temperature, rs.top_p, rs.max_new_tokens, rs.generation_batch)
 
     def evaluate(name: str, model: object, tok: object) -> None:
         t = time.perf_counter()
-        answers, stats = generate_answers(model, tok, test_prompts, 1, greedy, seed)
+        answers, stats = generate_answers(model, tok, test_prompts, 1, greedy, seed, candidates=test_cands)
         frame = answer_metrics(test, [a[0] for a in answers], truth, rs)
         frame.assign(answer=[a[0] for a in answers]).drop(columns=["ranked"]).to_parquet(args.out / f"{name}.parquet")
         results[name] = summary(frame, rs.k) | {"answers_per_s": stats["answers_per_s"]}
@@ -99,7 +110,7 @@ def main() -> None:
         ref, _ = load_causal_lm(str(sft_dir))
     for it in range(1, rs.iterations + 1):
         t = time.perf_counter()
-        samples, _ = generate_answers(model, tok, dpo_prompts, 2, sampled, seed + it)
+        samples, _ = generate_answers(model, tok, dpo_prompts, 2, sampled, seed + it, candidates=dpo_cands)
         timings[f"sample_{it}_s"] = time.perf_counter() - t
         t = time.perf_counter()
         judged = judge_samples(dpo_part, dpo_prompts, samples, truth, rs, seed, it)

@@ -51,6 +51,7 @@ SMALL_OFFLINE: dict = {
     "judge": None,  # the judge's DVC path has its own project (test_judge_pipeline.py)
     "calibrate": None,
     "exposynth": None,  # ExpoSynth's stages are tested in test_exposynth.py
+    "reclaif": None,  # RecLAIF's stages are tested in test_reclaif_stages.py
     "tracking": {"enabled": False},
 }
 OFFLINE_STAGES = frozenset(
@@ -105,6 +106,7 @@ SMALL_LLM_WORLD: dict = {
         "llm": {"max_samples": 12, "attribution_samples": 3, "fairness_scorer": "sft", "bootstrap": 50},
     },
     "exposynth": None,  # ExpoSynth's stages have their own DVC test (test_exposynth.py)
+    "reclaif": None,  # so have RecLAIF's (test_reclaif_stages.py)
     "tracking": {"enabled": False},
     **SMALL_LLM,
 }

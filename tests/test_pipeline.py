@@ -230,6 +230,7 @@ def test_no_method_under_study_means_no_llm_stage() -> None:
             "judge": "null",
             "calibrate": "null",
             "exposynth": "null",
+            "reclaif": "null",
         }
     )
     assert list(offline) == [

@@ -74,3 +74,44 @@ def test_one_dpo_iteration_prefers_the_chosen_answer(tiny: tuple[object, object]
     assert math.isfinite(out["train_loss"])
     assert after > before + 0.5  # the margin log pi(chosen) - log pi(rejected) grew
     assert (tmp_path / "m" / "config.json").is_file()  # type: ignore[operator]
+
+
+def test_candidate_constraint_spells_only_unnamed_candidates(tiny: tuple[object, object]) -> None:
+    from lure.reclaif.policy import CandidateConstraint
+
+    _, tok = tiny
+    cands = [["Blue Whale", "Green Frog"]]
+    prompt_ids = [5, 6, 7]
+    constraint = CandidateConstraint(tok, cands, prompt_len=len(prompt_ids), per_prompt=1)
+
+    def spell(text_before: str) -> str:
+        """Follow the constraint's first allowed token from ``text_before`` until the name is closed."""
+        ids = prompt_ids + tok(text_before, add_special_tokens=False)["input_ids"]
+        for _ in range(20):
+            allowed = constraint.allowed(0, torch.tensor(ids))
+            if allowed is None:  # free again: the name is closed
+                break
+            ids.append(allowed[0])
+        return tok.decode(ids[len(prompt_ids) :])
+
+    outside = prompt_ids + tok("Key prefer", add_special_tokens=False)["input_ids"]
+    assert constraint.allowed(0, torch.tensor(outside)) is None  # outside a name every token is allowed
+    first = spell("Key preferences: Animals\n1.")
+    assert first in ('Key preferences: Animals\n1. "Blue Whale"', 'Key preferences: Animals\n1. "Green Frog"')
+    second = spell(first + " - fits\n2.")
+    named = {n for n in ("Blue Whale", "Green Frog") if f'"{n}"' in second}
+    assert named == {"Blue Whale", "Green Frog"}  # the second name is the other candidate
+    third = constraint.allowed(
+        0, torch.tensor(prompt_ids + tok(second + " - x\n3.", add_special_tokens=False)["input_ids"])
+    )
+    assert third == [tok.eos_token_id]  # nothing left to name: the answer must end
+    # as a logits processor it masks only the rows inside a name
+    rows = [prompt_ids + tok(t, add_special_tokens=False)["input_ids"] for t in ("Key pref", "Key: x\n1.")]
+    width = max(map(len, rows))
+    batch = torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows])
+    fresh = CandidateConstraint(tok, cands * 2, prompt_len=len(prompt_ids), per_prompt=1)
+    scores = fresh(batch[:, : len(rows[0])], torch.zeros(2, len(tok)))
+    assert torch.isfinite(scores[0]).all()
+    masked = CandidateConstraint(tok, cands * 2, prompt_len=len(prompt_ids), per_prompt=1)
+    scores = masked(torch.tensor([rows[1]]), torch.zeros(1, len(tok)))
+    assert torch.isfinite(scores[0]).sum() == len(masked.allowed(0, torch.tensor(rows[1])) or [])

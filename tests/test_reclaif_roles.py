@@ -119,3 +119,13 @@ def test_preference_pairs_map_the_shown_order_back_to_the_samples() -> None:
     assert pair_counts(judged["status"]) == {"judged": 4, "ok": 3, "tie": 1, "invalid": 0}
     with pytest.raises(ValueError, match="unknown judge statuses"):
         pair_counts(pd.Series(["ok", "maybe"]))
+
+
+def test_an_invalid_answer_scores_zero_whatever_it_names() -> None:
+    m = read_answer('Key preferences: Drama\n1. "T4" - fits Drama\n2. "T4" - fits Drama', TITLES, 2)  # duplicate
+    assert not m.valid
+    assert option_scores(m, 0, HISTORY, [0, 1, 2, 3, 4], TRUTH, k=2) == {
+        "relevance": 0.0,
+        "diversity": 0.0,
+        "explainability": 0.0,
+    }

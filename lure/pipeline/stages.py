@@ -30,6 +30,8 @@ from lure.layout import (
     PAIRS_DIR,
     PREPARED,
     PROPENSITY_DIR,
+    RECLAIF_DATA,
+    RECLAIF_REPORT_DIR,
     SPEC_OK,
     TABLES_DIR,
     llm_eval_dir,
@@ -37,6 +39,8 @@ from lure.layout import (
     llm_pairs_dir,
     metrics_file,
     plots_dir,
+    reclaif_model_dir,
+    reclaif_model_names,
     template_file,
     zoo_dir,
 )
@@ -53,6 +57,7 @@ from lure.registry import (
 )
 from lure.spec.exposynth import augmented_models
 from lure.spec.model import Spec, section_names
+from lure.spec.reclaif import DISTILL_TRAIN_FIELDS
 
 
 def llm_files(spec: Spec) -> tuple[str, ...]:
@@ -127,6 +132,25 @@ def contributed_stages(definition: Definition, spec: Spec) -> list[StageDef]:
     return [replace(s, code=tuple(dict.fromkeys((*s.code, relative)))) for s in stages]
 
 
+def llm_base_stage(spec: Spec) -> StageDef:
+    """The base model every generative method starts from (the GDRT recommenders and RecLAIF's)."""
+    return StageDef(
+        name="llm-base",
+        module="stages.llm_base",
+        params=(
+            "seed",
+            "model",
+            "eval.llm.attribution_samples",
+            "eval.llm.attribution_include_terminator",
+            "eval.llm.rank_batch",
+            "eval.llm.relevance_include_terminator",
+        ),
+        code=llm_files(spec),
+        deps=(PREPARED,),
+        outs=(LLM_BASE,),
+    )
+
+
 def llm_stages(spec: Spec) -> list[StageDef]:
     """Base model, each method's stages, Eq. 2 item relevance, window evaluation of every recommender, the judged
     pairs scored by every fine-tuned one, report."""
@@ -134,23 +158,7 @@ def llm_stages(spec: Spec) -> list[StageDef]:
     if not evaluated:
         return []
     scorer = llm_model_dir("sft") if spec.eval.llm.fairness_scorer == "sft" else LLM_BASE
-    stages = [
-        StageDef(
-            name="llm-base",
-            module="stages.llm_base",
-            params=(
-                "seed",
-                "model",
-                "eval.llm.attribution_samples",
-                "eval.llm.attribution_include_terminator",
-                "eval.llm.rank_batch",
-                "eval.llm.relevance_include_terminator",
-            ),
-            code=llm_files(spec),
-            deps=(PREPARED,),
-            outs=(LLM_BASE,),
-        )
-    ]
+    stages = [llm_base_stage(spec)]
     for method in llm_trained(spec):
         stages.extend(contributed_stages(METHODS.get(method), spec))
     stages.append(
@@ -396,6 +404,99 @@ def exposynth_stages(spec: Spec) -> list[StageDef]:
     ]
 
 
+#: The ``train`` fields RecLAIF's stages read: distillation's optimiser (``lure.reclaif.run.DISTILL_TRAIN_FIELDS``)
+#: and everyone's torch threads.
+RECLAIF_TRAIN = tuple(f"train.{f}" for f in DISTILL_TRAIN_FIELDS)
+RECLAIF_SAMPLING = tuple(
+    f"reclaif.{f}" for f in ("k", "template", "decoding", "max_new_tokens", "generation_batch", "items_noun")
+)
+
+
+def reclaif_stages(spec: Spec) -> list[StageDef]:
+    """RecLAIF (docs/reclaif.md): the data and the teacher's answers, distillation, one stage per DPO iteration
+    (Algorithm 1), and the evaluation of every recommender on the same test prompts (Table 3, Figure 3)."""
+    if spec.reclaif is None:
+        return []
+    models = reclaif_model_names(spec.reclaif.iterations)
+    base_deps = (LLM_BASE, RECLAIF_DATA)
+    stages = [] if llm_evaluated(spec) else [llm_base_stage(spec)]  # the base, unless the LLM stages made it
+    stages += [
+        StageDef(
+            name="reclaif-data",
+            module="stages.reclaif_data",
+            params=(
+                "seed",
+                *(f"reclaif.{f}" for f in ("template", "history", "candidates", "k", "teacher")),
+                *(f"reclaif.{f}" for f in ("train_prompts", "dpo_prompts", "eval_prompts")),
+            ),
+            code=(template_file(spec.reclaif.template),),
+            deps=(PREPARED,),
+            outs=(RECLAIF_DATA,),
+            headline=(Headline("teacher_hit_at_1", "teacher_hit@1", "higher"),),
+        ),
+        StageDef(
+            name="reclaif-sft",
+            module="stages.reclaif_sft",
+            params=("seed", "model", "train.threads", *RECLAIF_TRAIN, "reclaif.sft_epochs", "reclaif.k"),
+            deps=base_deps,
+            outs=(reclaif_model_dir("sft"),),
+            headline=(Headline("train_loss", "train_loss", "lower"),),
+        ),
+    ]
+    for i in range(1, spec.reclaif.iterations + 1):
+        needs_sft = spec.reclaif.reference == "sft" and i > 1
+        stages.append(
+            StageDef(
+                name=f"reclaif-dpo-{i}",
+                module="stages.reclaif_dpo",
+                args=(str(i),),
+                params=(
+                    "seed",
+                    "model",
+                    "train.threads",
+                    *RECLAIF_SAMPLING,
+                    *(f"reclaif.{f}" for f in ("temperature", "top_p", "judge", "dpo", "reference", "judge_template")),
+                ),
+                code=(template_file(spec.reclaif.judge_template),),
+                deps=(
+                    *base_deps,
+                    reclaif_model_dir(models[i - 1]),
+                    *((reclaif_model_dir("sft"),) if needs_sft else ()),
+                ),
+                outs=(reclaif_model_dir(f"dpo-{i}"),),
+                headline=(
+                    Headline("pairs.ok", "pairs_kept", "higher"),
+                    Headline("dpo.reward_accuracy", "reward_accuracy", "higher"),
+                ),
+            )
+        )
+    stages.append(
+        StageDef(
+            name="reclaif-eval",
+            module="stages.reclaif_eval",
+            params=(
+                "seed",
+                "model",
+                "train.threads",
+                "eval.bootstrap",
+                "eval.confidence",
+                "reclaif.iterations",
+                *RECLAIF_SAMPLING,
+            ),
+            deps=(*base_deps, *(reclaif_model_dir(m) for m in models)),
+            outs=(RECLAIF_REPORT_DIR,),
+            plots=(charts.RECLAIF_ITERATIONS.path, f"{plots_dir('reclaif-eval')}/iterations.png"),
+            charts=(charts.RECLAIF_ITERATIONS,),
+            headline=tuple(
+                Headline(f"models.{m}.{metric}.mean", f"{m}.{metric}", "higher")
+                for m in models
+                for metric in ("valid_ratio", "hit_at_1", "true_relevance")
+            ),
+        )
+    )
+    return stages
+
+
 def pipeline_stages(spec: Spec) -> list[StageDef]:
     """The stages this spec needs, in execution order; ``validate`` first, ``track`` last."""
     every_section = tuple(section_names())
@@ -468,6 +569,7 @@ def pipeline_stages(spec: Spec) -> list[StageDef]:
     science.extend(llm_stages(spec))
     science.extend(judge_stages(spec))
     science.extend(exposynth_stages(spec))
+    science.extend(reclaif_stages(spec))
     science.extend(plugin_stages(spec))
     result_metrics = tuple(s.metrics for s in science if s.metrics)
     tables = StageDef(

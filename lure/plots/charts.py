@@ -113,3 +113,13 @@ EXPOSURE = PlotDef(
     x_label="popularity bin (0 = most popular)",
     y_label="share of interactions",
 )
+
+RECLAIF_ITERATIONS = PlotDef(
+    f"{plots_dir('reclaif-eval')}/iterations.csv",
+    x="step",
+    y=("mean",),
+    title="RecLAIF Figure 3: SFT (step 0) and each DPO iteration, mean and bootstrap interval",
+    template=template("reclaif_iterations"),
+    x_label="DPO iteration (0 = SFT)",
+    y_label="value",
+)

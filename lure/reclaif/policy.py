@@ -8,6 +8,8 @@ log-probabilities are on the answer's tokens and the EOS after it, never on the 
 
 from __future__ import annotations
 
+import re
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,7 +54,8 @@ def sft_rows(prompts: Sequence[str], answers: Sequence[str], tokenizer: Any, max
 
 @dataclass(frozen=True)
 class Sampling:
-    """How answers are drawn (Eq. 4): ``temperature`` 0 = greedy."""
+    """How answers are drawn (Eq. 4): ``temperature`` 0 = greedy; ``candidates`` (per prompt, the candidate texts)
+    turns on constrained decoding of item names (:class:`CandidateConstraint`)."""
 
     temperature: float
     top_p: float
@@ -60,13 +63,114 @@ class Sampling:
     batch_size: int
 
 
+_ITEM_NUMBER = re.compile(r"\n\d+\.$")
+
+
+@dataclass(frozen=True)
+class _NameState:
+    """Where a sequence stands: the end of its text (free), or the trie node of the name being spelled."""
+
+    tail: str = "\n"
+    node: int | None = None
+    taken: frozenset[int] = frozenset()
+
+
+class CandidateConstraint:
+    """Constrained decoding of item names (``reclaif.decoding: candidates``, a departure from the paper, which
+    generates freely): right after an item number ("\\n2.") the model may only write ' "<candidate>"' token by token,
+    in the tokenisation the distillation data uses, and never a candidate it has already named. Everything else --
+    the preferences, the reasons, how many lines -- is generated freely, so ValidRatio still measures the count.
+
+    A ``transformers`` logits processor: each sequence's state advances by the one new token per step (O(1)), a
+    sequence seen for the first time is replayed from its start, and only sequences inside a name are masked.
+    Answers must quote names (the compact template).
+    """
+
+    def __init__(self, tokenizer: Any, candidates: Sequence[Sequence[str]], prompt_len: int, per_prompt: int) -> None:
+        from lure.llm.trie import TokenTrie
+
+        self.tokenizer = tokenizer
+        self.prompt_len = prompt_len
+        self.per_prompt = per_prompt
+        self.everything = list(range(len(tokenizer)))
+        self.eos = [int(tokenizer.eos_token_id)]
+        self.tries = []
+        self.below = []
+        for cands in candidates:
+            trie = TokenTrie([encode_text(tokenizer, f' "{c}"') for c in cands])
+            below: list[set[int]] = [set(items) for items in trie.items]
+            for node in range(len(trie.children) - 1, -1, -1):  # children have larger ids than their parent
+                for child in trie.children[node].values():
+                    below[node] |= below[child]
+            self.tries.append(trie)
+            self.below.append(below)
+        self._pieces: dict[int, str] = {}
+        self._states: dict[int, tuple[int, _NameState]] = {}
+
+    def _piece(self, token: int) -> str:
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = self.tokenizer.decode([token], skip_special_tokens=True)
+        return piece
+
+    def _advance(self, prompt: int, state: _NameState, token: int) -> _NameState:
+        trie = self.tries[prompt]
+        if state.node is None:
+            tail = (state.tail + self._piece(token))[-12:]
+            return _NameState(tail, trie.ROOT if _ITEM_NUMBER.search(tail) else None, state.taken)
+        child = trie.step(state.node, token)
+        if child is None:  # left the trie (cannot happen under the constraint): free text again
+            return _NameState(self._piece(token)[-12:], None, state.taken)
+        if trie.items[child]:  # the closing quote: one more candidate named
+            return _NameState('"', None, state.taken | frozenset(trie.items[child]))
+        return _NameState(state.tail, child, state.taken)
+
+    def allowed(self, row: int, input_ids: torch.Tensor) -> list[int] | None:
+        """The tokens sequence ``row`` may write next (``input_ids``: its prompt and what it generated so far), or
+        None when it is not spelling a name (every token allowed)."""
+        prompt = row // self.per_prompt
+        n = int(input_ids.shape[0]) - self.prompt_len
+        cached = self._states.get(row)
+        if cached is not None and cached[0] == n - 1:
+            state = self._advance(prompt, cached[1], int(input_ids[-1]))
+        else:  # first call for this row (or out of step): replay its tokens
+            state = _NameState()
+            for token in input_ids[self.prompt_len :].tolist():
+                state = self._advance(prompt, state, int(token))
+        self._states[row] = (n, state)
+        if state.node is None:
+            return None
+        trie, below = self.tries[prompt], self.below[prompt]
+        allowed = [t for t, child in trie.children[state.node].items() if below[child] - state.taken]
+        return allowed or self.eos
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """The ``transformers`` logits-processor contract: scores of disallowed tokens set to -inf, only on the
+        rows that are spelling a name (the others are left untouched, which is what makes this cheap)."""
+        for row in range(input_ids.shape[0]):
+            allowed = self.allowed(row, input_ids[row])
+            if allowed is not None:
+                keep = scores[row, allowed].clone()
+                scores[row] = float("-inf")
+                scores[row, allowed] = keep
+        return scores
+
+
 @torch.no_grad()
 def generate_answers(
-    model: Any, tokenizer: Any, prompts: Sequence[str], n: int, sampling: Sampling, seed: int, progress: Any = None
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    n: int,
+    sampling: Sampling,
+    seed: int,
+    progress: Any = None,
+    candidates: Sequence[Sequence[str]] | None = None,
 ) -> tuple[list[list[str]], dict[str, float]]:
     """``n`` answers per prompt (texts without the prompt), and throughput (answers per second).
 
-    Prompts are left-padded in batches of ``sampling.batch_size``; ``torch.manual_seed(seed)`` fixes the draws."""
+    Prompts are left-padded in batches of ``sampling.batch_size``; ``torch.manual_seed(seed)`` fixes the draws.
+    With ``candidates`` (per prompt), item names are constrained to them (:class:`CandidateConstraint`)."""
     torch.manual_seed(seed)
     model.eval()
     side = tokenizer.padding_side
@@ -88,6 +192,13 @@ def generate_answers(
                     "top_k": 0,
                 }
             )
+            if candidates is not None:
+                from transformers import LogitsProcessorList
+
+                names = CandidateConstraint(
+                    tokenizer, candidates[lo : lo + sampling.batch_size], enc["input_ids"].shape[1], 1 if greedy else n
+                )
+                kwargs["logits_processor"] = LogitsProcessorList([names])
             gen = model.generate(
                 **enc,
                 max_new_tokens=sampling.max_new_tokens,
@@ -164,6 +275,7 @@ def dpo_train(
     result = trainer.train()
     seconds = time.perf_counter() - start
     save_atomically(out_dir, trainer.save_model)
+    shutil.rmtree(work_dir, ignore_errors=True)
     logs = [row for row in trainer.state.log_history if "loss" in row]
     steps = int(trainer.state.global_step)
     return {

@@ -16,7 +16,9 @@ of an item is "fits <genre>" for its first genre among the preferences, else "ad
 * explainability s_Exp = 5 * (share of stated preferences that are among the history's 3 commonest genres + share
   of reasons that name one of their item's genres) / 2.
 
-It prefers the option with the higher w . s (``weights``); equal totals are a tie. Each pair draws four uniforms in
+An option that is not a valid answer (not exactly k distinct candidates: ``lure.reclaif.answer``) scores 0 on all
+three, as a judge that is shown a malformed list would rate it. It prefers the option with the higher w . s
+(``weights``); equal totals are a tie. Each pair draws four uniforms in
 this order from the named stream (common random numbers, as the LURE judge): U0 < ``invalid_rate`` cuts the reply
 before its decision (invalid); U1 < ``position_bias`` picks option A whatever the scores; U2 >= ``accuracy`` picks
 the worse option; U3 sets where a broken reply is cut.
@@ -104,7 +106,9 @@ def _jaccard_diversity(items: Sequence[int], genres: Mapping[int, tuple[str, ...
 def option_scores(
     answer: MatchedAnswer, user: int, history: Sequence[int], candidates: Sequence[int], truth: WorldTruth, k: int
 ) -> dict[str, float]:
-    """s_Rel, s_Div, s_Exp (0-5, unrounded) of one answer (see the module docstring)."""
+    """s_Rel, s_Div, s_Exp (0-5, unrounded) of one answer (see the module docstring); all 0 for an invalid one."""
+    if not answer.valid:
+        return {"relevance": 0.0, "diversity": 0.0, "explainability": 0.0}
     cands = np.asarray(candidates, dtype=np.int64)
     picks = [int(cands[j]) for j in answer.ranked()[:k]]
     rel_all = np.sort(truth.relevance[int(user), cands])[::-1][:k]

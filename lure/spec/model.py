@@ -17,6 +17,7 @@ from lure.spec.llm import ModelSpec
 from lure.spec.method import BaselineName, Method
 from lure.spec.pairs import PairsSpec
 from lure.spec.propensity import PropensitySpec
+from lure.spec.reclaif import ReclaifSpec
 from lure.spec.tables import TablesSpec
 from lure.spec.tracking import TrackingSpec
 from lure.spec.train import TrainSpec
@@ -54,6 +55,11 @@ class Spec(Section):
         default_factory=ExposynthSpec,
         description="ExpoSynth, exposure-controlled synthetic interactions, and the augment loop that re-trains the "
         "zoo on real + synthetic interactions (LURE §2.2; null = neither stage; needs item genres).",
+    )
+    reclaif: ReclaifSpec | None = Field(
+        default_factory=ReclaifSpec,
+        description="RecLAIF: a recommender distilled from a teacher, then iterative DPO on judge-preferred pairs "
+        "(null = no reclaif stages; the simulated teacher and judge need the world).",
     )
     tables: TablesSpec = Field(default_factory=TablesSpec, description="Paper tables.")
     tracking: TrackingSpec = Field(default_factory=TrackingSpec, description="MLflow tracking.")
@@ -113,6 +119,22 @@ class Spec(Section):
             raise ValueError(
                 f"exposynth.models {missing} are not among eval.models {self.eval.models}: the augment stage "
                 "compares each re-trained model with its zoo stage's results"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _reclaif_fits(self) -> Spec:
+        if self.reclaif is None:
+            return self
+        if self.data.source.name != "world":
+            raise ValueError(
+                f"reclaif's simulated teacher and judge answer from the world's truth, but data.source is "
+                f"{self.data.source.name!r}: set reclaif to null"
+            )
+        if self.reclaif.history > self.data.splits.history_max:
+            raise ValueError(
+                f"reclaif.history {self.reclaif.history} exceeds data.splits.history_max "
+                f"{self.data.splits.history_max}: the windows hold no longer history"
             )
         return self
 

@@ -11,6 +11,18 @@ from pydantic import Field
 
 from lure.spec.base import Section, structural
 
+#: The ``train`` fields RecLAIF's distillation reads (its ``epochs`` are ``reclaif.sft_epochs``).
+DISTILL_TRAIN_FIELDS = (
+    "batch_size",
+    "grad_accum",
+    "learning_rate",
+    "weight_decay",
+    "warmup",
+    "scheduler",
+    "precision",
+    "checkpoint_steps",
+)
+
 
 class SimulatedTeacherSpec(Section):
     """The world's simulated teacher (lure.reclaif.simulated): genres as key preferences, candidates ranked by the
@@ -71,6 +83,12 @@ class ReclaifSpec(Section):
     top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus threshold p of Eq. 4.")
     max_new_tokens: int = Field(96, ge=8, le=4096, description="Longest answer generated.")
     generation_batch: int = Field(64, ge=1, le=4096, description="Prompts per generate() call.")
+    decoding: Literal["free", "candidates"] = Field(
+        "candidates",
+        description="'free': the paper's unconstrained generation; 'candidates': item names constrained to the "
+        "prompt's candidates, token by token (the tiny CPU model cannot copy a title from its prompt otherwise: "
+        "docs/reclaif.md). Needs a template that quotes names (reclaif_compact).",
+    )
     reference: Literal["sft", "previous"] = Field(
         "sft",
         description="DPO reference of iteration k: 'sft' (the paper's reading: the distilled model throughout) or "

@@ -1,0 +1,202 @@
+"""RecLAIF's stages as library calls (the ``stages/reclaif_*.py`` modules only read and write): the data (instances
+and the teacher's answers), distillation (§5), one DPO iteration of Algorithm 1, and the evaluation of every
+recommender's answers on the same test prompts (Table 3's metrics, Figure 3's series)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lure.layout import Prepared
+from lure.llm.data import load_window_split, title_lookup
+from lure.reclaif.instances import sequential_instances
+from lure.reclaif.judging import pair_counts, preference_pairs
+from lure.reclaif.loop import answer_metrics, judge_samples, prompts_of, teacher_texts, world_truth
+from lure.reclaif.policy import Sampling, dpo_train, generate_answers, sft_rows
+from lure.spec.reclaif import DISTILL_TRAIN_FIELDS, ReclaifSpec
+from lure.stats import bootstrap_ci, paired_bootstrap
+
+#: The parts of the instance frame: distillation prompts, DPO prompts (sampled anew every iteration), test prompts.
+PARTS = ("sft", "dpo", "test")
+
+
+def figure_metrics(k: int) -> tuple[str, ...]:
+    """Figure 3's panels, in the paper's order (its ValidRatio, Hit@1, NDCG@3, Diversity, Explainability) plus the
+    world's true relevance."""
+    return ("valid_ratio", "hit_at_1", f"ndcg_at_{k}", "diversity", "explainability", "true_relevance")
+
+
+#: Per-answer metrics summarised per recommender (means; ``valid`` is ValidRatio).
+SUMMARY = ("valid", "hit_at_1", "ndcg", "true_relevance", "true_relevance_at_1", "explainability", "diversity")
+
+
+def build_data(prepared: Prepared, spec: ReclaifSpec, seed: int) -> pd.DataFrame:
+    """Instances of the three parts with their prompts and the teacher's answers (a ``teacher`` column)."""
+    titles = title_lookup(prepared.read_items(columns=["item_id", "title"]))
+    train = sequential_instances(
+        load_window_split(prepared, "train"),
+        titles,
+        "train",
+        spec.history,
+        spec.candidates,
+        seed,
+        spec.train_prompts + spec.dpo_prompts,
+    )
+    test = sequential_instances(
+        load_window_split(prepared, "test"), titles, "test", spec.history, spec.candidates, seed, spec.eval_prompts
+    )
+    part = np.where(np.arange(len(train)) < spec.train_prompts, "sft", "dpo")
+    frame = pd.concat([train.assign(part=part), test.assign(part="test")], ignore_index=True)
+    frame["prompt"] = prompts_of(frame, spec)
+    truth = world_truth(prepared)
+    frame["teacher"] = teacher_texts(frame, list(frame["prompt"]), truth, spec, seed)
+    return frame
+
+
+def part(data: pd.DataFrame, name: str) -> pd.DataFrame:
+    """One part of the instance frame, re-indexed."""
+    return data[data["part"] == name].reset_index(drop=True)
+
+
+def sampling(spec: ReclaifSpec, greedy: bool) -> Sampling:
+    """Eq. 4's sampling (or greedy decoding for evaluation)."""
+    if greedy:
+        return Sampling(0.0, 1.0, spec.max_new_tokens, spec.generation_batch)
+    return Sampling(spec.temperature, spec.top_p, spec.max_new_tokens, spec.generation_batch)
+
+
+def constraint(instances: pd.DataFrame, spec: ReclaifSpec) -> list[list[str]] | None:
+    """The candidate texts of each prompt when names are constrained (``reclaif.decoding: candidates``)."""
+    return [list(c) for c in instances["candidate_texts"]] if spec.decoding == "candidates" else None
+
+
+def distill_settings(train: Any, epochs: float) -> SimpleNamespace:
+    """The optimiser settings of distillation: the ``train`` section's, with ``epochs`` and no model selection."""
+    return SimpleNamespace(epochs=epochs, select_best=False, **{f: getattr(train, f) for f in DISTILL_TRAIN_FIELDS})
+
+
+def distill(
+    model: Any,
+    tokenizer: Any,
+    data: pd.DataFrame,
+    spec: ReclaifSpec,
+    train: Any,
+    max_length: int,
+    seed: int,
+    out_dir: Path,
+    work_dir: Path,
+) -> dict[str, Any]:
+    """SFT (Eq. 1) on the teacher's valid answers to the distillation prompts; its invalid answers are dropped and
+    counted (a teacher's mistake is not ground truth). ``train`` is the ``train`` section with ``epochs`` replaced
+    by ``reclaif.sft_epochs``."""
+    from datasets import Dataset
+
+    from lure.train.finetune import fine_tune
+
+    sft = part(data, "sft")
+    valid = answer_metrics(sft, list(sft["teacher"]), None, spec)["valid"].to_numpy(dtype=bool)
+    rows = sft_rows(list(sft.loc[valid, "prompt"]), list(sft.loc[valid, "teacher"]), tokenizer, max_length)
+    fit = fine_tune(model, tokenizer, Dataset.from_list(rows), train, seed, out_dir, work_dir)
+    return fit["metrics"] | {"teacher_answers": len(sft), "teacher_invalid": int((~valid).sum())}
+
+
+def dpo_iteration(
+    model: Any,
+    ref_model: Any | None,
+    tokenizer: Any,
+    data: pd.DataFrame,
+    spec: ReclaifSpec,
+    seed: int,
+    iteration: int,
+    out_dir: Path,
+    work_dir: Path,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Algorithm 1, one iteration: two samples per DPO prompt (Eq. 4), the judge's verdicts (Eq. 5), DPO (Eq. 2).
+    Returns the judged pairs and the iteration's metrics (pair counts, DPO loss, throughput)."""
+    import time
+
+    from lure.rng import int_seed
+
+    dpo = part(data, "dpo")
+    truth = world_truth(Prepared())
+    samples, gen = generate_answers(
+        model,
+        tokenizer,
+        list(dpo["prompt"]),
+        2,
+        sampling(spec, greedy=False),
+        int_seed(seed, f"reclaif.sample.{iteration}"),
+        candidates=constraint(dpo, spec),
+    )
+    t0 = time.perf_counter()
+    judged = judge_samples(dpo, list(dpo["prompt"]), samples, truth, spec, seed, iteration)
+    judge_s = time.perf_counter() - t0
+    pairs = preference_pairs(judged)
+    counts = pair_counts(judged["status"]) | {"identical": int(judged["identical"].sum())}
+    if pairs.empty:
+        raise ValueError(f"DPO iteration {iteration}: the judge kept no pair ({counts}); nothing to train on")
+    model.train()
+    fit = dpo_train(model, ref_model, tokenizer, pairs, spec.dpo, seed, out_dir, work_dir)
+    fit.pop("log_history")
+    metrics = {
+        "pairs": counts,
+        "sampling": gen,
+        "judged_pairs_per_min": round(len(judged) / max(judge_s, 1e-9) * 60, 1),
+        "dpo": fit,
+    }
+    return judged, metrics
+
+
+def answer_frame(
+    instances: pd.DataFrame, answers: Sequence[str], spec: ReclaifSpec, item_texts: Mapping[int, str] | None
+) -> pd.DataFrame:
+    """Per-answer metrics (:func:`lure.reclaif.loop.answer_metrics`) plus ``diversity``: the mean pairwise cosine
+    distance of the recommended items' text embeddings (RecLAIF §5; NaN for fewer than 2 items)."""
+    truth = world_truth(Prepared())
+    frame = answer_metrics(instances, answers, truth, spec).rename(columns={f"ndcg_at_{spec.k}": "ndcg"})
+    if item_texts is not None:
+        from lure.metrics.diversity import item_diversity
+
+        frame["diversity"] = item_diversity(item_texts, [list(r) for r in frame["ranked"]])
+    else:
+        frame["diversity"] = np.nan
+    frame["answer"] = list(answers)
+    frame["ranked"] = [list(map(int, r)) for r in frame["ranked"]]
+    return frame
+
+
+def summarise(
+    frames: Mapping[str, pd.DataFrame], k: int, resamples: int, confidence: float, seed: int
+) -> dict[str, Any]:
+    """Per recommender: each metric's mean with a bootstrap CI over test prompts; per DPO iteration: its paired
+    change over SFT (the same prompts) with a CI. Keys use the paper's names (valid_ratio, hit_at_1, ndcg_at_k)."""
+    names = {"valid": "valid_ratio", "ndcg": f"ndcg_at_{k}"}
+    out: dict[str, Any] = {}
+    for model, frame in frames.items():
+        entry: dict[str, Any] = {}
+        for col in SUMMARY:
+            values = frame[col].to_numpy(dtype=np.float64)
+            values = values[np.isfinite(values)]
+            lo, hi = bootstrap_ci(values, resamples, confidence, seed)
+            entry[names.get(col, col)] = {
+                "mean": float(values.mean()) if values.size else None,
+                "ci_low": lo,
+                "ci_high": hi,
+            }
+        out[model] = entry
+    if "sft" in frames:
+        for model, frame in frames.items():
+            if not model.startswith("dpo"):
+                continue
+            out[model]["change_over_sft"] = {
+                names.get(col, col): paired_bootstrap(
+                    frame[col].to_numpy(), frames["sft"][col].to_numpy(), resamples, confidence, seed
+                )
+                for col in ("valid", "hit_at_1", "ndcg", "true_relevance", "true_relevance_at_1")
+            }
+    return out
