@@ -99,7 +99,7 @@ def test_plugin_stages_join_the_pipeline(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.syspath_prepend(str(tmp_path))
     spec = validate_spec({"plugins": ["my_plugin"]})
     names = [s.name for s in pipeline_stages(spec)]
-    assert names[:2] == ["validate", "prepare"] and names[-4:] == ["augment", "mine", "tables", "track"]
+    assert names[:2] == ["validate", "prepare"] and names[-4:] == ["reclaif-eval", "mine", "tables", "track"]
     import yaml
 
     doc = yaml.safe_load(render_dvc_yaml(spec))

@@ -67,7 +67,9 @@ def test_one_dpo_iteration_prefers_the_chosen_answer(tiny: tuple[object, object]
     model, tok = tiny
     before = _answer_logp(model, tok, GOOD) - _answer_logp(model, tok, BAD)
     pairs = pd.DataFrame({"prompt": [PROMPT] * 8, "chosen": [GOOD] * 8, "rejected": [BAD] * 8})
-    dpo = SimpleNamespace(beta=0.1, batch_size=4, epochs=3.0, learning_rate=5e-3, max_length=512, precision="float32")
+    dpo = SimpleNamespace(
+        beta=0.1, batch_size=4, epochs=3.0, learning_rate=5e-3, max_length=512, precision="float32", sft_weight=0.0
+    )
     out = dpo_train(model, None, tok, pairs, dpo, seed=0, out_dir=tmp_path / "m", work_dir=tmp_path / "w")  # type: ignore[operator]
     after = _answer_logp(model, tok, GOOD) - _answer_logp(model, tok, BAD)
     assert out["pairs"] == 8 and out["steps"] == 6

@@ -250,6 +250,8 @@ def dpo_train(
     args = DPOConfig(
         output_dir=str(work_dir),
         beta=dpo.beta,
+        loss_type=["sigmoid", "sft"] if dpo.sft_weight > 0 else ["sigmoid"],  # Eq. 2 (+ the chosen NLL: RPO)
+        loss_weights=[1.0, dpo.sft_weight] if dpo.sft_weight > 0 else None,
         per_device_train_batch_size=dpo.batch_size,
         num_train_epochs=dpo.epochs,
         learning_rate=dpo.learning_rate,

@@ -55,8 +55,15 @@ class DpoSpec(Section):
     beta: float = Field(0.1, gt=0.0, le=100.0, description="DPO's beta (strength of the reference).")
     epochs: float = Field(1.0, gt=0.0, le=100.0, description="Passes over an iteration's preference pairs.")
     batch_size: int = Field(16, ge=1, le=4096, description="Pairs per step.")
-    learning_rate: float = Field(5e-4, gt=0.0, le=1.0, description="Constant learning rate.")
+    learning_rate: float = Field(5e-5, gt=0.0, le=1.0, description="Constant learning rate.")
     max_length: int = Field(512, ge=16, le=1_000_000, description="Prompt + answer tokens kept (TRL keep_start).")
+    sft_weight: float = Field(
+        0.0,
+        ge=0.0,
+        le=100.0,
+        description="Weight of the chosen answer's NLL added to Eq. 2 (0 = DPO as the paper writes it; > 0 = RPO, "
+        "Pang et al. 2024, TRL's loss_type ['sigmoid', 'sft']), which keeps a small model from unlearning the format.",
+    )
     precision: Literal["auto", "float32", "bf16", "fp16"] = Field(
         "auto", description="'auto' = bf16 on a GPU that supports it, float32 on the CPU."
     )
