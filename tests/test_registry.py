@@ -36,6 +36,7 @@ VARIANTS = [
         "data": {"source": {"name": "coat"}},
         "judge": {"backend": {"name": "openai", "model": "m"}, "validity": {}},
         "calibrate": {"estimator": "snips"},
+        "reclaif": None,  # RecLAIF's simulated roles need the world
     },
 ]
 # Stages that declare whole sections because they validate or log the spec: declaring is not reading for them.

@@ -74,7 +74,6 @@ class ReclaifSpec(Section):
 
     template: str = Field("reclaif_compact", description="Recommender prompt, prompts/<template>.j2 (reclaif_*).")
     judge_template: str = Field("reclaif_judge", description="Judge prompt, prompts/<judge_template>.j2 (§4.2).")
-    explain_template: str = Field("reclaif_explain", description="Explainability rater's prompt (§5, 1-100).")
     items_noun: str = Field("items", min_length=1, description="What the judge's prompts call the items.")
     history: int = Field(10, ge=1, le=200, description="History items in a prompt (Beauty 10, LastFM 20).")
     candidates: int = Field(10, ge=2, le=200, description="Candidates in a prompt (Beauty 10, LastFM 20).")
