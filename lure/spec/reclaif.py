@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field
 
 from lure.spec.base import Section, structural
+from lure.spec.train import Precision
 
 #: The ``train`` fields RecLAIF's distillation reads (its ``epochs`` are ``reclaif.sft_epochs``).
 DISTILL_TRAIN_FIELDS = (
@@ -64,9 +65,7 @@ class DpoSpec(Section):
         description="Weight of the chosen answer's NLL added to Eq. 2 (0 = DPO as the paper writes it; > 0 = RPO, "
         "Pang et al. 2024, TRL's loss_type ['sigmoid', 'sft']), which keeps a small model from unlearning the format.",
     )
-    precision: Literal["auto", "float32", "bf16", "fp16"] = Field(
-        "auto", description="'auto' = bf16 on a GPU that supports it, float32 on the CPU."
-    )
+    precision: Precision = Field("auto", description="'auto' = bf16 on a GPU that supports it, float32 on the CPU.")
 
 
 class ReclaifSpec(Section):

@@ -10,6 +10,9 @@ from lure.spec.base import Section, structural
 
 #: Validation metrics a training run can be selected by (``train.select_metric``): K <= 10, the beam of the ranking.
 SelectMetric = Literal["ndcg_at_5", "ndcg_at_10", "hit_at_5", "hit_at_10"]
+#: Training precision of every trainer (``lure.train.finetune.mixed_precision``): 'auto' = bf16 on a GPU that
+#: supports it, float32 on the CPU.
+Precision = Literal["auto", "float32", "bf16", "fp16"]
 
 
 class TrainSpec(Section):
@@ -35,7 +38,7 @@ class TrainSpec(Section):
         description="Training windows used (a seeded sample, the same for every method; null = all). The CPU "
         "default trains on a sample to stay within the pipeline's time budget.",
     )
-    precision: Literal["auto", "float32", "bf16", "fp16"] = Field(
+    precision: Precision = Field(
         "auto", description="Mixed precision: 'auto' = bf16 on a GPU that supports it, float32 on the CPU."
     )
     threads: int | None = Field(
