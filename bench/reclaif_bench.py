@@ -24,7 +24,7 @@ def bench_reclaif() -> dict[str, float]:
     from lure.layout import Prepared
     from lure.llm.model import build_tiny_llama, set_torch_threads
     from lure.llm.tokenizer import train_tokenizer
-    from lure.reclaif.loop import judge_samples, world_truth
+    from lure.reclaif.loop import judge_samples, truth_of
     from lure.reclaif.policy import dpo_train, generate_answers
     from lure.reclaif.run import build_data, constraint, part, sampling
     from lure.spec.model import Spec
@@ -37,7 +37,7 @@ def bench_reclaif() -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         prepare(spec.data, spec.seed, Path(tmp) / "prepared")
         prepared = Prepared(Path(tmp) / "prepared")
-        data = build_data(prepared, rs, spec.seed)
+        data, _ = build_data(prepared, rs, spec.seed, None)
         dpo = part(data, "dpo").iloc[:64].reset_index(drop=True)
         titles = list(prepared.read_items(columns=["title"])["title"])
         tok = train_tokenizer(titles, vocab_size=spec.model.tiny.vocab_size)
@@ -47,9 +47,9 @@ def bench_reclaif() -> dict[str, float]:
             model, tok, list(dpo["prompt"]), 2, sampling(rs, greedy=False), 0, candidates=constraint(dpo, rs)
         )
         figures["reclaif_answers_per_s"] = stats["answers_per_s"]
-        truth = world_truth(prepared)
+        truth = truth_of(prepared)
         t0 = time.perf_counter()
-        judged = judge_samples(dpo, list(dpo["prompt"]), samples, truth, rs, spec.seed, 1)
+        judged, _ = judge_samples(dpo, list(dpo["prompt"]), samples, truth, rs, spec.seed, 1, None)
         figures["reclaif_judged_pairs_per_min"] = round(len(judged) / (time.perf_counter() - t0) * 60, 1)
         # DPO on as many pairs as one epoch of two steps needs (chosen = sample 0: speed does not depend on which)
         n = 2 * rs.dpo.batch_size

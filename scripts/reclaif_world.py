@@ -23,6 +23,7 @@ from lure.layout import LLM_BASE, Prepared, reclaif_model_names
 from lure.llm.base import load_base, load_trained
 from lure.llm.data import title_lookup
 from lure.llm.model import set_torch_threads
+from lure.reclaif.loop import truth_of
 from lure.reclaif.policy import generate_answers
 from lure.reclaif.run import (
     answer_frame,
@@ -46,25 +47,26 @@ def one_seed(seed: int, out: Path) -> list[dict[str, object]]:
     assert rs is not None, "the active spec has no reclaif section"
     prepared = Prepared()
     titles = title_lookup(prepared.read_items(columns=["item_id", "title"]))
-    data = build_data(prepared, rs, seed)
+    truth = truth_of(prepared)
+    data, _ = build_data(prepared, rs, seed, None)
     test = part(data, "test")
     work = out / f"seed-{seed}"
     model, tok = load_base(Path(LLM_BASE), spec.model, trainable=True)
     distill(model, tok, data, rs, distill_settings(spec.train, rs.sft_epochs), spec.model.max_length, seed,
             work / "sft", work / "sft.work")  # fmt: skip
-    frames = {"teacher": answer_frame(test, list(test["teacher"]), rs, titles)}
+    frames = {"teacher": answer_frame(test, list(test["teacher"]), rs, titles, truth, None)}
     for i, name in enumerate(reclaif_model_names(rs.iterations)):
         model, tok = load_trained(work / name, Path(LLM_BASE), spec.model)
         answers, _ = generate_answers(model, tok, list(test["prompt"]), 1, sampling(rs, True), seed,
                                       candidates=constraint(test, rs))  # fmt: skip
-        frames[name] = answer_frame(test, [a[0] for a in answers], rs, titles)
+        frames[name] = answer_frame(test, [a[0] for a in answers], rs, titles, truth, None)
         print(seed, name, {m: round(float(frames[name][m].mean()), 4) for m in METRICS}, flush=True)
         if i < rs.iterations:
             ref = None
             if rs.reference == "sft" and i > 0:
                 ref, _ = load_trained(work / "sft", Path(LLM_BASE), spec.model)
             model.train()
-            dpo_iteration(model, ref, tok, data, rs, seed, i + 1, work / f"dpo-{i + 1}", work / "dpo.work")
+            dpo_iteration(model, ref, tok, data, rs, seed, i + 1, work / f"dpo-{i + 1}", work / "dpo.work", None)
     shutil.rmtree(work, ignore_errors=True)
     return [
         {"seed": seed, "model": name, "metric": m, "value": float(frame[m].mean())}

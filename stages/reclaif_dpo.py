@@ -7,10 +7,11 @@ from pathlib import Path
 import pandas as pd
 
 from lure.io import write_parquet
-from lure.layout import LLM_BASE, RECLAIF_INSTANCES, reclaif_model_dir
+from lure.layout import LLM_BASE, RECLAIF_INSTANCES, REQUEST_CACHE, reclaif_model_dir
 from lure.llm.base import load_trained
 from lure.llm.model import set_torch_threads
 from lure.reclaif.run import dpo_iteration
+from lure.requests import ResponseCache
 from lure.stage import run_stage
 from lure.train.finetune import checkpoint_dir, run_key
 
@@ -27,6 +28,10 @@ if __name__ == "__main__":
         out = Path(reclaif_model_dir(f"dpo-{iteration}"))
         work = checkpoint_dir(f"reclaif-dpo-{iteration}", run_key(st.spec.seed, previous))
         data = pd.read_parquet(RECLAIF_INSTANCES)
-        judged, metrics = dpo_iteration(model, ref, tokenizer, data, spec, st.spec.seed, iteration, out, work)
+        Path(REQUEST_CACHE).parent.mkdir(parents=True, exist_ok=True)
+        with ResponseCache(REQUEST_CACHE) as cache:
+            judged, metrics = dpo_iteration(
+                model, ref, tokenizer, data, spec, st.spec.seed, iteration, out, work, cache
+            )
         write_parquet(str(out / "judged.parquet"), judged)
         st.metrics.update(metrics)

@@ -11,6 +11,7 @@ from lure.layout import (
     LLM_BASE,
     RECLAIF_INSTANCES,
     RECLAIF_REPORT_DIR,
+    REQUEST_CACHE,
     Prepared,
     plots_dir,
     reclaif_model_dir,
@@ -20,8 +21,10 @@ from lure.llm.base import load_base, load_trained
 from lure.llm.data import title_lookup
 from lure.llm.model import set_torch_threads
 from lure.plots.reclaif import iterations_frame, write_iterations_plot
+from lure.reclaif.loop import truth_of
 from lure.reclaif.policy import generate_answers
 from lure.reclaif.run import answer_frame, constraint, figure_metrics, part, sampling, summarise
+from lure.requests import ResponseCache
 from lure.stage import run_stage
 
 if __name__ == "__main__":
@@ -29,7 +32,9 @@ if __name__ == "__main__":
         set_torch_threads(st.spec.train.threads)
         spec = st.spec.reclaif
         test = part(pd.read_parquet(RECLAIF_INSTANCES), "test")
-        titles = title_lookup(Prepared().read_items(columns=["item_id", "title"]))
+        prepared = Prepared()
+        titles = title_lookup(prepared.read_items(columns=["item_id", "title"]))
+        truth = truth_of(prepared)
         trained = reclaif_model_names(spec.iterations)
         answers = {"teacher": list(test["teacher"])}
         speed = {}
@@ -49,12 +54,15 @@ if __name__ == "__main__":
             )
             answers[name] = [a[0] for a in out]
             speed[name] = stats["answers_per_s"]
-        frames = {name: answer_frame(test, texts, spec, titles) for name, texts in answers.items()}
+        Path(REQUEST_CACHE).parent.mkdir(parents=True, exist_ok=True)
+        with ResponseCache(REQUEST_CACHE) as cache:
+            frames = {name: answer_frame(test, texts, spec, titles, truth, cache) for name, texts in answers.items()}
         Path(RECLAIF_REPORT_DIR).mkdir(parents=True, exist_ok=True)
         for name, frame in frames.items():
             write_parquet(f"{RECLAIF_REPORT_DIR}/answers-{name}.parquet", frame)
         summary = summarise(frames, spec.k, st.spec.eval.bootstrap, st.spec.eval.confidence, st.spec.seed)
         write_iterations_plot(
-            iterations_frame(summary, trained, figure_metrics(spec.k)), Path(plots_dir("reclaif-eval"))
+            iterations_frame(summary, trained, figure_metrics(spec.k, truth is not None)),
+            Path(plots_dir("reclaif-eval")),
         )
         st.metrics.update(models=summary, answers_per_s=speed, test_prompts=len(test))

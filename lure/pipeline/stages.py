@@ -57,7 +57,7 @@ from lure.registry import (
 )
 from lure.spec.exposynth import augmented_models
 from lure.spec.model import Spec, section_names
-from lure.spec.reclaif import DISTILL_TRAIN_FIELDS
+from lure.spec.reclaif import DISTILL_TRAIN_FIELDS, is_simulated
 
 
 def llm_files(spec: Spec) -> tuple[str, ...]:
@@ -410,6 +410,19 @@ RECLAIF_TRAIN = tuple(f"train.{f}" for f in DISTILL_TRAIN_FIELDS)
 RECLAIF_SAMPLING = tuple(
     f"reclaif.{f}" for f in ("k", "template", "decoding", "max_new_tokens", "generation_batch", "items_noun")
 )
+#: How the teacher and the judge are asked (``lure.reclaif.loop.ask``).
+RECLAIF_REQUESTS = ("reclaif.concurrency", "reclaif.request_max_tokens")
+
+
+def reclaif_rater(spec: Spec) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The params and template files behind the evaluation's explainability score: a model judge's backend and
+    prompt; for the simulated judge (which rates from the truth) only that it is the simulated one."""
+    assert spec.reclaif is not None
+    if is_simulated(spec.reclaif.judge):
+        return ("reclaif.judge.name",), ()
+    return ("reclaif.judge", "reclaif.explain_template", *RECLAIF_REQUESTS), (
+        template_file(spec.reclaif.explain_template),
+    )
 
 
 def reclaif_stages(spec: Spec) -> list[StageDef]:
@@ -419,6 +432,7 @@ def reclaif_stages(spec: Spec) -> list[StageDef]:
         return []
     models = reclaif_model_names(spec.reclaif.iterations)
     base_deps = (LLM_BASE, RECLAIF_DATA)
+    rater_params, rater_code = reclaif_rater(spec)
     stages = [] if llm_evaluated(spec) else [llm_base_stage(spec)]  # the base, unless the LLM stages made it
     stages += [
         StageDef(
@@ -427,9 +441,13 @@ def reclaif_stages(spec: Spec) -> list[StageDef]:
             params=(
                 "seed",
                 *(f"reclaif.{f}" for f in ("template", "history", "candidates", "k", "teacher")),
+                *(f"reclaif.{f}" for f in ("teacher_template", "answer_style")),
                 *(f"reclaif.{f}" for f in ("train_prompts", "dpo_prompts", "eval_prompts")),
+                *RECLAIF_REQUESTS,
             ),
-            code=(template_file(spec.reclaif.template),),
+            code=tuple(
+                template_file(t) for t in (spec.reclaif.template, spec.reclaif.teacher_template) if t is not None
+            ),
             deps=(PREPARED,),
             outs=(RECLAIF_DATA,),
             headline=(Headline("teacher_hit_at_1", "teacher_hit@1", "higher"),),
@@ -456,6 +474,7 @@ def reclaif_stages(spec: Spec) -> list[StageDef]:
                     "train.threads",
                     *RECLAIF_SAMPLING,
                     *(f"reclaif.{f}" for f in ("temperature", "top_p", "judge", "dpo", "reference", "judge_template")),
+                    *RECLAIF_REQUESTS,
                 ),
                 code=(template_file(spec.reclaif.judge_template),),
                 deps=(
@@ -482,7 +501,9 @@ def reclaif_stages(spec: Spec) -> list[StageDef]:
                 "eval.confidence",
                 "reclaif.iterations",
                 *RECLAIF_SAMPLING,
+                *rater_params,
             ),
+            code=rater_code,
             deps=(*base_deps, *(reclaif_model_dir(m) for m in models)),
             outs=(RECLAIF_REPORT_DIR,),
             plots=(charts.RECLAIF_ITERATIONS.path, f"{plots_dir('reclaif-eval')}/iterations.png"),

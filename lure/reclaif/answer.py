@@ -162,3 +162,27 @@ def match_answer(answer: Answer, candidates: Sequence[str], k: int) -> MatchedAn
 def read_answer(text: str, candidates: Sequence[str], k: int) -> MatchedAnswer:
     """:func:`parse_answer` then :func:`match_answer`."""
     return match_answer(parse_answer(text), candidates, k)
+
+
+def write_answer(preferences: Sequence[str], titles: Sequence[str], reasons: Sequence[str], style: str) -> str:
+    """An answer in the ``compact`` format of ``reclaif_compact.j2`` or the ``paper`` markdown format of §4.1."""
+    if style == "compact":
+        head = "Key preferences: " + "; ".join(preferences)
+        lines = [f'{r}. "{t}" - {why}' for r, (t, why) in enumerate(zip(titles, reasons, strict=True), start=1)]
+        return "\n".join([head, *lines])
+    if style == "paper":
+        prefs = [f"- Preference {n}: {p}" for n, p in enumerate(preferences, start=1)]
+        lines = [f"{r}. {t} - {why}" for r, (t, why) in enumerate(zip(titles, reasons, strict=True), start=1)]
+        return "\n".join(["Key Preferences:", *prefs, "", "Recommended (from most to least likely):", *lines])
+    raise ValueError(f"unknown answer style {style!r}; expected 'compact' or 'paper'")
+
+
+def rewrite_answer(answer: MatchedAnswer, candidates: Sequence[str], style: str) -> str:
+    """A valid answer written anew in ``style``: its preferences, its ranked candidates by their exact names, its
+    reasons. How a model teacher's answer to its own prompt (``reclaif.teacher_template``) becomes an SFT target in
+    the format the student is trained to write."""
+    if not answer.valid:
+        raise ValueError(f"only a valid answer can be rewritten; this one is {answer.invalid}")
+    reasons = dict(zip(answer.picks, answer.reasons, strict=True))
+    order = answer.ranked()
+    return write_answer(answer.preferences, [candidates[j] for j in order], [reasons[j] for j in order], style)

@@ -14,10 +14,13 @@ import pandas as pd
 
 from lure.layout import Prepared
 from lure.llm.data import load_window_split, title_lookup
+from lure.reclaif.answer import read_answer
 from lure.reclaif.instances import sequential_instances
 from lure.reclaif.judging import pair_counts, preference_pairs
-from lure.reclaif.loop import answer_metrics, judge_samples, prompts_of, teacher_texts, world_truth
+from lure.reclaif.loop import answer_metrics, explainability, judge_samples, prompts_of, teacher_texts, truth_of
 from lure.reclaif.policy import Sampling, dpo_train, generate_answers, sft_rows
+from lure.requests import ResponseCache
+from lure.requests.ledger import Ledger
 from lure.spec.reclaif import DISTILL_TRAIN_FIELDS, ReclaifSpec
 from lure.stats import bootstrap_ci, paired_bootstrap
 
@@ -25,18 +28,22 @@ from lure.stats import bootstrap_ci, paired_bootstrap
 PARTS = ("sft", "dpo", "test")
 
 
-def figure_metrics(k: int) -> tuple[str, ...]:
-    """Figure 3's panels, in the paper's order (its ValidRatio, Hit@1, NDCG@3, Diversity, Explainability) plus the
-    world's true relevance."""
-    return ("valid_ratio", "hit_at_1", f"ndcg_at_{k}", "diversity", "explainability", "true_relevance")
+def figure_metrics(k: int, with_truth: bool) -> tuple[str, ...]:
+    """Figure 3's panels, in the paper's order (its ValidRatio, Hit@1, NDCG@3, Diversity, Explainability) plus, on
+    the world, the true relevance."""
+    paper = ("valid_ratio", "hit_at_1", f"ndcg_at_{k}", "diversity", "explainability")
+    return (*paper, "true_relevance") if with_truth else paper
 
 
 #: Per-answer metrics summarised per recommender (means; ``valid`` is ValidRatio).
 SUMMARY = ("valid", "hit_at_1", "ndcg", "true_relevance", "true_relevance_at_1", "explainability", "diversity")
 
 
-def build_data(prepared: Prepared, spec: ReclaifSpec, seed: int) -> pd.DataFrame:
-    """Instances of the three parts with their prompts and the teacher's answers (a ``teacher`` column)."""
+def build_data(
+    prepared: Prepared, spec: ReclaifSpec, seed: int, cache: ResponseCache | None
+) -> tuple[pd.DataFrame, Ledger]:
+    """Instances of the three parts with their prompts and the teacher's answers (``teacher``: the SFT targets;
+    ``teacher_raw``: as the teacher wrote them), and the teacher's request ledger."""
     titles = title_lookup(prepared.read_items(columns=["item_id", "title"]))
     train = sequential_instances(
         load_window_split(prepared, "train"),
@@ -53,9 +60,11 @@ def build_data(prepared: Prepared, spec: ReclaifSpec, seed: int) -> pd.DataFrame
     part = np.where(np.arange(len(train)) < spec.train_prompts, "sft", "dpo")
     frame = pd.concat([train.assign(part=part), test.assign(part="test")], ignore_index=True)
     frame["prompt"] = prompts_of(frame, spec)
-    truth = world_truth(prepared)
-    frame["teacher"] = teacher_texts(frame, list(frame["prompt"]), truth, spec, seed)
-    return frame
+    truth = truth_of(prepared)
+    frame["teacher"], frame["teacher_raw"], ledger = teacher_texts(
+        frame, list(frame["prompt"]), truth, spec, seed, cache
+    )
+    return frame, ledger
 
 
 def part(data: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -115,6 +124,7 @@ def dpo_iteration(
     iteration: int,
     out_dir: Path,
     work_dir: Path,
+    cache: ResponseCache | None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Algorithm 1, one iteration: two samples per DPO prompt (Eq. 4), the judge's verdicts (Eq. 5), DPO (Eq. 2).
     Returns the judged pairs and the iteration's metrics (pair counts, DPO loss, throughput)."""
@@ -123,7 +133,7 @@ def dpo_iteration(
     from lure.rng import int_seed
 
     dpo = part(data, "dpo")
-    truth = world_truth(Prepared())
+    truth = truth_of(Prepared())
     samples, gen = generate_answers(
         model,
         tokenizer,
@@ -134,7 +144,7 @@ def dpo_iteration(
         candidates=constraint(dpo, spec),
     )
     t0 = time.perf_counter()
-    judged = judge_samples(dpo, list(dpo["prompt"]), samples, truth, spec, seed, iteration)
+    judged, ledger = judge_samples(dpo, list(dpo["prompt"]), samples, truth, spec, seed, iteration, cache)
     judge_s = time.perf_counter() - t0
     pairs = preference_pairs(judged)
     counts = pair_counts(judged["status"]) | {"identical": int(judged["identical"].sum())}
@@ -148,17 +158,25 @@ def dpo_iteration(
         "sampling": gen,
         "judged_pairs_per_min": round(len(judged) / max(judge_s, 1e-9) * 60, 1),
         "dpo": fit,
+        "requests": ledger.as_dict(),
     }
     return judged, metrics
 
 
 def answer_frame(
-    instances: pd.DataFrame, answers: Sequence[str], spec: ReclaifSpec, item_texts: Mapping[int, str] | None
+    instances: pd.DataFrame,
+    answers: Sequence[str],
+    spec: ReclaifSpec,
+    item_texts: Mapping[int, str] | None,
+    truth: Any | None,
+    cache: ResponseCache | None,
 ) -> pd.DataFrame:
-    """Per-answer metrics (:func:`lure.reclaif.loop.answer_metrics`) plus ``diversity``: the mean pairwise cosine
-    distance of the recommended items' text embeddings (RecLAIF §5; NaN for fewer than 2 items)."""
-    truth = world_truth(Prepared())
+    """Per-answer metrics (:func:`lure.reclaif.loop.answer_metrics`), the explainability score (§5, from the judge)
+    and ``diversity``: the mean pairwise cosine distance of the recommended items' text embeddings (RecLAIF §5; NaN
+    for fewer than 2 items). ``truth`` is the world's (true relevance, the simulated judge) or None."""
     frame = answer_metrics(instances, answers, truth, spec).rename(columns={f"ndcg_at_{spec.k}": "ndcg"})
+    matched = [read_answer(a, c, spec.k) for a, c in zip(answers, instances["candidate_texts"], strict=True)]
+    frame["explainability"] = explainability(instances, answers, matched, truth, spec, cache)
     if item_texts is not None:
         from lure.metrics.diversity import item_diversity
 
@@ -179,7 +197,7 @@ def summarise(
     out: dict[str, Any] = {}
     for model, frame in frames.items():
         entry: dict[str, Any] = {}
-        for col in SUMMARY:
+        for col in (c for c in SUMMARY if c in frame):
             values = frame[col].to_numpy(dtype=np.float64)
             values = values[np.isfinite(values)]
             lo, hi = bootstrap_ci(values, resamples, confidence, seed)
@@ -198,5 +216,6 @@ def summarise(
                     frame[col].to_numpy(), frames["sft"][col].to_numpy(), resamples, confidence, seed
                 )
                 for col in ("valid", "hit_at_1", "ndcg", "true_relevance", "true_relevance_at_1")
+                if col in frame
             }
     return out

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lure.metrics.ranking import discount
-from lure.reclaif.answer import MatchedAnswer
+from lure.reclaif.answer import MatchedAnswer, write_answer
 
 N_UNIFORMS = 4
 
@@ -59,19 +59,6 @@ def reason_for(item: int, preferences: Sequence[str], genres: Mapping[int, tuple
     own = genres[int(item)]
     shared = [g for g in own if g in preferences]
     return f"fits {shared[0]}" if shared else f"adds {own[0] if own else 'variety'}"
-
-
-def write_answer(preferences: Sequence[str], titles: Sequence[str], reasons: Sequence[str], style: str) -> str:
-    """An answer in the ``compact`` format of ``reclaif_compact.j2`` or the ``paper`` markdown format of §4.1."""
-    if style == "compact":
-        head = "Key preferences: " + "; ".join(preferences)
-        lines = [f'{r}. "{t}" - {why}' for r, (t, why) in enumerate(zip(titles, reasons, strict=True), start=1)]
-        return "\n".join([head, *lines])
-    if style == "paper":
-        prefs = [f"- Preference {n}: {p}" for n, p in enumerate(preferences, start=1)]
-        lines = [f"{r}. {t} - {why}" for r, (t, why) in enumerate(zip(titles, reasons, strict=True), start=1)]
-        return "\n".join(["Key Preferences:", *prefs, "", "Recommended (from most to least likely):", *lines])
-    raise ValueError(f"unknown answer style {style!r}; expected 'compact' or 'paper'")
 
 
 def teacher_answer(

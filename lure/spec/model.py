@@ -17,7 +17,7 @@ from lure.spec.llm import ModelSpec
 from lure.spec.method import BaselineName, Method
 from lure.spec.pairs import PairsSpec
 from lure.spec.propensity import PropensitySpec
-from lure.spec.reclaif import ReclaifSpec
+from lure.spec.reclaif import ReclaifSpec, is_simulated
 from lure.spec.tables import TablesSpec
 from lure.spec.tracking import TrackingSpec
 from lure.spec.train import TrainSpec
@@ -59,7 +59,8 @@ class Spec(Section):
     reclaif: ReclaifSpec | None = Field(
         default_factory=ReclaifSpec,
         description="RecLAIF: a recommender distilled from a teacher, then iterative DPO on judge-preferred pairs "
-        "(null = no reclaif stages; the simulated teacher and judge need the world).",
+        "(null = no reclaif stages; the simulated teacher and judge need the world, a model teacher and judge run "
+        "anywhere).",
     )
     tables: TablesSpec = Field(default_factory=TablesSpec, description="Paper tables.")
     tracking: TrackingSpec = Field(default_factory=TrackingSpec, description="MLflow tracking.")
@@ -126,10 +127,11 @@ class Spec(Section):
     def _reclaif_fits(self) -> Spec:
         if self.reclaif is None:
             return self
-        if self.data.source.name != "world":
+        simulated = [f"reclaif.{r}" for r in ("teacher", "judge") if is_simulated(getattr(self.reclaif, r))]
+        if simulated and self.data.source.name != "world":
             raise ValueError(
-                f"reclaif's simulated teacher and judge answer from the world's truth, but data.source is "
-                f"{self.data.source.name!r}: set reclaif to null"
+                f"{' and '.join(simulated)}: the simulated roles answer from the world's truth, but data.source is "
+                f"{self.data.source.name!r}: give them a model (name: openai or transformers; docs/reclaif.md)"
             )
         if self.reclaif.history > self.data.splits.history_max:
             raise ValueError(

@@ -5,11 +5,12 @@ docs/reclaif.md documents every choice the paper leaves open.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from lure.spec.base import Section, structural
+from lure.spec.requests import OpenAIConfig, TransformersConfig
 from lure.spec.train import Precision
 
 #: The ``train`` fields RecLAIF's distillation reads (its ``epochs`` are ``reclaif.sft_epochs``).
@@ -32,9 +33,6 @@ class SimulatedTeacherSpec(Section):
     name: Literal["simulated"] = Field("simulated", description="Teacher: the world's simulated teacher.")
     noise: float = Field(0.5, ge=0.0, le=100.0, description="Scale of the Gumbel noise on log r(u, i) (0 = truth).")
     preferences: int = Field(2, ge=1, le=5, description="Key preferences named (the history's commonest genres).")
-    style: Literal["compact", "paper"] = Field(
-        "compact", description="Answer format: 'compact' (reclaif_compact.j2) or the paper's markdown (§4.1)."
-    )
 
 
 class SimulatedReclaifJudgeSpec(Section):
@@ -48,6 +46,20 @@ class SimulatedReclaifJudgeSpec(Section):
     relevance_weight: float = Field(1.0, ge=0.0, le=100.0, description="Weight of s_Rel in the total.")
     diversity_weight: float = Field(0.25, ge=0.0, le=100.0, description="Weight of s_Div in the total.")
     explainability_weight: float = Field(0.25, ge=0.0, le=100.0, description="Weight of s_Exp in the total.")
+
+
+#: ``reclaif.teacher``: the world's simulated teacher, or any request-layer backend that writes text.
+TeacherBackend = Annotated[SimulatedTeacherSpec | OpenAIConfig | TransformersConfig, Field(discriminator="name")]
+#: ``reclaif.judge``: the world's simulated judge, or any request-layer backend that writes text.
+ReclaifJudgeBackend = Annotated[
+    SimulatedReclaifJudgeSpec | OpenAIConfig | TransformersConfig, Field(discriminator="name")
+]
+
+
+def is_simulated(role: object) -> bool:
+    """Whether a teacher or judge is the world's simulated one (answers from the truth; world only). Reads only the
+    role's ``name``, so a stage that declared just ``reclaif.judge.name`` may ask."""
+    return getattr(role, "name") == "simulated"  # noqa: B009
 
 
 class DpoSpec(Section):
@@ -72,7 +84,25 @@ class ReclaifSpec(Section):
     """RecLAIF on the dataset of ``data``: sequential recommendation from a candidate set (§4.1)."""
 
     template: str = Field("reclaif_compact", description="Recommender prompt, prompts/<template>.j2 (reclaif_*).")
+    teacher_template: str | None = Field(
+        None,
+        description="Prompt a model teacher answers, prompts/<teacher_template>.j2. Null: the recommender's own "
+        "prompt x (the paper's setting). Set (e.g. the paper's reclaif_music for a model teacher of a student that "
+        "reads reclaif_compact): each valid teacher answer is rewritten in answer_style, by its exact candidate "
+        "names, to become the SFT target for x. The simulated teacher writes answer_style directly.",
+    )
+    answer_style: Literal["compact", "paper"] = Field(
+        "compact",
+        description="Format of the SFT targets: 'compact' (reclaif_compact.j2's quoted names) or the paper's "
+        "markdown (§4.1). The simulated teacher writes it; a model teacher's answers are rewritten in it only when "
+        "teacher_template is set.",
+    )
     judge_template: str = Field("reclaif_judge", description="Judge prompt, prompts/<judge_template>.j2 (§4.2).")
+    explain_template: str = Field(
+        "reclaif_explain",
+        description="Explainability rater's prompt, prompts/<explain_template>.j2 (§5: a score 1-100), sent to the "
+        "judge's backend for every valid test answer. The simulated judge needs no prompt: it rates from the truth.",
+    )
     items_noun: str = Field("items", min_length=1, description="What the judge's prompts call the items.")
     history: int = Field(10, ge=1, le=200, description="History items in a prompt (Beauty 10, LastFM 20).")
     candidates: int = Field(10, ge=2, le=200, description="Candidates in a prompt (Beauty 10, LastFM 20).")
@@ -99,8 +129,42 @@ class ReclaifSpec(Section):
         description="DPO reference of iteration k: 'sft' (the paper's reading: the distilled model throughout) or "
         "'previous' (iteration k-1's model, as SPRec and RLHFlow iterate).",
     )
-    teacher: SimulatedTeacherSpec = Field(default_factory=SimulatedTeacherSpec, description="Who writes the SFT data.")
-    judge: SimulatedReclaifJudgeSpec = Field(
-        default_factory=SimulatedReclaifJudgeSpec, description="Who compares two answers (Eq. 5)."
+    teacher: TeacherBackend = Field(
+        default_factory=SimulatedTeacherSpec,
+        description="Who writes the SFT data (§5), picked by 'name': 'simulated' (the world's teacher; world only), "
+        "'openai' (any OpenAI-compatible endpoint) or 'transformers' (a Hugging Face causal LM in this process). A "
+        "model teacher answers greedily (temperature 0), each answer cached by content (.lure/requests.sqlite).",
+    )
+    judge: ReclaifJudgeBackend = Field(
+        default_factory=SimulatedReclaifJudgeSpec,
+        description="Who compares two answers (Eq. 5) and rates explainability (§5), picked by 'name' as the teacher "
+        "is. A model judge answers greedily; replies without a decision are not cached, and are dropped and counted.",
+    )
+    concurrency: int = Field(
+        8, ge=1, le=1024, description="Teacher and judge requests in flight at once (1 for a llama.cpp server)."
+    )
+    request_max_tokens: int = Field(
+        768, ge=16, le=100_000, description="Longest teacher answer or judge reply requested, in tokens."
     )
     dpo: DpoSpec = Field(default_factory=DpoSpec, description="DPO's settings (Eq. 2).")
+
+    @field_validator("template", "teacher_template", "judge_template", "explain_template")
+    @classmethod
+    def _template_exists(cls, name: str | None) -> str | None:
+        from lure.layout import prompts_dir, template_names
+
+        if name is None:
+            return None
+        known = ", ".join(t for t in template_names() if t.startswith("reclaif_"))
+        if not name.startswith("reclaif_") or not (prompts_dir() / f"{name}.j2").is_file():
+            raise ValueError(f"no RecLAIF prompt prompts/{name}.j2 (known: {known})")
+        return name
+
+    @model_validator(mode="after")
+    def _constraint_fits(self) -> ReclaifSpec:
+        if self.decoding == "candidates" and self.answer_style != "compact":
+            raise ValueError(
+                "decoding 'candidates' constrains quoted names, which only answer_style 'compact' writes; "
+                "use decoding 'free' with answer_style 'paper'"
+            )
+        return self

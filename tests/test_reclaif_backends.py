@@ -1,0 +1,163 @@
+"""RecLAIF's teacher, judge and explainability rater as models behind the request layer: an OpenAI-compatible
+server on loopback stands in for the model (its answers written by the test), so what is checked is what lure does
+with a model's text -- the prompts it sends, the rewrite of the teacher's answers, the verdicts it reads, what it
+caches and what it asks again."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from lure.reclaif.answer import read_answer, rewrite_answer, write_answer
+from lure.reclaif.loop import explainability, judge_samples, prompts_of, teacher_texts
+from lure.requests import ResponseCache
+from lure.requests.loopback import LoopbackServer
+from lure.spec.model import Spec
+from lure.spec.reclaif import ReclaifSpec
+
+CANDIDATES = [["Heat", "Heat 2", "Alien", "Brazil"], ["Up", "Jaws", "Big", "Fargo"]]
+INSTANCES = pd.DataFrame(
+    {
+        "instance_id": [0, 1],
+        "user_id": [3, 4],
+        "context": [["Ran", "Kes"], ["Jaws 2", "Ran"]],
+        "history": [[10, 11], [12, 10]],
+        "candidates": [[0, 1, 2, 3], [4, 5, 6, 7]],
+        "candidate_texts": CANDIDATES,
+        "target": [2, 7],
+    }
+)
+
+
+def user_text(body: dict[str, Any]) -> str:
+    return body["messages"][-1]["content"]
+
+
+def paper_teacher(body: dict[str, Any]) -> str:
+    """A teacher that answers the paper's music prompt in its markdown: the last two candidates, last first."""
+    text = user_text(body)
+    names = text.split("Available Artists/Bands:\n")[1].split("\n")[0].split(", ")
+    return "**Key Preferences:**\n- Preference 1: dark films\n\n**Recommended:**\n" + "\n".join(
+        f"{n}. **{name}** - because {name.lower()}" for n, name in enumerate(reversed(names[-2:]), start=1)
+    )
+
+
+def spec_with(**fields: Any) -> ReclaifSpec:
+    return ReclaifSpec(**{"k": 2, "concurrency": 2, **fields})
+
+
+def openai(server: LoopbackServer, model: str) -> dict[str, Any]:
+    return {"name": "openai", "base_url": server.url, "model": model, "api_key_env": None, "max_retries": 0}
+
+
+def test_rewrite_keeps_the_picks_reasons_and_exact_names() -> None:
+    m = read_answer("Key preferences: x; y\n1. heat 2 - tense\n2. ALIEN: scary", CANDIDATES[0], 2)
+    assert m.valid and m.ranked() == [1, 2]
+    assert (
+        rewrite_answer(m, CANDIDATES[0], "compact") == 'Key preferences: x; y\n1. "Heat 2" - tense\n2. "Alien" - scary'
+    )
+    assert rewrite_answer(m, CANDIDATES[0], "paper") == write_answer(
+        ("x", "y"), ["Heat 2", "Alien"], ["tense", "scary"], "paper"
+    )
+    with pytest.raises(ValueError, match="only a valid answer"):
+        rewrite_answer(read_answer("1. Heat", CANDIDATES[0], 2), CANDIDATES[0], "compact")
+
+
+def test_model_teacher_answers_its_own_prompt_and_its_answers_become_compact_targets(tmp_path: Path) -> None:
+    with LoopbackServer(answer=paper_teacher) as server, ResponseCache(tmp_path / "c.sqlite") as cache:
+        spec = spec_with(teacher=openai(server, "teacher-1"), teacher_template="reclaif_music")
+        prompts = prompts_of(INSTANCES, spec)
+        targets, raw, ledger = teacher_texts(INSTANCES, prompts, None, spec, 0, cache)
+        sent = server.stats.received
+        again, _, second = teacher_texts(INSTANCES, prompts, None, spec, 0, cache)
+        assert server.stats.received == sent == 2  # the second run is served from the cache
+    assert ledger.as_dict()["requests"] == 2 and second.as_dict()["cache_hits"] == 2
+    assert raw[0].startswith("**Key Preferences:**") and "Brazil" in raw[0]
+    assert targets[0] == 'Key preferences: dark films\n1. "Brazil" - because brazil\n2. "Alien" - because alien'
+    assert targets == again
+    assert prompts[0].startswith("Recommend 2.")  # the student's prompt x stays the compact one
+
+
+def test_model_teacher_without_its_own_template_answers_x_and_is_kept_as_written(tmp_path: Path) -> None:
+    def compact(body: dict[str, Any]) -> str:
+        names = re.findall(r'"([^"]+)"', user_text(body).split("Candidates:")[1])
+        return f'Key preferences: a\n1. "{names[0]}" - r\n2. "{names[0]}" - r'  # a duplicate: invalid, kept as is
+
+    with LoopbackServer(answer=compact) as server:
+        spec = spec_with(teacher=openai(server, "t"))
+        prompts = prompts_of(INSTANCES, spec)
+        targets, raw, _ = teacher_texts(INSTANCES, prompts, None, spec, 0, None)
+    assert targets == raw and read_answer(targets[0], CANDIDATES[0], 2).invalid == "duplicate"
+
+
+def verdict(option: str) -> str:
+    scores = "- Relevance Score: 4 ok\n- Diversity Score: 3 ok\n- Explainability Score: 5 ok"
+    return f"Option A Evaluation:\n{scores}\nOption B Evaluation:\n{scores}\nDecision:\n- Chosen Option: {option}"
+
+
+def test_model_judge_reads_options_maps_the_choice_back_and_caches_only_decisions(tmp_path: Path) -> None:
+    """The judge prefers the option naming 'Alien' or 'Fargo' first; the second prompt's reply is cut (invalid)."""
+
+    seen: list[str] = []
+
+    def judge(body: dict[str, Any]) -> str:
+        text = user_text(body)
+        seen.append(text)
+        a = text.split("Option A:\n")[1].split("\nOption B:")[0]
+        if "Jaws 2" in text:
+            return "Option A Evaluation:\n- Relevance Score: 4"
+        return verdict("A" if '1. "Alien"' in a else "B")
+
+    samples = [('K: x\n1. "Alien" - a\n2. "Heat" - b', 'K: x\n1. "Heat" - b\n2. "Alien" - a'), ("s", "t")]
+    with LoopbackServer(answer=judge) as server, ResponseCache(tmp_path / "c.sqlite") as cache:
+        spec = spec_with(judge=openai(server, "judge-1"), items_noun="films")
+        prompts = prompts_of(INSTANCES, spec)
+        judged, ledger = judge_samples(INSTANCES, prompts, samples, None, spec, 0, 1, cache)
+        judge_samples(INSTANCES, prompts, samples, None, spec, 0, 1, cache)
+        assert server.stats.received == 3  # the decided reply was cached, the cut one asked again
+    assert list(judged["status"]) == ["ok", "invalid"]
+    shown_first = int(judged["first"].iloc[0])  # which sample was shown as A
+    assert (judged["chosen"].iloc[0] == "A") == (shown_first == 0)  # the choice always names sample 0 ('Alien' first)
+    first_prompt = next(t for t in seen if "Heat 2" in t)
+    assert "Next Preferred: Alien" in first_prompt and "two sets of films recommendations" in first_prompt
+    assert judged["reply"].iloc[0].endswith("Chosen Option: " + str(judged["chosen"].iloc[0]))
+    assert ledger.as_dict()["requests"] == 2
+
+
+def test_model_rater_scores_valid_answers_and_gives_invalid_ones_the_minimum(tmp_path: Path) -> None:
+    def rater(body: dict[str, Any]) -> str:
+        return "Score: 73" if "Kes" in user_text(body) else "I cannot rate this."
+
+    answers = ['K: x\n1. "Alien" - a\n2. "Heat" - b', 'K: y\n1. "Up" - a\n2. "Big" - b']
+    matched = [read_answer(a, c, 2) for a, c in zip(answers, CANDIDATES, strict=True)]
+    with LoopbackServer(answer=rater) as server, ResponseCache(tmp_path / "c.sqlite") as cache:
+        spec = spec_with(judge=openai(server, "judge-1"))
+        scores = explainability(INSTANCES, answers, matched, None, spec, cache)
+        assert scores[0] == 73.0 and np.isnan(scores[1])  # no score in the reply: NaN, not a number made up
+        invalid = [read_answer("nothing", c, 2) for c in CANDIDATES]
+        assert explainability(INSTANCES, ["nothing", "nothing"], invalid, None, spec, cache) == [1.0, 1.0]
+        sent = server.stats.received
+    assert sent == 2  # invalid answers are not sent
+
+
+def test_simulated_roles_on_real_data_are_refused_naming_the_role() -> None:
+    lastfm = {"data": {"source": {"name": "lastfm"}}, "judge": None, "calibrate": None, "exposynth": None}
+    model = {"name": "openai", "base_url": "http://127.0.0.1:8080/v1", "model": "m", "api_key_env": None}
+    with pytest.raises(ValidationError, match=r"reclaif.teacher and reclaif.judge: the simulated roles"):
+        Spec(**lastfm, reclaif={})
+    with pytest.raises(ValidationError, match=r"reclaif.judge: the simulated roles"):
+        Spec(**lastfm, reclaif={"teacher": model})
+    spec = Spec(**lastfm, reclaif={"teacher": model, "judge": model})
+    assert spec.reclaif is not None and spec.reclaif.teacher.name == "openai"
+    with pytest.raises(ValidationError, match="no RecLAIF prompt prompts/judge_pairwise.j2"):
+        ReclaifSpec(teacher_template="judge_pairwise")
+    with pytest.raises(ValidationError, match="decoding 'candidates' constrains quoted names"):
+        ReclaifSpec(answer_style="paper")
+    assert json.loads(ReclaifSpec(decoding="free", answer_style="paper").model_dump_json())["answer_style"] == "paper"
