@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lure.data.sources.base import dataset_label
 from lure.io import write_parquet
 from lure.layout import (
     LLM_BASE,
@@ -18,9 +19,10 @@ from lure.layout import (
     reclaif_model_names,
 )
 from lure.llm.base import load_base, load_trained
-from lure.llm.data import title_lookup
+from lure.llm.data import title_lookup, window_training_interactions
 from lure.llm.model import set_torch_threads
 from lure.plots.reclaif import iterations_frame, write_iterations_plot
+from lure.reclaif.baselines import baseline_answers
 from lure.reclaif.loop import truth_of
 from lure.reclaif.policy import generate_answers
 from lure.reclaif.run import answer_frame, constraint, figure_metrics, part, sampling, summarise
@@ -54,9 +56,18 @@ if __name__ == "__main__":
             )
             answers[name] = [a[0] for a in out]
             speed[name] = stats["answers_per_s"]
+        if spec.baselines:
+            train = window_training_interactions(prepared)
+            for name in spec.baselines:
+                answers[name] = baseline_answers(
+                    name, st.spec.eval, train, len(titles), test, spec.k, spec.answer_style, st.spec.seed
+                )
         Path(REQUEST_CACHE).parent.mkdir(parents=True, exist_ok=True)
         with ResponseCache(REQUEST_CACHE) as cache:
-            frames = {name: answer_frame(test, texts, spec, titles, truth, cache) for name, texts in answers.items()}
+            frames = {
+                name: answer_frame(test, texts, spec, titles, truth, cache, rate=name not in spec.baselines)
+                for name, texts in answers.items()
+            }
         Path(RECLAIF_REPORT_DIR).mkdir(parents=True, exist_ok=True)
         for name, frame in frames.items():
             write_parquet(f"{RECLAIF_REPORT_DIR}/answers-{name}.parquet", frame)
@@ -65,4 +76,8 @@ if __name__ == "__main__":
             iterations_frame(summary, trained, figure_metrics(spec.k, truth is not None)),
             Path(plots_dir("reclaif-eval")),
         )
-        st.metrics.update(models=summary, answers_per_s=speed, test_prompts=len(test))
+        st.metrics[dataset_label(st.spec.data.source)] = {
+            "models": summary,
+            "answers_per_s": speed,
+            "test_prompts": len(test),
+        }

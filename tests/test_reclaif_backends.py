@@ -41,11 +41,12 @@ def user_text(body: dict[str, Any]) -> str:
 
 
 def paper_teacher(body: dict[str, Any]) -> str:
-    """A teacher that answers the paper's music prompt in its markdown: the last two candidates, last first."""
+    """A teacher that answers the paper's music prompt in its markdown: the last k candidates, last first."""
     text = user_text(body)
     names = text.split("Available Artists/Bands:\n")[1].split("\n")[0].split(", ")
+    k = {"two": 2, "three": 3}[re.search(r"Select the top (\w+)", text).group(1)]
     return "**Key Preferences:**\n- Preference 1: dark films\n\n**Recommended:**\n" + "\n".join(
-        f"{n}. **{name}** - because {name.lower()}" for n, name in enumerate(reversed(names[-2:]), start=1)
+        f"{n}. **{name}** - because {name.lower()}" for n, name in enumerate(reversed(names[-k:]), start=1)
     )
 
 
@@ -161,3 +162,100 @@ def test_simulated_roles_on_real_data_are_refused_naming_the_role() -> None:
     with pytest.raises(ValidationError, match="decoding 'candidates' constrains quoted names"):
         ReclaifSpec(answer_style="paper")
     assert json.loads(ReclaifSpec(decoding="free", answer_style="paper").model_dump_json())["answer_style"] == "paper"
+
+
+def loopback_roles(body: dict[str, Any]) -> str:
+    """Teacher, judge and rater in one server, told apart by their prompts (the templates' first lines)."""
+    text = user_text(body)
+    if text.startswith("You are a music recommendation engine"):
+        return paper_teacher(body)
+    if text.startswith("You are an expert evaluator tasked"):
+        a = text.split("Option A:\n")[1].split("\nOption B:")[0]
+        return verdict("A" if len(a) % 2 else "B")
+    if text.startswith("You are an expert evaluator of recommendation explanations"):
+        return "Score: 61"
+    return "unexpected prompt"
+
+
+@pytest.mark.slow
+def test_reclaif_lastfm_spec_runs_on_the_shared_data_with_model_roles(tmp_path: Path) -> None:
+    """specs/reclaif-lastfm.yaml as committed, scaled down, its teacher and judge pointed at a loopback server:
+    LastFM from ../shared/data through the whole chain, the OpenAI code path for every request."""
+    import yaml
+
+    from tests.conftest import ROOT, SHARED, SMALL_LLM, dvc, make_project, ran
+
+    folder = SHARED / "lastfm-hetrec2011"
+    if not (folder / "user_artists.dat").is_file():
+        pytest.skip(f"LastFM files not found under {folder} (the shared data folder is absent)")
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "lastfm").symlink_to(folder)
+    spec = yaml.safe_load((ROOT / "specs" / "reclaif-lastfm.yaml").read_text())
+    with LoopbackServer(answer=loopback_roles) as server:
+        role = {**spec["reclaif"]["teacher"], "base_url": server.url, "api_key_env": None, "max_retries": 0}
+        spec["data"]["source"]["raw_dir"] = str(raw)
+        spec["reclaif"].update(
+            teacher=role,
+            judge=role,
+            train_prompts=24,
+            dpo_prompts=8,
+            eval_prompts=6,
+            sft_epochs=1,
+            iterations=1,
+            max_new_tokens=60,
+            dpo={"batch_size": 4},
+        )
+        spec.update(SMALL_LLM, tracking={"enabled": False})
+        spec["model"] = {**SMALL_LLM["model"], "max_length": 1024}  # 40 artist names in a prompt
+        spec["eval"] = {"models": ["popularity"], "bootstrap": 20, "sasrec": {"epochs": 1, "hidden": 16}}
+        root = make_project(tmp_path / "p", spec)
+        stages = ran(dvc("repro", "reclaif-eval", cwd=root, timeout=1200).stdout)
+        received = server.stats.received
+    assert [s for s in stages if s.startswith("reclaif")] == [
+        "reclaif-data",
+        "reclaif-sft",
+        "reclaif-dpo-1",
+        "reclaif-eval",
+    ]
+    data = json.loads((root / "metrics" / "reclaif-data.json").read_text())
+    assert data["instances"] == {"sft": 24, "dpo": 8, "test": 6}
+    assert data["requests"]["requests"] == 38 and data["requests"]["failed"] == 0
+    assert "teacher_true_relevance" not in data  # no truth on real data
+    instances = pd.read_parquet(root / "data" / "reclaif" / "data" / "instances.parquet")
+    assert instances["context"].map(len).max() == 20 and instances["candidate_texts"].map(len).eq(20).all()
+    assert instances["teacher_raw"].str.startswith("**Key Preferences:**").all()
+    valid = instances["teacher"].str.startswith('Key preferences: dark films\n1. "')
+    assert valid.mean() > 0.8  # rewritten in the compact format (a name with ', ' inside can break the fake teacher)
+    dpo = json.loads((root / "metrics" / "reclaif-dpo-1.json").read_text())
+    assert dpo["pairs"]["judged"] == 8 and dpo["requests"]["requests"] == 8
+    report = json.loads((root / "metrics" / "reclaif-eval.json").read_text())["lastfm"]["models"]
+    assert set(report) == {"teacher", "base", "sft", "dpo-1", "sasrec", "popularity"}
+    assert report["sasrec"]["valid_ratio"]["mean"] == 1.0 and report["sasrec"]["explainability"]["mean"] is None
+    assert report["teacher"]["explainability"]["mean"] == pytest.approx(
+        61.0 * report["teacher"]["valid_ratio"]["mean"] + 1.0 * (1 - report["teacher"]["valid_ratio"]["mean"])
+    )
+    assert "true_relevance" not in report["sft"]
+    lines = (root / "plots" / "reclaif-eval" / "iterations.csv").read_text().splitlines()
+    assert len(lines) == 1 + 5 * 2  # the paper's five panels, no true relevance on real data
+    assert received >= 38 + 8  # teacher, judge and the rater of every valid test answer
+
+
+def test_training_interactions_of_a_timeless_split_are_each_users_prefix() -> None:
+    """The window split of a dataset without time: users 0 and 1 (3 and 4 interactions, all at time 0) give 2 + 3
+    windows; the first 4 (by user, then position) train. User 0's 2 windows and user 1's first 2 train, so the
+    training windows see user 0's 3 interactions and user 1's first 3."""
+    from lure.data.splits import window_samples, window_split
+    from lure.llm.data import seen_by_training_windows
+
+    interactions = pd.DataFrame(
+        {"user_id": [0, 0, 0, 1, 1, 1, 1], "item_id": [5, 6, 7, 8, 9, 10, 11], "timestamp": [0] * 7}
+    )
+    train, valid, _ = window_split(window_samples(interactions, 10), [0.8, 0.2, 0.0])
+    assert list(zip(train["user_id"], train["item_id"], strict=True)) == [(0, 6), (0, 7), (1, 9), (1, 10)]
+    seen = seen_by_training_windows(interactions, train, int(valid["timestamp"].min()))
+    assert list(seen["item_id"]) == [5, 6, 7, 8, 9, 10]
+    timed = interactions.assign(timestamp=[1, 2, 3, 1, 2, 5, 6])  # a time cut at 5 separates the parts
+    t_train, t_valid, _ = window_split(window_samples(timed, 10), [0.6, 0.4, 0.0])
+    assert int(t_valid["timestamp"].min()) == 5 and int(t_train["timestamp"].max()) < 5
+    assert list(seen_by_training_windows(timed, t_train, 5)["item_id"]) == [5, 6, 7, 8, 9]

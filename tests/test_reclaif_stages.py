@@ -15,6 +15,7 @@ pytestmark = pytest.mark.slow
 SPEC = {
     **SMALL_OFFLINE,
     **SMALL_LLM,
+    "eval": {**SMALL_OFFLINE["eval"], "sasrec": {"epochs": 1, "hidden": 16}},
     "reclaif": {
         "history": 4,
         "candidates": 5,
@@ -46,8 +47,9 @@ def test_reclaif_stages_run_under_dvc_and_rerun_only_what_a_change_touches(tmp_p
     dpo = json.loads((root / "metrics" / "reclaif-dpo-1.json").read_text())
     assert dpo["pairs"]["judged"] == 8
     assert dpo["pairs"]["ok"] + dpo["pairs"]["tie"] + dpo["pairs"]["invalid"] == 8
-    report = json.loads((root / "metrics" / "reclaif-eval.json").read_text())
-    assert set(report["models"]) == {"teacher", "base", "sft", "dpo-1"}
+    report = json.loads((root / "metrics" / "reclaif-eval.json").read_text())["world"]
+    assert set(report["models"]) == {"teacher", "base", "sft", "dpo-1", "sasrec", "popularity"}
+    assert report["models"]["sasrec"]["valid_ratio"]["mean"] == 1.0  # k candidates, each once, by construction
     assert report["models"]["teacher"]["valid_ratio"]["mean"] == 1.0
     assert "change_over_sft" in report["models"]["dpo-1"]
     assert (root / "plots" / "reclaif-eval" / "iterations.png").stat().st_size > 0

@@ -354,7 +354,9 @@ def test_a_metric_that_is_not_a_number_names_the_cell(tmp_path):
 def test_world_and_ours_name_the_same_recommender_and_metric(tables):
     """A cell's world key is its ours key on the world: same stage, recommender and metric, another dataset."""
     pairs = [(c.ours, c.world) for t in tables.values() for *_, c in t.iter_cells() if c.world and c.ours]
-    assert len(pairs) == 54 + 3  # GDRT Table 2: 3 datasets x 6 metrics x (SASRec, SFT, GDRT); LURE §4.3: 3
+    # GDRT Table 2: 3 datasets x 6 metrics x (SASRec, SFT, GDRT); LURE §4.3: 3; RecLAIF Table 3: 2 datasets x
+    # (4 recommenders x 5 metrics - SASRec's explainability, not applicable)
+    assert len(pairs) == 54 + 3 + 2 * (4 * 5 - 1)
     # LURE Table 1 has a world column only: its ours column needs a real LLM judge on MovieLens-1M
     world_only = [c.world for t in tables.values() for *_, c in t.iter_cells() if c.world and not c.ours]
     assert len(world_only) == 12 and all(k.startswith("judge-metrics.models.als.") for k in world_only)
@@ -374,12 +376,19 @@ def test_every_run_is_a_spec_of_this_repository_that_writes_those_keys(tables):
                 assert spec.judge is not None and run.metrics.split(".")[2] in spec.eval.models, run
                 continue
             stage, dataset = run.metrics.split(".")
-            assert stage in ("llm-report", "exposynth"), run  # both key their results by the dataset's label
+            assert stage in ("llm-report", "exposynth", "reclaif-eval"), run  # all key results by the dataset's label
             assert SOURCES.get(spec.data.source.name).dataset_label(spec.data.source) == dataset, run
             assert (dataset == "world") == (run.fills == "world"), run
             if stage == "exposynth":  # LURE §4.3: the paper's procedure on the paper's dataset
                 assert spec.exposynth is not None
                 assert spec.exposynth.preset == ("paper" if run.fills == "ours" else "corrected"), run
+                continue
+            if stage == "reclaif-eval":  # Table 3: the recommenders the spec's RecLAIF evaluation answers with
+                assert spec.reclaif is not None, run
+                answering = {"base", "teacher", "sft", *spec.reclaif.baselines}
+                answering |= {f"dpo-{i}" for i in range(1, spec.reclaif.iterations + 1)}
+                keys = [getattr(c, run.fills) for *_, c in table.iter_cells()]
+                assert {k.split(".")[3] for k in keys if k and run.fills_key(k)} <= answering, run
                 continue
             names = {spec.method.name, *spec.baselines}
             for *_, cell in table.iter_cells():

@@ -127,8 +127,23 @@ def load_window_split(prepared: Any, split: str) -> pd.DataFrame:
 
 
 def window_training_interactions(prepared: Any) -> pd.DataFrame:
-    """Interactions a classic baseline may learn from in the window protocol: everything before the first
-    validation target (the split is global by target time, so this is exactly what the training windows see)."""
+    """Interactions a classic baseline may learn from in the window protocol (:func:`seen_by_training_windows`)."""
     interactions = Prepared(prepared).read_interactions(columns=["user_id", "item_id", "timestamp"])
-    cutoff = int(load_window_split(prepared, "valid")["timestamp"].min())
-    return interactions[interactions["timestamp"] < cutoff].reset_index(drop=True)
+    first_valid = int(load_window_split(prepared, "valid")["timestamp"].min())
+    return seen_by_training_windows(interactions, load_window_split(prepared, "train"), first_valid)
+
+
+def seen_by_training_windows(interactions: pd.DataFrame, train: pd.DataFrame, first_valid: int) -> pd.DataFrame:
+    """What the training windows see, from the interactions in canonical (user, time) order.
+
+    The split is global by target time. When the time cut separates the parts (every training target earlier than
+    ``first_valid``, the first validation target's time), that is everything before ``first_valid``. When it does
+    not -- a dataset without time (LastFM: every timestamp 0), where the split orders tied targets by user and
+    position -- it is, per user, the interactions up to the last training target: a user's training windows are a
+    prefix of the user's sequence, so the first ``windows + 1`` interactions."""
+    if train.empty or int(train["timestamp"].max()) < first_valid:
+        return interactions[interactions["timestamp"] < first_valid].reset_index(drop=True)
+    windows = train.groupby("user_id").size()
+    position = interactions.groupby("user_id").cumcount().to_numpy()
+    keep = position <= interactions["user_id"].map(windows).fillna(-1).to_numpy()
+    return interactions[keep].reset_index(drop=True)

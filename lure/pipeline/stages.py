@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from lure.data.sources.base import dataset_label
 from lure.layout import (
     AUGMENT_DIR,
     AUGMENT_REPORT_DIR,
@@ -433,6 +434,7 @@ def reclaif_stages(spec: Spec) -> list[StageDef]:
     models = reclaif_model_names(spec.reclaif.iterations)
     base_deps = (LLM_BASE, RECLAIF_DATA)
     rater_params, rater_code = reclaif_rater(spec)
+    label = dataset_label(spec.data.source)  # reclaif-eval's metrics are keyed by it, as the paper tables read them
     stages = [] if llm_evaluated(spec) else [llm_base_stage(spec)]  # the base, unless the LLM stages made it
     stages += [
         StageDef(
@@ -499,19 +501,23 @@ def reclaif_stages(spec: Spec) -> list[StageDef]:
                 "train.threads",
                 "eval.bootstrap",
                 "eval.confidence",
+                "data.source",  # the dataset's label in the metrics
                 "reclaif.iterations",
+                "reclaif.answer_style",
+                "reclaif.baselines",
+                *dict.fromkeys(r for b in spec.reclaif.baselines for r in ZOO.get(b).reads),
                 *RECLAIF_SAMPLING,
                 *rater_params,
             ),
             code=rater_code,
-            deps=(*base_deps, *(reclaif_model_dir(m) for m in models)),
+            deps=(PREPARED, *base_deps, *(reclaif_model_dir(m) for m in models)),
             outs=(RECLAIF_REPORT_DIR,),
             plots=(charts.RECLAIF_ITERATIONS.path, f"{plots_dir('reclaif-eval')}/iterations.png"),
             charts=(charts.RECLAIF_ITERATIONS,),
             headline=tuple(
-                Headline(f"models.{m}.{metric}.mean", f"{m}.{metric}", "higher")
+                Headline(f"{label}.models.{m}.{metric}.mean", f"{m}.{metric}", "higher")
                 for m in models
-                for metric in ("valid_ratio", "hit_at_1", "true_relevance")
+                for metric in ("valid_ratio", "hit_at_1", "ndcg_at_" + str(spec.reclaif.k))
             ),
         )
     )

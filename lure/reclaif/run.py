@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lure.layout import Prepared
+from lure.layout import RECLAIF_INSTANCES, Prepared
 from lure.llm.data import load_window_split, title_lookup
 from lure.reclaif.answer import read_answer
 from lure.reclaif.instances import sequential_instances
@@ -109,6 +109,12 @@ def distill(
 
     sft = part(data, "sft")
     valid = answer_metrics(sft, list(sft["teacher"]), None, spec)["valid"].to_numpy(dtype=bool)
+    if not valid.any():
+        raise ValueError(
+            f"distillation: none of the teacher's {len(sft)} answers is valid (k={spec.k} distinct candidates); "
+            f"see the 'teacher_raw' column of {RECLAIF_INSTANCES} and docs/reclaif.md (a model too small to follow "
+            "the prompt writes no valid answer)"
+        )
     rows = sft_rows(list(sft.loc[valid, "prompt"]), list(sft.loc[valid, "teacher"]), tokenizer, max_length)
     fit = fine_tune(model, tokenizer, Dataset.from_list(rows), train, seed, out_dir, work_dir)
     return fit["metrics"] | {"teacher_answers": len(sft), "teacher_invalid": int((~valid).sum())}
@@ -170,13 +176,17 @@ def answer_frame(
     item_texts: Mapping[int, str] | None,
     truth: Any | None,
     cache: ResponseCache | None,
+    rate: bool = True,
 ) -> pd.DataFrame:
     """Per-answer metrics (:func:`lure.reclaif.loop.answer_metrics`), the explainability score (§5, from the judge)
     and ``diversity``: the mean pairwise cosine distance of the recommended items' text embeddings (RecLAIF §5; NaN
-    for fewer than 2 items). ``truth`` is the world's (true relevance, the simulated judge) or None."""
+    for fewer than 2 items). ``truth`` is the world's (true relevance, the simulated judge) or None; ``rate`` False
+    leaves explainability NaN (an answer without reasons: the paper's '-')."""
     frame = answer_metrics(instances, answers, truth, spec).rename(columns={f"ndcg_at_{spec.k}": "ndcg"})
     matched = [read_answer(a, c, spec.k) for a, c in zip(answers, instances["candidate_texts"], strict=True)]
-    frame["explainability"] = explainability(instances, answers, matched, truth, spec, cache)
+    frame["explainability"] = (
+        explainability(instances, answers, matched, truth, spec, cache) if rate else np.full(len(frame), np.nan)
+    )
     if item_texts is not None:
         from lure.metrics.diversity import item_diversity
 

@@ -129,6 +129,12 @@ class ReclaifSpec(Section):
         description="DPO reference of iteration k: 'sft' (the paper's reading: the distilled model throughout) or "
         "'previous' (iteration k-1's model, as SPRec and RLHFlow iterate).",
     )
+    baselines: list[Literal["sasrec", "popularity"]] = Field(
+        default_factory=lambda: ["sasrec", "popularity"],
+        description="Classic recommenders that rank the same test candidates (Table 3's SASRec row; "
+        "lure.reclaif.baselines): fitted on the window training interactions with the eval section's settings; "
+        "their answers give no reasons, so no explainability is rated.",
+    )
     teacher: TeacherBackend = Field(
         default_factory=SimulatedTeacherSpec,
         description="Who writes the SFT data (§5), picked by 'name': 'simulated' (the world's teacher; world only), "
