@@ -37,7 +37,7 @@ def bench_reclaif() -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         prepare(spec.data, spec.seed, Path(tmp) / "prepared")
         prepared = Prepared(Path(tmp) / "prepared")
-        data, _ = build_data(prepared, rs, spec.seed, None)
+        data, _, _ = build_data(prepared, rs, spec.seed, None)
         dpo = part(data, "dpo").iloc[:64].reset_index(drop=True)
         titles = list(prepared.read_items(columns=["title"])["title"])
         tok = train_tokenizer(titles, vocab_size=spec.model.tiny.vocab_size)

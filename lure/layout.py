@@ -62,6 +62,8 @@ RECLAIF_DIR = f"{DATA_DIR}/reclaif"
 #: RecLAIF's instances (parts sft / dpo / test) with their prompts and the teacher's answers.
 RECLAIF_DATA = f"{RECLAIF_DIR}/data"
 RECLAIF_INSTANCES = f"{RECLAIF_DATA}/instances.parquet"
+#: The retrieval task's catalogue (item_id, product_id, title, text of every candidate); absent for a sequential one.
+RECLAIF_CATALOGUE = f"{RECLAIF_DATA}/catalogue.parquet"
 REPORTS_DIR = "reports"
 EVALUATE_DIR = f"{REPORTS_DIR}/evaluate"
 TABLES_DIR = f"{REPORTS_DIR}/tables"

@@ -48,7 +48,7 @@ def one_seed(seed: int, out: Path) -> list[dict[str, object]]:
     prepared = Prepared()
     titles = title_lookup(prepared.read_items(columns=["item_id", "title"]))
     truth = truth_of(prepared)
-    data, _ = build_data(prepared, rs, seed, None)
+    data, _, _ = build_data(prepared, rs, seed, None)
     test = part(data, "test")
     work = out / f"seed-{seed}"
     model, tok = load_base(Path(LLM_BASE), spec.model, trainable=True)

@@ -4,11 +4,13 @@ teacher's answers to all of them (§5); the teacher's test answers are its row o
 from pathlib import Path
 
 from lure.io import write_parquet
-from lure.layout import RECLAIF_INSTANCES, REQUEST_CACHE, Prepared
-from lure.reclaif.loop import answer_metrics, truth_of
-from lure.reclaif.run import build_data, part
+from lure.layout import RECLAIF_CATALOGUE, RECLAIF_INSTANCES, REQUEST_CACHE, Prepared
+from lure.reclaif.loop import answer_metrics
+from lure.reclaif.run import build_data, part, task_truth
 from lure.requests import ResponseCache
 from lure.stage import run_stage
+
+RELEVANCE = ("hit_at_", "prec_at_", "ndcg_at_")  # the teacher's relevance metrics, whichever the task
 
 if __name__ == "__main__":
     with run_stage("reclaif-data") as st:
@@ -16,16 +18,22 @@ if __name__ == "__main__":
         prepared = Prepared()
         Path(REQUEST_CACHE).parent.mkdir(parents=True, exist_ok=True)
         with ResponseCache(REQUEST_CACHE) as cache:
-            data, ledger = build_data(prepared, spec, st.spec.seed, cache)
+            data, catalogue, ledger = build_data(prepared, spec, st.spec.seed, cache)
         Path(RECLAIF_INSTANCES).parent.mkdir(parents=True, exist_ok=True)
         write_parquet(RECLAIF_INSTANCES, data)
+        if catalogue is not None:
+            write_parquet(RECLAIF_CATALOGUE, catalogue)
         test = part(data, "test")
-        truth = truth_of(prepared)
+        truth = task_truth(prepared, spec)
         teacher = answer_metrics(test, list(test["teacher"]), truth, spec)
         st.metrics.update(
             instances={name: int((data["part"] == name).sum()) for name in ("sft", "dpo", "test")},
             teacher_valid_ratio=float(teacher["valid"].mean()),
-            teacher_hit_at_1=float(teacher["hit_at_1"].mean()),
+            **{
+                f"teacher_{m}": float(teacher[m].mean())
+                for m in teacher.columns
+                if m.startswith(("hit", "prec", "ndcg"))
+            },
             requests=ledger.as_dict(),
         )
         if truth is not None:

@@ -1,6 +1,7 @@
-"""Stage ``reclaif-eval``: every RecLAIF recommender -- the base model, the teacher, SFT and each DPO iteration --
-answers the same test prompts (greedy); ValidRatio, Hit@1, NDCG@k, true relevance, diversity and explainability
-with bootstrap intervals, each iteration's paired change over SFT, and Figure 3."""
+"""Stage ``reclaif-eval``: every RecLAIF recommender -- the base model, the teacher, SFT, each DPO iteration and the
+classic baselines -- answers the same test prompts (greedy); ValidRatio, Hit@1 (or Prec@k for retrieval), NDCG@k,
+true relevance (world), diversity and explainability with bootstrap intervals, each iteration's paired change over
+SFT, and Figure 3."""
 
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from lure.data.sources.base import dataset_label
 from lure.io import write_parquet
 from lure.layout import (
     LLM_BASE,
+    RECLAIF_CATALOGUE,
     RECLAIF_INSTANCES,
     RECLAIF_REPORT_DIR,
     REQUEST_CACHE,
@@ -19,13 +21,13 @@ from lure.layout import (
     reclaif_model_names,
 )
 from lure.llm.base import load_base, load_trained
-from lure.llm.data import title_lookup, window_training_interactions
+from lure.llm.data import title_lookup
 from lure.llm.model import set_torch_threads
 from lure.plots.reclaif import iterations_frame, write_iterations_plot
 from lure.reclaif.baselines import baseline_answers
-from lure.reclaif.loop import truth_of
+from lure.reclaif.instances import report_key
 from lure.reclaif.policy import generate_answers
-from lure.reclaif.run import answer_frame, constraint, figure_metrics, part, sampling, summarise
+from lure.reclaif.run import answer_frame, constraint, figure_metrics, part, sampling, summarise, task_truth
 from lure.requests import ResponseCache
 from lure.stage import run_stage
 
@@ -35,8 +37,9 @@ if __name__ == "__main__":
         spec = st.spec.reclaif
         test = part(pd.read_parquet(RECLAIF_INSTANCES), "test")
         prepared = Prepared()
-        titles = title_lookup(prepared.read_items(columns=["item_id", "title"]))
-        truth = truth_of(prepared)
+        catalogue = pd.read_parquet(RECLAIF_CATALOGUE) if spec.task == "retrieval" else None
+        titles = title_lookup(catalogue if catalogue is not None else prepared.read_items(columns=["item_id", "title"]))
+        truth = task_truth(prepared, spec)
         trained = reclaif_model_names(spec.iterations)
         answers = {"teacher": list(test["teacher"])}
         speed = {}
@@ -56,12 +59,7 @@ if __name__ == "__main__":
             )
             answers[name] = [a[0] for a in out]
             speed[name] = stats["answers_per_s"]
-        if spec.baselines:
-            train = window_training_interactions(prepared)
-            for name in spec.baselines:
-                answers[name] = baseline_answers(
-                    name, st.spec.eval, train, len(titles), test, spec.k, spec.answer_style, st.spec.seed
-                )
+        answers |= baseline_answers(spec, st.spec.eval, prepared, test, catalogue, st.spec.seed)
         Path(REQUEST_CACHE).parent.mkdir(parents=True, exist_ok=True)
         with ResponseCache(REQUEST_CACHE) as cache:
             frames = {
@@ -72,11 +70,9 @@ if __name__ == "__main__":
         for name, frame in frames.items():
             write_parquet(f"{RECLAIF_REPORT_DIR}/answers-{name}.parquet", frame)
         summary = summarise(frames, spec.k, st.spec.eval.bootstrap, st.spec.eval.confidence, st.spec.seed)
-        write_iterations_plot(
-            iterations_frame(summary, trained, figure_metrics(spec.k, truth is not None)),
-            Path(plots_dir("reclaif-eval")),
-        )
-        st.metrics[dataset_label(st.spec.data.source)] = {
+        panels = figure_metrics(spec.k, truth is not None, spec.task)
+        write_iterations_plot(iterations_frame(summary, trained, panels), Path(plots_dir("reclaif-eval")))
+        st.metrics[report_key(dataset_label(st.spec.data.source), spec.task)] = {
             "models": summary,
             "answers_per_s": speed,
             "test_prompts": len(test),

@@ -4,6 +4,7 @@ determinism, the 60/20/20 split), Prec@5 / NDCG@5 by hand and the BM25 baseline 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -327,3 +328,88 @@ def test_bm25_on_instances_returns_permutations(esci_folder: Path) -> None:
     assert [sorted(r) for r in ranked] == [sorted(c) for c in test["candidates"]]
     metrics = retrieval_metrics(ranked, test["relevant"].tolist())
     assert set(metrics) == {"prec@5", "ndcg@5"} and all(len(v) == len(test) for v in metrics.values())
+
+
+# ------------------------------------------------------------------------------------ the retrieval task end to end
+
+
+def esci_teacher(body: dict) -> str:
+    """A teacher that knows the fixture's secret: Exact products have 'E' after their query number in their id."""
+    text = body["messages"][-1]["content"]
+    titles = [line[2:] for line in text.splitlines() if line.startswith("- title ")]
+    exact = [t for t in titles if re.match(r"title B\d\dE", t)]
+    return "Key Preferences:\n- Preference 1: the query's words\n\nRecommended Products:\n" + "\n".join(
+        f"{n}. {t} - matches" for n, t in enumerate(exact[:5], start=1)
+    )
+
+
+def test_retrieval_task_builds_esci_prompts_scores_prec_and_ndcg_and_runs_bm25(esci_folder: Path) -> None:
+    from lure.layout import Prepared
+    from lure.reclaif.baselines import bm25_answers
+    from lure.reclaif.loop import judge_texts, label_of
+    from lure.reclaif.run import answer_frame, build_data, figure_metrics, part, summarise
+    from lure.requests.loopback import LoopbackServer
+    from lure.spec.reclaif import ReclaifSpec
+
+    with LoopbackServer(answer=esci_teacher) as server:
+        model = {"name": "openai", "base_url": server.url, "model": "t", "api_key_env": None, "max_retries": 0}
+        spec = ReclaifSpec(
+            task="retrieval",
+            esci_dir=str(esci_folder),
+            k=5,
+            teacher_template="reclaif_retrieval",
+            teacher=model,
+            judge=model,
+            baselines=["bm25"],
+            train_prompts=3,
+            dpo_prompts=1,
+            eval_prompts=2,
+        )
+        data, catalogue, ledger = build_data(Prepared(esci_folder / "absent"), spec, 0, None)
+    assert ledger.as_dict()["requests"] == 6 and catalogue is not None
+    assert list(data["part"]) == ["sft"] * 3 + ["dpo"] + ["test"] * 2
+    assert data["candidates"].map(len).eq(15).all() and data["relevant"].map(len).eq(10).all()
+    assert data["prompt"].iloc[0].startswith('Recommend 5. History: "query ')  # x: the compact prompt, query first
+    assert data["teacher_raw"].iloc[0].startswith("Key Preferences:")
+    test = part(data, "test")
+    titles = dict(zip(catalogue["item_id"], catalogue["title"], strict=True))
+    teacher = answer_frame(test, list(test["teacher"]), spec, None, None, None, rate=False)
+    assert teacher["valid"].all() and (teacher["prec"] == 1.0).all() and (teacher["ndcg"] == 1.0).all()
+    # one Exact product at rank 1, four others after it: Prec@5 = 1/5, NDCG@5 = 1 / IDCG(5)
+    row = test.iloc[0]
+    others = [t for t, c in zip(row.candidate_texts, row.candidates, strict=True) if int(c) not in set(row.relevant)]
+    exact = [t for t, c in zip(row.candidate_texts, row.candidates, strict=True) if int(c) in set(row.relevant)]
+    one = "K: q\n" + "\n".join(f'{n}. "{t}" - r' for n, t in enumerate([exact[0], *others[:4]], start=1))
+    frame = answer_frame(test.iloc[:1], [one], spec, None, None, None, rate=False)
+    assert frame["prec"].iloc[0] == pytest.approx(0.2)
+    assert frame["ndcg"].iloc[0] == pytest.approx(1 / sum(1 / math.log2(r + 1) for r in range(1, 6)))
+    assert label_of(row) == ", ".join(exact)  # the judge's "Next Preferred": the Exact products
+    assert "Next Preferred: " + ", ".join(exact) in judge_texts(test.iloc[:1], [("a", "b")], spec)[0]
+    bm25 = answer_frame(test, bm25_answers(test, catalogue, 5, "compact"), spec, titles, None, None, rate=False)
+    assert bm25["valid"].all()
+    summary = summarise({"teacher": teacher, "bm25": bm25}, 5, 20, 0.95, 0)
+    assert {"prec_at_5", "ndcg_at_5", "valid_ratio"} <= set(summary["bm25"]) and "hit_at_1" not in summary["bm25"]
+    assert figure_metrics(5, False, "retrieval") == (
+        "valid_ratio",
+        "prec_at_5",
+        "ndcg_at_5",
+        "diversity",
+        "explainability",
+    )
+
+
+def test_retrieval_task_is_refused_without_its_files_or_with_simulated_roles_or_sequential_baselines() -> None:
+    from pydantic import ValidationError
+
+    from lure.spec.reclaif import ReclaifSpec
+
+    model = {"name": "openai", "base_url": "http://127.0.0.1:1/v1", "model": "t", "api_key_env": None}
+    roles = {"teacher": model, "judge": model, "baselines": ["bm25"]}
+    with pytest.raises(ValidationError, match="set esci_dir"):
+        ReclaifSpec(task="retrieval", **roles)
+    with pytest.raises(ValidationError, match="teacher and judge simulated"):
+        ReclaifSpec(task="retrieval", esci_dir="x", baselines=["bm25"])
+    with pytest.raises(ValidationError, match=r"baselines \['sasrec'\] do not run on task 'retrieval'"):
+        ReclaifSpec(task="retrieval", esci_dir="x", **{**roles, "baselines": ["sasrec", "bm25"]})
+    with pytest.raises(ValidationError, match=r"baselines \['bm25'\] do not run on task 'sequential'"):
+        ReclaifSpec(baselines=["bm25"])

@@ -38,6 +38,15 @@ VARIANTS = [
         "calibrate": {"estimator": "snips"},
         "reclaif": None,  # RecLAIF's simulated roles need the world
     },
+    {  # RecLAIF's model roles: the judge model rates explainability (reclaif.explain_template); the retrieval task
+        "reclaif": {
+            "task": "retrieval",
+            "esci_dir": "esci",
+            "baselines": ["bm25"],
+            "teacher": {"name": "transformers", "model": "m"},
+            "judge": {"name": "openai", "model": "m"},
+        }
+    },
 ]
 # Stages that declare whole sections because they validate or log the spec: declaring is not reading for them.
 NOT_READERS = {"validate", "track"}

@@ -46,6 +46,7 @@ from lure.layout import (
     zoo_dir,
 )
 from lure.plots import charts
+from lure.reclaif.instances import report_key
 from lure.registry import (
     ANALYSES,
     EXPOSYNTH_PRESETS,
@@ -434,7 +435,9 @@ def reclaif_stages(spec: Spec) -> list[StageDef]:
     models = reclaif_model_names(spec.reclaif.iterations)
     base_deps = (LLM_BASE, RECLAIF_DATA)
     rater_params, rater_code = reclaif_rater(spec)
-    label = dataset_label(spec.data.source)  # reclaif-eval's metrics are keyed by it, as the paper tables read them
+    # reclaif-eval's metrics are keyed by the dataset, as the paper tables read them
+    label = report_key(dataset_label(spec.data.source), spec.reclaif.task)
+    relevance = f"prec_at_{spec.reclaif.k}" if spec.reclaif.task == "retrieval" else "hit_at_1"
     stages = [] if llm_evaluated(spec) else [llm_base_stage(spec)]  # the base, unless the LLM stages made it
     stages += [
         StageDef(
@@ -443,7 +446,7 @@ def reclaif_stages(spec: Spec) -> list[StageDef]:
             params=(
                 "seed",
                 *(f"reclaif.{f}" for f in ("template", "history", "candidates", "k", "teacher")),
-                *(f"reclaif.{f}" for f in ("teacher_template", "answer_style")),
+                *(f"reclaif.{f}" for f in ("teacher_template", "answer_style", "task", "esci_dir")),
                 *(f"reclaif.{f}" for f in ("train_prompts", "dpo_prompts", "eval_prompts")),
                 *RECLAIF_REQUESTS,
             ),
@@ -452,7 +455,7 @@ def reclaif_stages(spec: Spec) -> list[StageDef]:
             ),
             deps=(PREPARED,),
             outs=(RECLAIF_DATA,),
-            headline=(Headline("teacher_hit_at_1", "teacher_hit@1", "higher"),),
+            headline=(Headline(f"teacher_{relevance}", f"teacher_{relevance}", "higher"),),
         ),
         StageDef(
             name="reclaif-sft",
@@ -476,6 +479,7 @@ def reclaif_stages(spec: Spec) -> list[StageDef]:
                     "train.threads",
                     *RECLAIF_SAMPLING,
                     *(f"reclaif.{f}" for f in ("temperature", "top_p", "judge", "dpo", "reference", "judge_template")),
+                    "reclaif.task",
                     *RECLAIF_REQUESTS,
                 ),
                 code=(template_file(spec.reclaif.judge_template),),
@@ -502,10 +506,11 @@ def reclaif_stages(spec: Spec) -> list[StageDef]:
                 "eval.bootstrap",
                 "eval.confidence",
                 "data.source",  # the dataset's label in the metrics
+                "reclaif.task",
                 "reclaif.iterations",
                 "reclaif.answer_style",
                 "reclaif.baselines",
-                *dict.fromkeys(r for b in spec.reclaif.baselines for r in ZOO.get(b).reads),
+                *dict.fromkeys(r for b in spec.reclaif.baselines if b in ZOO.names() for r in ZOO.get(b).reads),
                 *RECLAIF_SAMPLING,
                 *rater_params,
             ),
@@ -517,7 +522,7 @@ def reclaif_stages(spec: Spec) -> list[StageDef]:
             headline=tuple(
                 Headline(f"{label}.models.{m}.{metric}.mean", f"{m}.{metric}", "higher")
                 for m in models
-                for metric in ("valid_ratio", "hit_at_1", "ndcg_at_" + str(spec.reclaif.k))
+                for metric in ("valid_ratio", relevance, "ndcg_at_" + str(spec.reclaif.k))
             ),
         )
     )

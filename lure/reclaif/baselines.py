@@ -1,6 +1,7 @@
-"""Classic recommenders on RecLAIF's candidate protocol (Table 3's "Traditional" row): a zoo model fitted on the
-window training interactions ranks each test prompt's candidates, and its top k is written as an answer, so the same
-parser and metrics read it as they read an LLM's.
+"""Classic recommenders on RecLAIF's candidate protocol: each ranks a test prompt's candidates, and its top k is
+written as an answer, so the same parser and metrics read it as they read an LLM's. Sequential (Table 3's
+"Traditional" row): a zoo model fitted on the window training interactions. Retrieval (Table 2's BM25 row): BM25 of
+the query over the candidates' texts (:func:`lure.reclaif.esci.bm25_rank`).
 
 SASRec scores the prompt's own history (the items the LLM is shown, not the longer window history); a non-sequential
 model scores the user. The answer names candidates only, k of them, each once, so its ValidRatio is 1 by construction
@@ -30,7 +31,28 @@ def candidate_top_k(scores: np.ndarray, candidates: Sequence[Sequence[int]], k: 
     return out
 
 
-def baseline_answers(
+def written(picks: Sequence[Sequence[int]], test: pd.DataFrame, style: str) -> list[str]:
+    """Answers naming each prompt's picked candidates (indices into its candidates), without preferences or
+    reasons."""
+    return [
+        write_answer((), [texts[j] for j in top], [""] * len(top), style)
+        for top, texts in zip(picks, test["candidate_texts"], strict=True)
+    ]
+
+
+def bm25_answers(test: pd.DataFrame, catalogue: pd.DataFrame, k: int, style: str) -> list[str]:
+    """BM25's answers to the retrieval test prompts: the top k candidates by BM25 of the query over their texts
+    (one corpus: the test candidates)."""
+    from lure.reclaif.esci import bm25_rank
+
+    picks = [
+        [list(cands).index(item) for item in ranked[:k]]
+        for ranked, cands in zip(bm25_rank(test, catalogue), test["candidates"], strict=True)
+    ]
+    return written(picks, test, style)
+
+
+def zoo_answers(
     name: str,
     eval_spec: Any,
     train: pd.DataFrame,
@@ -50,8 +72,24 @@ def baseline_answers(
         scores = model.score_histories([np.asarray(h, dtype=np.int64) for h in test["history"]])
     else:
         scores = model.score(test["user_id"].to_numpy())
-    picks = candidate_top_k(np.asarray(scores), list(test["candidates"]), k)
-    return [
-        write_answer((), [texts[j] for j in top], [""] * len(top), style)
-        for top, texts in zip(picks, test["candidate_texts"], strict=True)
-    ]
+    return written(candidate_top_k(np.asarray(scores), list(test["candidates"]), k), test, style)
+
+
+def baseline_answers(
+    spec: Any, eval_spec: Any, prepared: Any, test: pd.DataFrame, catalogue: pd.DataFrame | None, seed: int
+) -> dict[str, list[str]]:
+    """The answers of every baseline of ``reclaif.baselines`` (``spec``) to the test prompts."""
+    from lure.llm.data import window_training_interactions
+
+    out: dict[str, list[str]] = {}
+    train = None
+    for name in spec.baselines:
+        if name == "bm25":
+            assert catalogue is not None, "bm25 ranks the retrieval task's candidates (the spec checks the task)"
+            out[name] = bm25_answers(test, catalogue, spec.k, spec.answer_style)
+            continue
+        if train is None:
+            train = window_training_interactions(prepared)
+        n_items = len(prepared.read_items(columns=["item_id"]))
+        out[name] = zoo_answers(name, eval_spec, train, n_items, test, spec.k, spec.answer_style, seed)
+    return out

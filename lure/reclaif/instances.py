@@ -36,6 +36,12 @@ INSTANCE_COLUMNS = (
 )
 
 
+def report_key(dataset_label: str, task: str) -> str:
+    """Key of a RecLAIF run in ``reclaif-eval``'s metrics and the paper tables: the dataset's label, or ``esci``
+    for the retrieval task (whose instances do not come from the spec's dataset)."""
+    return "esci" if task == "retrieval" else dataset_label
+
+
 def sample_negatives(
     rng: np.random.Generator, n_items: int, exclude: np.ndarray, size: int, item_ids: np.ndarray | None = None
 ) -> np.ndarray:

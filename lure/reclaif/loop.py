@@ -124,10 +124,20 @@ def judge_texts(instances: pd.DataFrame, options: Sequence[tuple[str, str]], spe
             row.candidate_texts,
             a,
             b,
-            row.candidate_texts[list(row.candidates).index(row.target)],
+            label_of(row),
         )
         for row, (a, b) in zip(instances.itertuples(index=False), options, strict=True)
     ]
+
+
+def label_of(row: object) -> str:
+    """The judge's "Next Preferred" (Eq. 5's label): the next item, or for retrieval the relevant (Exact)
+    candidates, in the order shown."""
+    texts, candidates = list(row.candidate_texts), list(row.candidates)  # type: ignore[attr-defined]
+    if int(row.target) >= 0:  # type: ignore[attr-defined]
+        return texts[candidates.index(row.target)]  # type: ignore[attr-defined]
+    relevant = {int(i) for i in row.relevant}  # type: ignore[attr-defined]
+    return ", ".join(t for t, c in zip(texts, candidates, strict=True) if int(c) in relevant)
 
 
 def _has_verdict(request: ChatRequest, response: Response) -> bool:
@@ -230,8 +240,9 @@ def explainability(
 def answer_metrics(
     instances: pd.DataFrame, answers: Sequence[str], truth: WorldTruth | None, spec: ReclaifSpec
 ) -> pd.DataFrame:
-    """Per instance: valid, why not, Hit@1, NDCG@k of the next item (RecLAIF §5, with k = the answer's length), the
-    mean true relevance of the ranked items and of the first (world only).
+    """Per instance: valid, why not, Hit@1 and NDCG@k of the next item (RecLAIF §5, with k = the answer's length) --
+    or, for retrieval, Prec@k and NDCG@k against the Exact products -- and the mean true relevance of the ranked
+    items and of the first (world only).
 
     An invalid answer scores 0 on Hit@1 and NDCG (strict: a list the user cannot be shown has no rank), and
     ``ValidRatio`` is the mean of ``valid``."""
@@ -246,6 +257,13 @@ def answer_metrics(
             record["true_relevance_at_1"] = float(rel[0])
         rows.append(record)
     frame = pd.DataFrame(rows)
+    if spec.task == "retrieval":  # several relevant items (the Exact products): Table 2's Prec@k and NDCG@k
+        from lure.reclaif.esci import retrieval_metrics
+
+        scores = retrieval_metrics(list(frame["ranked"]), list(instances["relevant"]), spec.k)
+        frame[f"prec_at_{spec.k}"] = scores[f"prec@{spec.k}"]
+        frame[f"ndcg_at_{spec.k}"] = scores[f"ndcg@{spec.k}"]
+        return frame
     padded = np.full((len(frame), spec.k), -1, dtype=np.int64)
     for n, r in enumerate(frame["ranked"]):
         padded[n, : len(r)] = r[: spec.k]

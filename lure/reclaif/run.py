@@ -28,43 +28,76 @@ from lure.stats import bootstrap_ci, paired_bootstrap
 PARTS = ("sft", "dpo", "test")
 
 
-def figure_metrics(k: int, with_truth: bool) -> tuple[str, ...]:
-    """Figure 3's panels, in the paper's order (its ValidRatio, Hit@1, NDCG@3, Diversity, Explainability) plus, on
-    the world, the true relevance."""
-    paper = ("valid_ratio", "hit_at_1", f"ndcg_at_{k}", "diversity", "explainability")
+def figure_metrics(k: int, with_truth: bool, task: str = "sequential") -> tuple[str, ...]:
+    """Figure 3's panels, in the paper's order (its ValidRatio, Hit@1, NDCG@3, Diversity, Explainability; Prec@k in
+    place of Hit@1 for retrieval) plus, on the world, the true relevance."""
+    relevance = (f"prec_at_{k}",) if task == "retrieval" else ("hit_at_1",)
+    paper = ("valid_ratio", *relevance, f"ndcg_at_{k}", "diversity", "explainability")
     return (*paper, "true_relevance") if with_truth else paper
 
 
 #: Per-answer metrics summarised per recommender (means; ``valid`` is ValidRatio).
-SUMMARY = ("valid", "hit_at_1", "ndcg", "true_relevance", "true_relevance_at_1", "explainability", "diversity")
+SUMMARY = (
+    "valid",
+    "hit_at_1",
+    "prec",
+    "ndcg",
+    "true_relevance",
+    "true_relevance_at_1",
+    "explainability",
+    "diversity",
+)
 
 
 def build_data(
     prepared: Prepared, spec: ReclaifSpec, seed: int, cache: ResponseCache | None
-) -> tuple[pd.DataFrame, Ledger]:
+) -> tuple[pd.DataFrame, pd.DataFrame | None, Ledger]:
     """Instances of the three parts with their prompts and the teacher's answers (``teacher``: the SFT targets;
-    ``teacher_raw``: as the teacher wrote them), and the teacher's request ledger."""
-    titles = title_lookup(prepared.read_items(columns=["item_id", "title"]))
-    train = sequential_instances(
-        load_window_split(prepared, "train"),
-        titles,
-        "train",
-        spec.history,
-        spec.candidates,
-        seed,
-        spec.train_prompts + spec.dpo_prompts,
-    )
-    test = sequential_instances(
-        load_window_split(prepared, "test"), titles, "test", spec.history, spec.candidates, seed, spec.eval_prompts
-    )
+    ``teacher_raw``: as the teacher wrote them), the retrieval catalogue (None for a sequential task), and the
+    teacher's request ledger."""
+    catalogue = None
+    if spec.task == "retrieval":
+        train, test, catalogue = retrieval_instances(spec, seed)
+    else:
+        titles = title_lookup(prepared.read_items(columns=["item_id", "title"]))
+        train = sequential_instances(
+            load_window_split(prepared, "train"),
+            titles,
+            "train",
+            spec.history,
+            spec.candidates,
+            seed,
+            spec.train_prompts + spec.dpo_prompts,
+        )
+        test = sequential_instances(
+            load_window_split(prepared, "test"), titles, "test", spec.history, spec.candidates, seed, spec.eval_prompts
+        )
     part = np.where(np.arange(len(train)) < spec.train_prompts, "sft", "dpo")
     frame = pd.concat([train.assign(part=part), test.assign(part="test")], ignore_index=True)
     frame["prompt"] = prompts_of(frame, spec)
-    truth = truth_of(prepared)
     frame["teacher"], frame["teacher_raw"], ledger = teacher_texts(
-        frame, list(frame["prompt"]), truth, spec, seed, cache
+        frame, list(frame["prompt"]), task_truth(prepared, spec), spec, seed, cache
     )
-    return frame, ledger
+    return frame, catalogue, ledger
+
+
+def retrieval_instances(spec: ReclaifSpec, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """ESCI's training and test queries (the first ``train_prompts + dpo_prompts`` and ``eval_prompts`` of each
+    split's seeded order) and the catalogue of their candidates (:func:`lure.reclaif.esci.esci_instances`)."""
+    from lure.reclaif.esci import esci_instances, read_esci
+
+    assert spec.esci_dir is not None  # the spec's validator requires it for task retrieval
+    examples, products = read_esci(Path(spec.esci_dir))
+    instances, catalogue, _ = esci_instances(examples, products, seed)
+    train = instances[instances["split"] == "train"].iloc[: spec.train_prompts + spec.dpo_prompts]
+    test = instances[instances["split"] == "test"].iloc[: spec.eval_prompts]
+    return train.reset_index(drop=True), test.reset_index(drop=True), catalogue
+
+
+def task_truth(prepared: Prepared, spec: ReclaifSpec) -> Any | None:
+    """The world's truth for a sequential task on the world; None otherwise (real data, or ESCI's items, which are
+    not the world's)."""
+    return truth_of(prepared) if spec.task == "sequential" else None
 
 
 def part(data: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -139,7 +172,7 @@ def dpo_iteration(
     from lure.rng import int_seed
 
     dpo = part(data, "dpo")
-    truth = truth_of(Prepared())
+    truth = task_truth(Prepared(), spec)
     samples, gen = generate_answers(
         model,
         tokenizer,
@@ -182,7 +215,9 @@ def answer_frame(
     and ``diversity``: the mean pairwise cosine distance of the recommended items' text embeddings (RecLAIF §5; NaN
     for fewer than 2 items). ``truth`` is the world's (true relevance, the simulated judge) or None; ``rate`` False
     leaves explainability NaN (an answer without reasons: the paper's '-')."""
-    frame = answer_metrics(instances, answers, truth, spec).rename(columns={f"ndcg_at_{spec.k}": "ndcg"})
+    frame = answer_metrics(instances, answers, truth, spec).rename(
+        columns={f"ndcg_at_{spec.k}": "ndcg", f"prec_at_{spec.k}": "prec"}
+    )
     matched = [read_answer(a, c, spec.k) for a, c in zip(answers, instances["candidate_texts"], strict=True)]
     frame["explainability"] = (
         explainability(instances, answers, matched, truth, spec, cache) if rate else np.full(len(frame), np.nan)
@@ -203,7 +238,7 @@ def summarise(
 ) -> dict[str, Any]:
     """Per recommender: each metric's mean with a bootstrap CI over test prompts; per DPO iteration: its paired
     change over SFT (the same prompts) with a CI. Keys use the paper's names (valid_ratio, hit_at_1, ndcg_at_k)."""
-    names = {"valid": "valid_ratio", "ndcg": f"ndcg_at_{k}"}
+    names = {"valid": "valid_ratio", "ndcg": f"ndcg_at_{k}", "prec": f"prec_at_{k}"}
     out: dict[str, Any] = {}
     for model, frame in frames.items():
         entry: dict[str, Any] = {}
@@ -225,7 +260,7 @@ def summarise(
                 names.get(col, col): paired_bootstrap(
                     frame[col].to_numpy(), frames["sft"][col].to_numpy(), resamples, confidence, seed
                 )
-                for col in ("valid", "hit_at_1", "ndcg", "true_relevance", "true_relevance_at_1")
+                for col in ("valid", "hit_at_1", "prec", "ndcg", "true_relevance", "true_relevance_at_1")
                 if col in frame
             }
     return out

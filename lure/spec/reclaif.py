@@ -83,6 +83,19 @@ class DpoSpec(Section):
 class ReclaifSpec(Section):
     """RecLAIF on the dataset of ``data``: sequential recommendation from a candidate set (§4.1)."""
 
+    task: Literal["sequential", "retrieval"] = Field(
+        "sequential",
+        description="'sequential': the next item from a candidate set, from the windows of data (Beauty, LastFM, the "
+        "world); 'retrieval': query-to-product on ESCI (§5: 15 candidates, 10 Exact + 5 others, top k; Prec@k, "
+        "NDCG@k), read from esci_dir (lure.reclaif.esci); data then only feeds the base model's tokenizer.",
+    )
+    esci_dir: str | None = Field(
+        None,
+        min_length=1,
+        description="Folder holding the official ESCI files shopping_queries_dataset_{examples,products}.parquet "
+        "(task retrieval; github.com/amazon-science/esci-data). Read as they are: replacing the files in place is "
+        "not seen by DVC.",
+    )
     template: str = Field("reclaif_compact", description="Recommender prompt, prompts/<template>.j2 (reclaif_*).")
     teacher_template: str | None = Field(
         None,
@@ -129,11 +142,12 @@ class ReclaifSpec(Section):
         description="DPO reference of iteration k: 'sft' (the paper's reading: the distilled model throughout) or "
         "'previous' (iteration k-1's model, as SPRec and RLHFlow iterate).",
     )
-    baselines: list[Literal["sasrec", "popularity"]] = Field(
+    baselines: list[Literal["sasrec", "popularity", "bm25"]] = Field(
         default_factory=lambda: ["sasrec", "popularity"],
-        description="Classic recommenders that rank the same test candidates (Table 3's SASRec row; "
-        "lure.reclaif.baselines): fitted on the window training interactions with the eval section's settings; "
-        "their answers give no reasons, so no explainability is rated.",
+        description="Classic recommenders that rank the same test candidates; their answers give no reasons, so no "
+        "explainability is rated (lure.reclaif.baselines). Task sequential: 'sasrec' and 'popularity' (Table 3's "
+        "SASRec row), fitted on the window training interactions with the eval section's settings. Task retrieval: "
+        "'bm25' (Table 2's BM25 row) of the query over the candidates' texts.",
     )
     teacher: TeacherBackend = Field(
         default_factory=SimulatedTeacherSpec,
@@ -157,14 +171,33 @@ class ReclaifSpec(Section):
     @field_validator("template", "teacher_template", "judge_template", "explain_template")
     @classmethod
     def _template_exists(cls, name: str | None) -> str | None:
-        from lure.layout import prompts_dir, template_names
+        from lure.layout import is_reclaif_template, prompts_dir, template_names
 
         if name is None:
             return None
-        known = ", ".join(t for t in template_names() if t.startswith("reclaif_"))
-        if not name.startswith("reclaif_") or not (prompts_dir() / f"{name}.j2").is_file():
+        known = ", ".join(t for t in template_names() if is_reclaif_template(t))
+        if not is_reclaif_template(name) or not (prompts_dir() / f"{name}.j2").is_file():
             raise ValueError(f"no RecLAIF prompt prompts/{name}.j2 (known: {known})")
         return name
+
+    @model_validator(mode="after")
+    def _task_fits(self) -> ReclaifSpec:
+        allowed = {"sequential": {"sasrec", "popularity"}, "retrieval": {"bm25"}}[self.task]
+        wrong = [b for b in self.baselines if b not in allowed]
+        if wrong:
+            raise ValueError(f"baselines {wrong} do not run on task {self.task!r}; it has {sorted(allowed)}")
+        if len(set(self.baselines)) != len(self.baselines):
+            raise ValueError(f"baselines must not repeat, got {self.baselines}")
+        if self.task == "retrieval":
+            if self.esci_dir is None:
+                raise ValueError("task 'retrieval' reads the ESCI files: set esci_dir to their folder")
+            simulated = [r for r in ("teacher", "judge") if is_simulated(getattr(self, r))]
+            if simulated:
+                raise ValueError(
+                    f"task 'retrieval': {' and '.join(simulated)} simulated answer from the world's truth, which ESCI "
+                    "does not have; give them a model (name: openai or transformers)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _constraint_fits(self) -> ReclaifSpec:
