@@ -146,6 +146,12 @@ def llm_model_dir(method: str) -> str:
     return f"{LLM_DIR}/{method}"
 
 
+def window_model_dir(name: str) -> str:
+    """Output folder of ``window-<name>``: a zoo model fitted once on the window training interactions
+    (``model.pkl``), which ``llm-eval-<name>`` and RecLAIF's evaluation both score with."""
+    return f"{LLM_DIR}/window-models/{name}"
+
+
 def llm_eval_dir(name: str) -> str:
     """Output folder of ``llm-eval-<name>``."""
     return f"{LLM_DIR}/eval/{name}"

@@ -24,8 +24,9 @@ from lure.layout import (
     llm_eval_per_sample,
     llm_model_course,
     llm_model_dir,
+    window_model_dir,
 )
-from lure.llm.data import load_window_split, sample_windows, title_lookup, window_training_interactions
+from lure.llm.data import load_window_model, load_window_split, sample_windows, title_lookup
 from lure.llm.evaluate import (
     accuracy,
     coverage,
@@ -41,7 +42,6 @@ from lure.llm.evaluate import (
 )
 from lure.metrics.fairness import group_shares
 from lure.registry import METHODS
-from lure.rng import int_seed
 from lure.stage import run_stage
 
 if __name__ == "__main__":
@@ -109,13 +109,8 @@ if __name__ == "__main__":
             course = pd.read_parquet(llm_model_course(name))
             course["group"] = [item_group.get(int(i), -1) for i in course["item_id"]]
             write_parquet(llm_eval_course(name), course)
-        else:
-            from lure.models.zoo import build_model
-
-            train = window_training_interactions(prepared)
-            n_items = len(items)
-            n_users = int(max(train["user_id"].max(), test["user_id"].max())) + 1
-            model = build_model(name, st.spec.eval).fit(train, n_users, n_items, int_seed(seed, f"zoo.{name}"))
+        else:  # a zoo model, fitted once by its window-<name> stage
+            model = load_window_model(Path(window_model_dir(name)))
             if hasattr(model, "score_histories"):  # sequential models read the window's own history
                 scores = model.score_histories(histories)
             else:

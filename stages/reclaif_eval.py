@@ -59,7 +59,7 @@ if __name__ == "__main__":
             )
             answers[name] = [a[0] for a in out]
             speed[name] = stats["answers_per_s"]
-        answers |= baseline_answers(spec, st.spec.eval, prepared, test, catalogue, st.spec.seed)
+        answers |= baseline_answers(spec, test, catalogue)
         Path(REQUEST_CACHE).parent.mkdir(parents=True, exist_ok=True)
         with ResponseCache(REQUEST_CACHE) as cache:
             frames = {

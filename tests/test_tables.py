@@ -427,14 +427,17 @@ def test_the_default_run_fills_gdrt_table2_world_column():
         "not_implemented": 0,
     }
     assert synth.cell("Accepted interactions", "Value").world_value == metrics["exposynth"]["world"]["accepted"]
-    filled = ("gdrt_table2", "lure_table1", "lure_sec43")
+    filled = ("gdrt_table2", "lure_table1", "lure_sec43", "reclaif_table3")
     assert all(other.n_filled == 0 for other in rendered if other.id not in filled)
+    # RecLAIF Table 3's world column: 38 mapped cells, less the base model's diversity in both datasets' columns
+    # (its answers are all invalid on the world, so no list has two items to compare)
+    assert by_id["reclaif_table3"].n_filled == 38 - 2
     totals = summarize(rendered)
     assert (totals["cells"], totals["cells_filled"], totals["ours"]["filled"], totals["world"]["filled"]) == (
         277,
-        69,
+        69 + 36,
         0,
-        69,
+        69 + 36,
     )
 
 

@@ -21,6 +21,7 @@ Two output forms:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -147,3 +148,44 @@ def seen_by_training_windows(interactions: pd.DataFrame, train: pd.DataFrame, fi
     position = interactions.groupby("user_id").cumcount().to_numpy()
     keep = position <= interactions["user_id"].map(windows).fillna(-1).to_numpy()
     return interactions[keep].reset_index(drop=True)
+
+
+#: The fitted model's file in :func:`lure.layout.window_model_dir`.
+WINDOW_MODEL_FILE = "model.pkl"
+
+
+def fit_window_model(name: str, eval_spec: Any, prepared: Any, seed: int) -> Any:
+    """Zoo model ``name`` fitted on what the window protocol's training windows see
+    (:func:`window_training_interactions`), over every user and item of the prepared dataset, with the seed stream
+    ``zoo.<name>``. Fitted once per pipeline (stage ``window-<name>``) and scored by every stage that ranks with it."""
+    from lure.models.zoo import build_model
+    from lure.rng import int_seed
+
+    prepared = Prepared(prepared)
+    train = window_training_interactions(prepared)
+    users = prepared.read_interactions(columns=["user_id"])["user_id"]
+    n_users = int(users.max()) + 1 if len(users) else 0
+    n_items = len(prepared.read_items(columns=["item_id"]))
+    return build_model(name, eval_spec).fit(train, n_users, n_items, int_seed(seed, f"zoo.{name}"))
+
+
+def save_window_model(model: Any, folder: Path) -> None:
+    """Pickle a fitted zoo model into ``folder`` (written to a temporary name, then moved: never half-written)."""
+    import pickle
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (WINDOW_MODEL_FILE + ".tmp")
+    with tmp.open("wb") as f:
+        pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(folder / WINDOW_MODEL_FILE)
+
+
+def load_window_model(folder: Path) -> Any:
+    """The zoo model :func:`save_window_model` wrote (a pipeline's own output: trusted)."""
+    import pickle
+
+    path = Path(folder) / WINDOW_MODEL_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no fitted window model; run its stage (dvc repro) first")
+    with path.open("rb") as f:
+        return pickle.load(f)

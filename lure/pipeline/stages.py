@@ -43,6 +43,7 @@ from lure.layout import (
     reclaif_model_dir,
     reclaif_model_names,
     template_file,
+    window_model_dir,
     zoo_dir,
 )
 from lure.plots import charts
@@ -153,6 +154,31 @@ def llm_base_stage(spec: Spec) -> StageDef:
     )
 
 
+def window_models(spec: Spec) -> list[str]:
+    """The zoo models fitted on the window training interactions: the LLM evaluation's classic baselines and
+    RecLAIF's, each once."""
+    names = [m for m in llm_evaluated(spec) if m not in METHODS]
+    if spec.reclaif is not None:
+        names += [b for b in spec.reclaif.baselines if b in ZOO.names()]
+    return list(dict.fromkeys(names))
+
+
+def window_stages(spec: Spec) -> list[StageDef]:
+    """``window-<name>``: each classic baseline of the window protocol fitted once (lure.llm.data.fit_window_model)."""
+    return [
+        StageDef(
+            name=f"window-{name}",
+            module="stages.window_fit",
+            args=(name,),
+            params=("seed", *dict.fromkeys(("eval.threads", *ZOO.get(name).reads))),
+            deps=(PREPARED,),
+            outs=(window_model_dir(name),),
+            headline=(Headline("fit_seconds", "fit_seconds", "lower"),),
+        )
+        for name in window_models(spec)
+    ]
+
+
 def llm_stages(spec: Spec) -> list[StageDef]:
     """Base model, each method's stages, Eq. 2 item relevance, window evaluation of every recommender, the judged
     pairs scored by every fine-tuned one, report."""
@@ -182,14 +208,14 @@ def llm_stages(spec: Spec) -> list[StageDef]:
     for name in evaluated:
         if name in METHODS:
             extra, model_deps = ("model",), (LLM_BASE, llm_model_dir(name))
-        else:
-            extra, model_deps = ("eval.threads", *ZOO.get(name).reads), ()
+        else:  # a zoo model, fitted by window-<name>
+            extra, model_deps = (), (window_model_dir(name),)
         stages.append(
             StageDef(
                 name=f"llm-eval-{name}",
                 module="stages.llm_eval",
                 args=(name,),
-                params=("seed", "eval.llm", *dict.fromkeys(extra)),
+                params=("seed", "eval.llm", *extra),
                 code=llm_files(spec),
                 deps=(PREPARED, ITEM_RELEVANCE, *model_deps),
                 outs=(llm_eval_dir(name),),
@@ -510,12 +536,16 @@ def reclaif_stages(spec: Spec) -> list[StageDef]:
                 "reclaif.iterations",
                 "reclaif.answer_style",
                 "reclaif.baselines",
-                *dict.fromkeys(r for b in spec.reclaif.baselines if b in ZOO.names() for r in ZOO.get(b).reads),
                 *RECLAIF_SAMPLING,
                 *rater_params,
             ),
             code=rater_code,
-            deps=(PREPARED, *base_deps, *(reclaif_model_dir(m) for m in models)),
+            deps=(
+                PREPARED,
+                *base_deps,
+                *(reclaif_model_dir(m) for m in models),
+                *(window_model_dir(b) for b in spec.reclaif.baselines if b in ZOO.names()),
+            ),
             outs=(RECLAIF_REPORT_DIR,),
             plots=(charts.RECLAIF_ITERATIONS.path, f"{plots_dir('reclaif-eval')}/iterations.png"),
             charts=(charts.RECLAIF_ITERATIONS,),
@@ -598,6 +628,7 @@ def pipeline_stages(spec: Spec) -> list[StageDef]:
             ),
         )
     )
+    science.extend(window_stages(spec))
     science.extend(llm_stages(spec))
     science.extend(judge_stages(spec))
     science.extend(exposynth_stages(spec))

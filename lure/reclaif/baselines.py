@@ -12,13 +12,13 @@ model scores the user. The answer names candidates only, k of them, each once, s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from lure.reclaif.answer import write_answer
-from lure.rng import int_seed
 
 
 def candidate_top_k(scores: np.ndarray, candidates: Sequence[Sequence[int]], k: int) -> list[list[int]]:
@@ -52,22 +52,9 @@ def bm25_answers(test: pd.DataFrame, catalogue: pd.DataFrame, k: int, style: str
     return written(picks, test, style)
 
 
-def zoo_answers(
-    name: str,
-    eval_spec: Any,
-    train: pd.DataFrame,
-    n_items: int,
-    test: pd.DataFrame,
-    k: int,
-    style: str,
-    seed: int,
-) -> list[str]:
-    """The answers of zoo model ``name`` (built from ``eval_spec``, fitted on ``train``) to the test prompts:
-    its top k of each prompt's candidates, written in ``style`` without preferences or reasons."""
-    from lure.models.zoo import build_model
-
-    n_users = int(max(train["user_id"].max(), test["user_id"].max())) + 1
-    model = build_model(name, eval_spec).fit(train, n_users, n_items, int_seed(seed, f"reclaif.{name}"))
+def zoo_answers(model: Any, test: pd.DataFrame, k: int, style: str) -> list[str]:
+    """The answers of a fitted zoo model (its ``window-<name>`` stage's) to the test prompts: its top k of each
+    prompt's candidates, written in ``style`` without preferences or reasons."""
     if hasattr(model, "score_histories"):  # sequential: the prompt's own history
         scores = model.score_histories([np.asarray(h, dtype=np.int64) for h in test["history"]])
     else:
@@ -75,21 +62,18 @@ def zoo_answers(
     return written(candidate_top_k(np.asarray(scores), list(test["candidates"]), k), test, style)
 
 
-def baseline_answers(
-    spec: Any, eval_spec: Any, prepared: Any, test: pd.DataFrame, catalogue: pd.DataFrame | None, seed: int
-) -> dict[str, list[str]]:
-    """The answers of every baseline of ``reclaif.baselines`` (``spec``) to the test prompts."""
-    from lure.llm.data import window_training_interactions
+def baseline_answers(spec: Any, test: pd.DataFrame, catalogue: pd.DataFrame | None) -> dict[str, list[str]]:
+    """The answers of every baseline of ``reclaif.baselines`` (``spec``) to the test prompts: BM25 of the retrieval
+    task, or the zoo models their ``window-<name>`` stages fitted."""
+    from lure.layout import window_model_dir
+    from lure.llm.data import load_window_model
 
     out: dict[str, list[str]] = {}
-    train = None
     for name in spec.baselines:
         if name == "bm25":
             assert catalogue is not None, "bm25 ranks the retrieval task's candidates (the spec checks the task)"
             out[name] = bm25_answers(test, catalogue, spec.k, spec.answer_style)
-            continue
-        if train is None:
-            train = window_training_interactions(prepared)
-        n_items = len(prepared.read_items(columns=["item_id"]))
-        out[name] = zoo_answers(name, eval_spec, train, n_items, test, spec.k, spec.answer_style, seed)
+        else:
+            model = load_window_model(Path(window_model_dir(name)))
+            out[name] = zoo_answers(model, test, spec.k, spec.answer_style)
     return out

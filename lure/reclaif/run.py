@@ -141,7 +141,10 @@ def distill(
     from lure.train.finetune import fine_tune
 
     sft = part(data, "sft")
-    valid = answer_metrics(sft, list(sft["teacher"]), None, spec)["valid"].to_numpy(dtype=bool)
+    valid = np.array(
+        [read_answer(t, c, spec.k).valid for t, c in zip(sft["teacher"], sft["candidate_texts"], strict=True)],
+        dtype=bool,
+    )
     if not valid.any():
         raise ValueError(
             f"distillation: none of the teacher's {len(sft)} answers is valid (k={spec.k} distinct candidates); "
