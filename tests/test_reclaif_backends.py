@@ -40,10 +40,19 @@ def user_text(body: dict[str, Any]) -> str:
     return body["messages"][-1]["content"]
 
 
+def candidate_names(text: str) -> list[str]:
+    """The candidates of a music prompt (one comma-separated line) or a products prompt (one '- ' line each)."""
+    if "Available Artists/Bands:\n" in text:
+        return text.split("Available Artists/Bands:\n")[1].split("\n")[0].split(", ")
+    block = text.split("Available Products:\n")[1].split("\nTask:")[0]
+    return [line[2:] for line in block.splitlines() if line.startswith("- ")]
+
+
 def paper_teacher(body: dict[str, Any]) -> str:
-    """A teacher that answers the paper's music prompt in its markdown: the last k candidates, last first."""
+    """A teacher that answers the paper's music or products prompt in its markdown: the last k candidates, last
+    first."""
     text = user_text(body)
-    names = text.split("Available Artists/Bands:\n")[1].split("\n")[0].split(", ")
+    names = candidate_names(text)
     k = {"two": 2, "three": 3}[re.search(r"Select the top (\w+)", text).group(1)]
     return "**Key Preferences:**\n- Preference 1: dark films\n\n**Recommended:**\n" + "\n".join(
         f"{n}. **{name}** - because {name.lower()}" for n, name in enumerate(reversed(names[-k:]), start=1)
@@ -167,7 +176,7 @@ def test_simulated_roles_on_real_data_are_refused_naming_the_role() -> None:
 def loopback_roles(body: dict[str, Any]) -> str:
     """Teacher, judge and rater in one server, told apart by their prompts (the templates' first lines)."""
     text = user_text(body)
-    if text.startswith("You are a music recommendation engine"):
+    if text.startswith(("You are a music recommendation engine", "You are a product recommendation engine")):
         return paper_teacher(body)
     if text.startswith("You are an expert evaluator tasked"):
         a = text.split("Option A:\n")[1].split("\nOption B:")[0]
@@ -177,21 +186,38 @@ def loopback_roles(body: dict[str, Any]) -> str:
     return "unexpected prompt"
 
 
+# (spec, source, folder under ../shared/data, a file it must hold, history and candidates, the metrics' key)
+REAL_SPECS = [
+    ("reclaif-lastfm", "lastfm", "lastfm-hetrec2011", "user_artists.dat", 20, 20, "lastfm"),
+    ("reclaif-beauty", "amazon-beauty", "amazon-beauty-2014-5core", "sequential_data.txt", 10, 10, "amazon-beauty"),
+]
+
+
 @pytest.mark.slow
-def test_reclaif_lastfm_spec_runs_on_the_shared_data_with_model_roles(tmp_path: Path) -> None:
-    """specs/reclaif-lastfm.yaml as committed, scaled down, its teacher and judge pointed at a loopback server:
-    LastFM from ../shared/data through the whole chain, the OpenAI code path for every request."""
+@pytest.mark.parametrize(("spec_name", "source", "folder_name", "needed", "history", "candidates", "key"), REAL_SPECS)
+def test_reclaif_real_data_spec_runs_on_the_shared_data_with_model_roles(
+    tmp_path: Path,
+    spec_name: str,
+    source: str,
+    folder_name: str,
+    needed: str,
+    history: int,
+    candidates: int,
+    key: str,
+) -> None:
+    """specs/reclaif-{lastfm,beauty}.yaml as committed, scaled down, their teacher and judge pointed at a loopback
+    server: the dataset from ../shared/data through the whole chain, the OpenAI code path for every request."""
     import yaml
 
     from tests.conftest import ROOT, SHARED, SMALL_LLM, dvc, make_project, ran
 
-    folder = SHARED / "lastfm-hetrec2011"
-    if not (folder / "user_artists.dat").is_file():
-        pytest.skip(f"LastFM files not found under {folder} (the shared data folder is absent)")
+    folder = SHARED / folder_name
+    if not (folder / needed).is_file():
+        pytest.skip(f"{source} files not found under {folder} (the shared data folder is absent)")
     raw = tmp_path / "raw"
     raw.mkdir()
-    (raw / "lastfm").symlink_to(folder)
-    spec = yaml.safe_load((ROOT / "specs" / "reclaif-lastfm.yaml").read_text())
+    (raw / source).symlink_to(folder)
+    spec = yaml.safe_load((ROOT / "specs" / f"{spec_name}.yaml").read_text())
     with LoopbackServer(answer=loopback_roles) as server:
         role = {**spec["reclaif"]["teacher"], "base_url": server.url, "api_key_env": None, "max_retries": 0}
         spec["data"]["source"]["raw_dir"] = str(raw)
@@ -207,7 +233,7 @@ def test_reclaif_lastfm_spec_runs_on_the_shared_data_with_model_roles(tmp_path: 
             dpo={"batch_size": 4},
         )
         spec.update(SMALL_LLM, tracking={"enabled": False})
-        spec["model"] = {**SMALL_LLM["model"], "max_length": 1024}  # 40 artist names in a prompt
+        spec["model"] = {**SMALL_LLM["model"], "max_length": 1024}  # up to 40 titles in a prompt
         spec["eval"] = {"models": ["popularity"], "bootstrap": 20, "sasrec": {"epochs": 1, "hidden": 16}}
         root = make_project(tmp_path / "p", spec)
         stages = ran(dvc("repro", "reclaif-eval", cwd=root, timeout=1200).stdout)
@@ -223,13 +249,14 @@ def test_reclaif_lastfm_spec_runs_on_the_shared_data_with_model_roles(tmp_path: 
     assert data["requests"]["requests"] == 38 and data["requests"]["failed"] == 0
     assert "teacher_true_relevance" not in data  # no truth on real data
     instances = pd.read_parquet(root / "data" / "reclaif" / "data" / "instances.parquet")
-    assert instances["context"].map(len).max() == 20 and instances["candidate_texts"].map(len).eq(20).all()
+    assert instances["context"].map(len).max() == history
+    assert instances["candidate_texts"].map(len).eq(candidates).all()
     assert instances["teacher_raw"].str.startswith("**Key Preferences:**").all()
     valid = instances["teacher"].str.startswith('Key preferences: dark films\n1. "')
-    assert valid.mean() > 0.8  # rewritten in the compact format (a name with ', ' inside can break the fake teacher)
+    assert valid.mean() > 0.8  # rewritten in the compact format (an artist with ', ' in its name breaks the fake)
     dpo = json.loads((root / "metrics" / "reclaif-dpo-1.json").read_text())
     assert dpo["pairs"]["judged"] == 8 and dpo["requests"]["requests"] == 8
-    report = json.loads((root / "metrics" / "reclaif-eval.json").read_text())["lastfm"]["models"]
+    report = json.loads((root / "metrics" / "reclaif-eval.json").read_text())[key]["models"]
     assert set(report) == {"teacher", "base", "sft", "dpo-1", "sasrec", "popularity"}
     assert report["sasrec"]["valid_ratio"]["mean"] == 1.0 and report["sasrec"]["explainability"]["mean"] is None
     assert report["teacher"]["explainability"]["mean"] == pytest.approx(

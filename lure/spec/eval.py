@@ -70,7 +70,7 @@ class LLMEvalSpec(Section):
     beam: int = Field(10, ge=1, le=1000, description="Beams of constrained beam search (at least max(ks)).")
     ks: list[int] = Field(default_factory=lambda: [5, 10], min_length=1, description="Cut-offs of HIT@K and NDCG@K.")
     max_samples: int | None = Field(
-        500, ge=1, le=10_000_000, description="Test windows evaluated (a seeded sample; null = all)."
+        400, ge=1, le=10_000_000, description="Test windows evaluated (a seeded sample; null = all)."
     )
     exclude_history: bool = Field(
         False,

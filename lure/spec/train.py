@@ -32,7 +32,7 @@ class TrainSpec(Section):
     warmup: float = Field(0.05, ge=0.0, lt=1.0, description="Warm-up as a fraction of the training steps.")
     scheduler: Literal["cosine", "linear", "constant"] = Field("cosine", description="Learning-rate schedule.")
     max_samples: int | None = Field(
-        5_000,
+        4_000,
         ge=1,
         le=100_000_000,
         description="Training windows used (a seeded sample, the same for every method; null = all). The CPU "
