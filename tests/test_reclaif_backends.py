@@ -230,7 +230,7 @@ def test_reclaif_real_data_spec_runs_on_the_shared_data_with_model_roles(
             sft_epochs=1,
             iterations=1,
             max_new_tokens=60,
-            dpo={"batch_size": 4},
+            dpo={**spec["reclaif"].get("dpo", {}), "batch_size": 4},
         )
         spec.update(SMALL_LLM, tracking={"enabled": False})
         spec["model"] = {**SMALL_LLM["model"], "max_length": 1024}  # up to 40 titles in a prompt

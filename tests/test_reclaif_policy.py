@@ -76,6 +76,10 @@ def test_one_dpo_iteration_prefers_the_chosen_answer(tiny: tuple[object, object]
     assert math.isfinite(out["train_loss"])
     assert after > before + 0.5  # the margin log pi(chosen) - log pi(rejected) grew
     assert (tmp_path / "m" / "config.json").is_file()  # type: ignore[operator]
+    assert out["pairs_too_long"] == 0
+    short = SimpleNamespace(**{**vars(dpo), "max_length": 4})  # every prompt is longer: TRL would drop them all
+    with pytest.raises(ValueError, match="raise reclaif.dpo.max_length"):
+        dpo_train(model, None, tok, pairs, short, seed=0, out_dir=tmp_path / "m2", work_dir=tmp_path / "w2")  # type: ignore[operator]
 
 
 def test_candidate_constraint_spells_only_unnamed_candidates(tiny: tuple[object, object]) -> None:

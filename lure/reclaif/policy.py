@@ -239,9 +239,16 @@ def dpo_train(
 
     from lure.train.finetune import mixed_precision, quiet_tied_missing_keys, save_atomically, without_model_cards
 
+    prompts = [model_prompt(tokenizer, p) for p in pairs["prompt"]]
+    fits = sum(len(tokenizer(p)["input_ids"]) < dpo.max_length for p in prompts)  # TRL drops the others
+    if fits == 0:
+        raise ValueError(
+            f"every one of the {len(prompts)} DPO prompts is at least reclaif.dpo.max_length = {dpo.max_length} tokens "
+            "long, and TRL drops a pair whose prompt alone fills max_length: raise reclaif.dpo.max_length"
+        )
     data = Dataset.from_dict(
         {
-            "prompt": [model_prompt(tokenizer, p) for p in pairs["prompt"]],
+            "prompt": prompts,
             "chosen": list(pairs["chosen"]),
             "rejected": list(pairs["rejected"]),
         }
@@ -282,6 +289,7 @@ def dpo_train(
     steps = int(trainer.state.global_step)
     return {
         "pairs": len(data),
+        "pairs_too_long": len(data) - fits,
         "steps": steps,
         "train_loss": float(result.training_loss),
         "final_loss": float(logs[-1]["loss"]) if logs else float("nan"),
