@@ -31,6 +31,7 @@ INSTANCES = pd.DataFrame(
         "history": [[10, 11], [12, 10]],
         "candidates": [[0, 1, 2, 3], [4, 5, 6, 7]],
         "candidate_texts": CANDIDATES,
+        "relevant": [[2], [7]],
         "target": [2, 7],
     }
 )

@@ -12,6 +12,7 @@ target and the judge's verdict a label, neither a sample.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -130,14 +131,11 @@ def judge_texts(instances: pd.DataFrame, options: Sequence[tuple[str, str]], spe
     ]
 
 
-def label_of(row: object) -> str:
-    """The judge's "Next Preferred" (Eq. 5's label): the next item, or for retrieval the relevant (Exact)
-    candidates, in the order shown."""
-    texts, candidates = list(row.candidate_texts), list(row.candidates)  # type: ignore[attr-defined]
-    if int(row.target) >= 0:  # type: ignore[attr-defined]
-        return texts[candidates.index(row.target)]  # type: ignore[attr-defined]
-    relevant = {int(i) for i in row.relevant}  # type: ignore[attr-defined]
-    return ", ".join(t for t, c in zip(texts, candidates, strict=True) if int(c) in relevant)
+def label_of(row: Any) -> str:
+    """The judge's "Next Preferred" (Eq. 5's label): the instance's relevant candidates in the order shown -- the
+    next item of a sequential instance (``relevant`` = [target]), the Exact products of a retrieval one."""
+    relevant = {int(i) for i in row.relevant}
+    return ", ".join(t for t, c in zip(row.candidate_texts, row.candidates, strict=True) if int(c) in relevant)
 
 
 def _has_verdict(request: ChatRequest, response: Response) -> bool:

@@ -19,6 +19,7 @@ from lure.reclaif.instances import sequential_instances
 from lure.reclaif.judging import pair_counts, preference_pairs
 from lure.reclaif.loop import answer_metrics, explainability, judge_samples, prompts_of, teacher_texts, truth_of
 from lure.reclaif.policy import Sampling, dpo_train, generate_answers, sft_rows
+from lure.reclaif.simulated import WorldTruth
 from lure.requests import ResponseCache
 from lure.requests.ledger import Ledger
 from lure.spec.reclaif import DISTILL_TRAIN_FIELDS, ReclaifSpec
@@ -94,7 +95,7 @@ def retrieval_instances(spec: ReclaifSpec, seed: int) -> tuple[pd.DataFrame, pd.
     return train.reset_index(drop=True), test.reset_index(drop=True), catalogue
 
 
-def task_truth(prepared: Prepared, spec: ReclaifSpec) -> Any | None:
+def task_truth(prepared: Prepared, spec: ReclaifSpec) -> WorldTruth | None:
     """The world's truth for a sequential task on the world; None otherwise (real data, or ESCI's items, which are
     not the world's)."""
     return truth_of(prepared) if spec.task == "sequential" else None
@@ -210,7 +211,7 @@ def answer_frame(
     answers: Sequence[str],
     spec: ReclaifSpec,
     item_texts: Mapping[int, str] | None,
-    truth: Any | None,
+    truth: WorldTruth | None,
     cache: ResponseCache | None,
     rate: bool = True,
 ) -> pd.DataFrame:
