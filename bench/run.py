@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--world-sizes", type=int, nargs="*", default=[1_000, 10_000, 100_000])
     args = parser.parse_args(argv)
 
+    from bench.abpo_bench import bench_abpo
     from bench.exposynth_bench import bench_exposynth
     from bench.judge_bench import bench_judge
     from bench.llm_bench import bench_llm
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         ("simulated judge (default world)", bench_judge),
         ("ExpoSynth (MovieLens-1M, paper preset)", bench_exposynth),
         ("RecLAIF (default world, tiny model)", bench_reclaif),
+        ("ABPO vs GRPO update step (default world, tiny model)", bench_abpo),
         ("dvc", bench_noop_repro),
     ]
     for name, fn in benches:
@@ -90,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         "exposynth_ml1m_seconds": 8.0,
         "exposynth_ml1m_peak_rss_mb": 4096.0,
         "reclaif_dpo_step_s": 2.0,
+        "abpo_over_grpo_step_ratio": 1.15,
     }
     at_least = {
         "pairs_per_min": 1_000_000,

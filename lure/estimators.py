@@ -171,3 +171,34 @@ def _weights(weights: np.ndarray) -> np.ndarray:
 def inverse_propensity_weights(propensity: np.ndarray) -> np.ndarray:
     """w_i = 1 / pi_i, checked positive and finite (propensities in (0, 1])."""
     return _weights(1.0 / np.asarray(propensity, dtype=np.float64))
+
+
+# ----------------------------------------------------------------------------------- policy value from a bandit log
+
+
+def policy_value_ips(rewards: np.ndarray, target_prob: np.ndarray, logging_prob: np.ndarray) -> float:
+    """IPS estimate of a target policy's expected reward from a log of one action per context:
+    V = mean_i r_i pi(a_i|x_i) / mu(a_i|x_i) (unbiased when mu > 0 wherever pi > 0)."""
+    r, ratio = _policy_ratio(rewards, target_prob, logging_prob)
+    # V_IPS = (1/n) sum_i r_i pi(a_i|x_i) / mu(a_i|x_i)
+    return float((r * ratio).mean())
+
+
+def policy_value_snips(rewards: np.ndarray, target_prob: np.ndarray, logging_prob: np.ndarray) -> float:
+    """Self-normalised IPS: V = sum_i r_i rho_i / sum_i rho_i, rho = pi / mu (consistent, lower variance, biased)."""
+    r, ratio = _policy_ratio(rewards, target_prob, logging_prob)
+    # V_SNIPS = sum_i r_i rho_i / sum_i rho_i
+    return float((r * ratio).sum() / ratio.sum()) if ratio.sum() > 0 else 0.0
+
+
+def _policy_ratio(
+    rewards: np.ndarray, target_prob: np.ndarray, logging_prob: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    r = np.asarray(rewards, dtype=np.float64)
+    pi = np.asarray(target_prob, dtype=np.float64)
+    if r.shape != pi.shape or r.shape != np.shape(logging_prob) or r.size == 0:
+        raise ValueError(f"need one reward, target and logging probability per logged context, got {r.shape}")
+    if ((pi < 0) | (pi > 1 + 1e-9)).any():
+        raise ValueError("target probabilities must be in [0, 1]")
+    with np.errstate(divide="ignore"):  # a zero propensity becomes inf, which _weights rejects by name
+        return r, pi * _weights(1.0 / np.asarray(logging_prob, dtype=np.float64))

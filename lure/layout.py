@@ -64,6 +64,11 @@ RECLAIF_DATA = f"{RECLAIF_DIR}/data"
 RECLAIF_INSTANCES = f"{RECLAIF_DATA}/instances.parquet"
 #: The retrieval task's catalogue (item_id, product_id, title, text of every candidate); absent for a sequential one.
 RECLAIF_CATALOGUE = f"{RECLAIF_DATA}/catalogue.parquet"
+ABPO_DIR = f"{DATA_DIR}/abpo"
+BANDITLOG_DIR = f"{ABPO_DIR}/banditlog"
+BANDITLOG = f"{BANDITLOG_DIR}/log.parquet"  # round 1's log, served by the prior policy (lure.abpo.logs.LOG_COLUMNS)
+BANDITLOG_EVAL = f"{BANDITLOG_DIR}/eval_log.parquet"  # the prior policy's log on the test windows (off-policy)
+BANDITLOG_CONTEXTS = f"{BANDITLOG_DIR}/contexts.parquet"  # windows by round (0 = evaluation), with context_id
 REPORTS_DIR = "reports"
 EVALUATE_DIR = f"{REPORTS_DIR}/evaluate"
 TABLES_DIR = f"{REPORTS_DIR}/tables"
@@ -73,6 +78,7 @@ JUDGE_REPORT_DIR = f"{REPORTS_DIR}/judge"
 JUDGE_VALIDITY_DIR = f"{REPORTS_DIR}/judge-validity"
 AUGMENT_REPORT_DIR = f"{REPORTS_DIR}/augment"
 RECLAIF_REPORT_DIR = f"{REPORTS_DIR}/reclaif"
+ABPO_REPORT_DIR = f"{REPORTS_DIR}/abpo"
 METRICS_DIR = "metrics"
 PLOTS_DIR = "plots"
 #: The active spec (DVC's params file) and the folder of named specs.
@@ -139,6 +145,11 @@ def reclaif_model_dir(name: str) -> str:
 def reclaif_model_names(iterations: int) -> list[str]:
     """The trained RecLAIF recommenders in order: SFT, then DPO-Iter1..N (Figure 3's x axis)."""
     return ["sft", *(f"dpo-{i}" for i in range(1, iterations + 1))]
+
+
+def abpo_dir(variant: str) -> str:
+    """Output folder of ``abpo-<variant>``: every round's log and metrics, and the last round's model."""
+    return f"{ABPO_DIR}/{variant}"
 
 
 def llm_model_dir(method: str) -> str:

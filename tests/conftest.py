@@ -52,6 +52,7 @@ SMALL_OFFLINE: dict = {
     "calibrate": None,
     "exposynth": None,  # ExpoSynth's stages are tested in test_exposynth.py
     "reclaif": None,  # RecLAIF's stages are tested in test_reclaif_stages.py
+    "abpo": None,  # ABPO's in test_abpo_stages.py
     "tracking": {"enabled": False},
 }
 OFFLINE_STAGES = frozenset(
@@ -107,6 +108,7 @@ SMALL_LLM_WORLD: dict = {
     },
     "exposynth": None,  # ExpoSynth's stages have their own DVC test (test_exposynth.py)
     "reclaif": None,  # so have RecLAIF's (test_reclaif_stages.py)
+    "abpo": None,  # and ABPO's (test_abpo_stages.py)
     "tracking": {"enabled": False},
     **SMALL_LLM,
 }

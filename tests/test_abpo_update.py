@@ -70,3 +70,14 @@ def test_grpo_without_a_rollout_naming_the_exposed_item_has_no_signal(world: tup
     # every reward 0 (a no-response): all advantages 0, the step changes nothing
     grpo = UpdateSettings("grpo", group_size=3, anchor=False, snips=False, tempering="none")
     assert moved(world, grpo, 2, 0) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_method_settings_grpo_is_abpo_with_the_anchor_off() -> None:
+    from lure.abpo.update import method_settings
+    from lure.spec.abpo import AbpoSpec, VariantSpec
+
+    section = AbpoSpec(group_size=3, penalty=0.5)
+    grpo = method_settings(VariantSpec(method="grpo"), section)
+    assert (grpo.anchor, grpo.snips, grpo.tempering, grpo.group_size) == (False, False, "none", 3)
+    abpo = method_settings(VariantSpec(method="abpo", snips=False, tempering="direct"), section)
+    assert (abpo.anchor, abpo.snips, abpo.tempering, abpo.penalty) == (True, False, "direct", 0.5)

@@ -177,3 +177,16 @@ def test_inverse_propensity_weights() -> None:
     np.testing.assert_array_equal(inverse_propensity_weights(PROP), [2.0, 4.0, 1.0])  # 1/0.5, 1/0.25, 1/1
     with pytest.raises(ValueError, match="positive and finite"), np.errstate(divide="ignore"):
         inverse_propensity_weights(np.array([0.5, 0.0]))  # 1/0 = inf
+
+
+def test_policy_value_ips_and_snips_by_hand() -> None:
+    from lure.estimators import policy_value_ips, policy_value_snips
+
+    # rho = pi / mu = 0.5/0.25, 0.1/0.5, 0.3/0.1 = 2, 0.2, 3; rewards 1, 0, 1
+    r, pi, mu = np.array([1, 0, 1]), np.array([0.5, 0.1, 0.3]), np.array([0.25, 0.5, 0.1])
+    assert policy_value_ips(r, pi, mu) == pytest.approx((2 + 3) / 3)  # (2 + 0 + 3) / 3
+    assert policy_value_snips(r, pi, mu) == pytest.approx(5 / 5.2)  # (2 + 3) / (2 + 0.2 + 3)
+    with pytest.raises(ValueError, match="one reward"):
+        policy_value_ips(r, pi[:2], mu)
+    with pytest.raises(ValueError, match="propensities"):
+        policy_value_ips(r, pi, np.array([0.25, 0.0, 0.1]))

@@ -17,7 +17,7 @@ from lure.spec.dump import dump_spec
 from lure.spec.load import validate_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC = {"method": None, "baselines": [], "eval": {"models": ["random", "popularity"], "bootstrap": 50}}
+SPEC = {"method": None, "baselines": [], "abpo": None, "eval": {"models": ["random", "popularity"], "bootstrap": 50}}
 runner = CliRunner()
 
 

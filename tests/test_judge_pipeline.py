@@ -59,6 +59,7 @@ def test_judge_stages_under_dvc_keep_the_key_out_of_every_file(tmp_path: Path) -
             },
             "calibrate": {"reference": "popularity", "estimator": "truth"},
             "reclaif": None,
+            "abpo": None,
             "tracking": {"enabled": True},
         }
         root = make_project(tmp_path / "p", spec)

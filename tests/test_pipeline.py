@@ -31,7 +31,7 @@ def test_generated_params_are_exactly_the_declared_fields() -> None:
     doc = yaml.safe_load(render_dvc_yaml(spec))
     declared = {s.name: list(s.params) for s in pipeline_stages(spec)}
     assert {name: entry["params"] for name, entry in doc["stages"].items()} == declared
-    valid = set(leaf_paths())
+    valid = set(leaf_paths()) | {f"abpo.variants.{n}" for n in spec.abpo.variants}  # a mapping's named entries
     for name, params in declared.items():
         assert set(params) <= valid, f"stage {name} declares unknown fields {set(params) - valid}"
     assert next(iter(doc["stages"])) == "validate" and list(doc["stages"])[-1] == "track"
@@ -90,6 +90,14 @@ def test_view_allows_declared_and_refuses_undeclared() -> None:
         view.seed = 3
 
 
+def test_view_shows_only_the_declared_entries_of_a_mapping() -> None:
+    view = SpecView(Spec(), ("abpo.variants.abpo", "abpo.rounds"), stage="abpo-abpo")
+    assert list(view.abpo.variants) == ["abpo"]  # grpo's entry is not declared: invisible
+    assert view.abpo.variants["abpo"].method == "abpo"
+    with pytest.raises(UndeclaredParamError, match="'abpo.group_size'"):
+        _ = view.abpo.group_size
+
+
 def test_plugin_stages_join_the_pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "my_plugin.py").write_text(
         "from lure.registry import ANALYSES, Definition, StageDef\n"
@@ -99,7 +107,7 @@ def test_plugin_stages_join_the_pipeline(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.syspath_prepend(str(tmp_path))
     spec = validate_spec({"plugins": ["my_plugin"]})
     names = [s.name for s in pipeline_stages(spec)]
-    assert names[:2] == ["validate", "prepare"] and names[-4:] == ["reclaif-eval", "mine", "tables", "track"]
+    assert names[:2] == ["validate", "prepare"] and names[-4:] == ["abpo-report", "mine", "tables", "track"]
     import yaml
 
     doc = yaml.safe_load(render_dvc_yaml(spec))
@@ -194,6 +202,7 @@ def test_llm_stage_graph_follows_the_spec() -> None:
             "method.relevance_model": "base",
             "eval.llm.fairness_scorer": "base",
             "baselines": "[popularity]",
+            "abpo": "null",  # ABPO updates the SFT model
         }
     )
     assert "train-sft" not in lean and "llm-eval-sft" not in lean
@@ -231,6 +240,7 @@ def test_no_method_under_study_means_no_llm_stage() -> None:
             "calibrate": "null",
             "exposynth": "null",
             "reclaif": "null",
+            "abpo": "null",
         }
     )
     assert list(offline) == [

@@ -59,6 +59,14 @@ MALFORMED = [
     ({"method": None, "baselines": ["sft"]}, "", "baselines need a method under study"),
     ({"data": {"source": "netflix"}}, "data.source", "'world'"),
     ({"model": {"template": "chat"}}, "model.template", "no file prompts/chat.j2 (known templates: next_item"),
+    (
+        {"abpo": {"variants": {"g": {"method": "grpo", "snips": False}}}},
+        "abpo.variants.g",
+        "snips switch the anchor, which only method 'abpo' has",
+    ),
+    ({"abpo": {"variants": {"Bad-Name": {"method": "abpo"}}}}, "abpo", "lower-case letters"),
+    ({"abpo": {"variants": {}}}, "abpo", "abpo.variants is empty"),
+    ({"method": None, "baselines": [], "abpo": {}}, "", "abpo updates the SFT recommender"),
 ]
 
 
@@ -121,12 +129,19 @@ def test_missing_file_and_broken_yaml(tmp_path: Path) -> None:
         load_spec(listy)
 
 
+def default_world() -> Spec:
+    """The defaults, but one ABPO round (abpo.rounds defaults to 3): the default pipeline's time budget."""
+    spec = Spec()
+    assert spec.abpo is not None and spec.abpo.rounds == 3
+    return spec.model_copy(update={"abpo": spec.abpo.model_copy(update={"rounds": 1})})
+
+
 def test_default_spec_is_params_yaml_and_complete() -> None:
     world = (ROOT / "specs" / "world.yaml").read_text()
     assert world == (ROOT / "params.yaml").read_text()
-    assert load_spec(ROOT / "params.yaml") == Spec()
+    assert load_spec(ROOT / "params.yaml") == default_world()
     # written out in full (DVC tracks only keys present in the file); regenerate with `lure spec use`
-    assert dump_spec(Spec()) == world
+    assert dump_spec(default_world()) == world
 
 
 def test_spec_use_writes_every_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -90,3 +90,39 @@ def policy_log(
         },
         columns=list(LOG_COLUMNS),
     )
+
+
+def round_contexts(windows: pd.DataFrame, rounds: int, per_round: int, rng: np.random.Generator) -> pd.DataFrame:
+    """``per_round`` distinct windows for each of ``rounds`` rounds (no window served twice), with columns
+    ``round`` (1-based) and ``context_id`` (the window's row in ``windows``); the same for every compared method."""
+    need = rounds * per_round
+    if need > len(windows):
+        raise ValueError(
+            f"abpo.rounds x abpo.contexts = {need} contexts, but the training split has {len(windows)} windows"
+        )
+    rows = rng.permutation(len(windows))[:need]
+    out = windows.iloc[rows].reset_index(drop=True)
+    out.insert(0, "context_id", rows.astype(np.int64))
+    out.insert(0, "round", np.repeat(np.arange(1, rounds + 1), per_round))
+    return out
+
+
+def window_futures(windows: pd.DataFrame, interactions: pd.DataFrame, horizon: int) -> list[list[int]]:
+    """Per window, the user's next ``horizon`` interactions from its target on (the target first).
+
+    ``interactions`` are in canonical (user, time) order. A window's target is found as the position in its user's
+    sequence whose item is the target and whose preceding items end with the window's history."""
+    sequences = {int(u): g.to_numpy(dtype=np.int64) for u, g in interactions.groupby("user_id", sort=False)["item_id"]}
+    out = []
+    for user, history, target in zip(windows["user_id"], windows["history"], windows["item_id"], strict=True):
+        seq = sequences[int(user)]
+        hist = np.asarray(history, dtype=np.int64)
+        found = [
+            p
+            for p in np.flatnonzero(seq == int(target))
+            if p >= len(hist) and np.array_equal(seq[p - len(hist) : p], hist)
+        ]
+        if not found:
+            raise ValueError(f"window of user {user} (target {target}) is not in the user's interactions")
+        out.append(seq[found[0] : found[0] + horizon].tolist())
+    return out

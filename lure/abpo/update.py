@@ -83,9 +83,9 @@ def step_loss(
     n = len(batch.prompts)
     positive = batch.rewards > 0
     stats: dict[str, float] = {"contexts": float(n), "positives": float(positive.sum())}
-    anchor_logp, anchor_mask, anchor_logits = catalogue_logprobs(model, trie, batch.prompts, batch.anchors, pad_id)
-    log_pi = _sequence_logp(anchor_logp)
     if settings.method in ("sft_positive", "ips_sft"):
+        anchor_logp, anchor_mask, _ = catalogue_logprobs(model, trie, batch.prompts, batch.anchors, pad_id)
+        log_pi = _sequence_logp(anchor_logp)
         if not bool(positive.any()):
             return log_pi.sum() * 0.0, stats | {"loss": 0.0}
         per_token = anchor_logp.sum(dim=1) / anchor_mask.sum(dim=1)
@@ -109,30 +109,57 @@ def step_loss(
     named = rollout_items == batch.actions[:, None]
     rewards = torch.where(named, batch.rewards[:, None].float(), torch.zeros(n, g))
     stats |= {"rollouts_naming_exposed": float(named.float().mean())}
+    # one forward pass over every member: the G rollouts of each context, then (ABPO) the anchors
+    prompts = [p for p in batch.prompts for _ in range(g)]
+    members, completions = list(prompts), list(tokens)
+    if settings.anchor:
+        members += list(batch.prompts)
+        completions += list(batch.anchors)
+    logp, mask, logits = catalogue_logprobs(model, trie, members, completions, pad_id)
+    roll_logp, roll_mask = logp[: n * g], mask[: n * g]
     anchor_r = None
     weight = torch.ones(n)
     if settings.anchor:
-        t = tempering(self_certainty(anchor_logits, anchor_mask), settings.tempering)
+        anchor_logp, anchor_mask = logp[n * g :], mask[n * g :]
+        t = tempering(self_certainty(logits[n * g :], anchor_mask), settings.tempering)
         anchor_r = anchor_rewards(positive, t, settings.r_positive, settings.penalty)
         if settings.snips:
-            weight = snips_weights(log_pi, batch.log_mu, settings.w_max)
+            weight = snips_weights(_sequence_logp(anchor_logp), batch.log_mu, settings.w_max)
         stats |= {"anchor_weight_max": float(weight.max()), "anchor_reward_mean": float(anchor_r.mean())}
     adv = group_advantages(rewards, anchor_r, settings.anchor_in_baseline)
 
-    prompts = [p for p in batch.prompts for _ in range(g)]
-    roll_logp, roll_mask, _ = catalogue_logprobs(model, trie, prompts, tokens, pad_id)
     roll_loss = clipped_token_loss(
         roll_logp, roll_logp.detach(), adv.rollouts.reshape(-1), roll_mask, settings.clip
     ).view(n, g)
     total = roll_loss.sum(dim=1)
-    members = g
+    members_per_group = g
     if settings.anchor:
         anchor_loss = clipped_token_loss(anchor_logp, anchor_logp.detach(), adv.anchor, anchor_mask, settings.clip)
         total = total + weight * anchor_loss
-        members += 1
-    loss = (total / members).mean()
+        members_per_group += 1
+    loss = (total / members_per_group).mean()
     if settings.kl_beta > 0 and ref is not None:
         with torch.no_grad():
             ref_logp, _, _ = catalogue_logprobs(ref, trie, prompts, tokens, pad_id)
         loss = loss + settings.kl_beta * kl_k3(roll_logp, ref_logp, roll_mask).mean()
     return loss, stats | {"loss": float(loss.detach()), "advantage_abs_mean": float(adv.rollouts.abs().mean())}
+
+
+def method_settings(variant: Any, section: Any) -> UpdateSettings:
+    """The settings of one compared method: its ``abpo.variants`` entry (method and, for ABPO, its switches) and the
+    ``abpo`` section's shared hyperparameters. GRPO is ABPO with the anchor off (no SNIPS, no tempering)."""
+    abpo = variant.method == "abpo"
+    return UpdateSettings(
+        method=variant.method,
+        group_size=section.group_size,
+        anchor=abpo,
+        anchor_in_baseline=variant.anchor_in_baseline,
+        snips=abpo and variant.snips,
+        tempering=variant.tempering if abpo else "none",
+        r_positive=section.r_positive,
+        penalty=section.penalty,
+        w_max=section.w_max,
+        clip=section.clip,
+        kl_beta=section.kl_beta,
+        rollout_temperature=section.rollout_temperature,
+    )

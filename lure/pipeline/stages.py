@@ -17,8 +17,10 @@ from typing import Any
 
 from lure.data.sources.base import dataset_label
 from lure.layout import (
+    ABPO_REPORT_DIR,
     AUGMENT_DIR,
     AUGMENT_REPORT_DIR,
+    BANDITLOG_DIR,
     EVALUATE_DIR,
     EXPOSYNTH_DIR,
     ITEM_RELEVANCE,
@@ -35,6 +37,7 @@ from lure.layout import (
     RECLAIF_REPORT_DIR,
     SPEC_OK,
     TABLES_DIR,
+    abpo_dir,
     llm_eval_dir,
     llm_model_dir,
     llm_pairs_dir,
@@ -91,7 +94,7 @@ def llm_trained(spec: Spec) -> list[str]:
     needed = {m for m in llm_evaluated(spec) if m in METHODS}
     for method in list(needed):
         needed.update(METHODS.get(method).needs(spec))
-    if spec.eval.llm.fairness_scorer == "sft":
+    if spec.eval.llm.fairness_scorer == "sft" or spec.abpo is not None:  # ABPO updates the SFT recommender
         needed.add("sft")
     return [m for m in METHODS.names() if m in needed]
 
@@ -160,6 +163,8 @@ def window_models(spec: Spec) -> list[str]:
     names = [m for m in llm_evaluated(spec) if m not in METHODS]
     if spec.reclaif is not None:
         names += [b for b in spec.reclaif.baselines if b in ZOO.names()]
+    if spec.abpo is not None and spec.abpo.prior in ZOO.names():
+        names.append(spec.abpo.prior)
     return list(dict.fromkeys(names))
 
 
@@ -559,6 +564,78 @@ def reclaif_stages(spec: Spec) -> list[StageDef]:
     return stages
 
 
+#: The ``abpo`` fields every ABPO stage reads: the serving policy, the rounds' contexts, the evaluation.
+ABPO_SERVING = tuple(
+    f"abpo.{f}"
+    for f in ("prior", "serving_temperature", "rounds", "contexts", "eval_contexts", "ks", "ctr_samples", "horizon")
+)
+#: The ``abpo`` fields of the update (``lure.abpo.update.method_settings``).
+ABPO_UPDATE = tuple(
+    f"abpo.{f}"
+    for f in (
+        "group_size",
+        "batch_size",
+        "epochs",
+        "learning_rate",
+        "rollout_temperature",
+        "r_positive",
+        "penalty",
+        "w_max",
+        "clip",
+        "kl_beta",
+    )
+)
+ABPO_HEADLINE_METRICS = ("true_ctr", "ndcg_at_10", "prior_exposed_share_at_10", "snips_ctr")
+
+
+def abpo_stages(spec: Spec) -> list[StageDef]:
+    """ABPO (docs/abpo.md): the prior policy's bandit log, one stage per compared method (all rounds), the report."""
+    if spec.abpo is None:
+        return []
+    model_deps = (PREPARED, LLM_BASE, llm_model_dir("sft"))
+    reads = ("seed", "model", "train.threads", "eval.llm.rank_batch", *ABPO_SERVING)
+    prior = spec.abpo.prior
+    stages = [
+        StageDef(
+            name="banditlog",
+            params=reads,
+            deps=(*model_deps, *((window_model_dir(prior),) if prior != "sft" else ())),
+            outs=(BANDITLOG_DIR,),
+            headline=(
+                Headline("log.positive_rate", "log_positive_rate"),
+                Headline("round_0.true_ctr", "sft_true_ctr", "higher"),
+            ),
+        )
+    ]
+    names = list(spec.abpo.variants)
+    stages.extend(
+        StageDef(
+            name=f"abpo-{name}",
+            module="stages.abpo",
+            args=(name,),
+            params=(*reads, *ABPO_UPDATE, f"abpo.variants.{name}"),
+            deps=(*model_deps, BANDITLOG_DIR),
+            outs=(abpo_dir(name),),
+            headline=tuple(Headline(f"final.{m}", m, "higher") for m in ABPO_HEADLINE_METRICS[:2])
+            + (Headline("final.prior_exposed_share_at_10", "prior_exposed_share@10", "lower"),),
+        )
+        for name in names
+    )
+    stages.append(
+        StageDef(
+            name="abpo-report",
+            module="stages.abpo_report",
+            params=("data.source", "abpo.ks", "abpo.rounds", *(f"abpo.variants.{n}" for n in names)),
+            deps=(metrics_file("banditlog"), *(metrics_file(f"abpo-{n}") for n in names)),
+            outs=(ABPO_REPORT_DIR,),
+            plots=(charts.ABPO_ROUNDS.path, f"{plots_dir('abpo-report')}/rounds.png"),
+            charts=(charts.ABPO_ROUNDS,),
+            headline=(Headline("ope.*.kendall_tau", "{0}.kendall_tau_vs_truth", "higher"),),
+        )
+    )
+    return stages
+
+
 def pipeline_stages(spec: Spec) -> list[StageDef]:
     """The stages this spec needs, in execution order; ``validate`` first, ``track`` last."""
     every_section = tuple(section_names())
@@ -633,6 +710,7 @@ def pipeline_stages(spec: Spec) -> list[StageDef]:
     science.extend(judge_stages(spec))
     science.extend(exposynth_stages(spec))
     science.extend(reclaif_stages(spec))
+    science.extend(abpo_stages(spec))
     science.extend(plugin_stages(spec))
     result_metrics = tuple(s.metrics for s in science if s.metrics)
     tables = StageDef(

@@ -123,3 +123,13 @@ RECLAIF_ITERATIONS = PlotDef(
     x_label="DPO iteration (0 = SFT)",
     y_label="value",
 )
+
+ABPO_ROUNDS = PlotDef(
+    f"{plots_dir('abpo-report')}/rounds.csv",
+    x="round",
+    y=("value",),
+    title="ABPO: each method's true CTR, accuracy and exposure bias per round (round 0 = the SFT recommender)",
+    template=template("abpo_rounds"),
+    x_label="round",
+    y_label="value",
+)

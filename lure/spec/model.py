@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import Field, StringConstraints, create_model, model_validator
 
+from lure.spec.abpo import AbpoSpec
 from lure.spec.base import STRUCTURAL_KEY, Section
 from lure.spec.calibrate import CalibrateSpec
 from lure.spec.data import DataSpec
@@ -61,6 +62,11 @@ class Spec(Section):
         description="RecLAIF: a recommender distilled from a teacher, then iterative DPO on judge-preferred pairs "
         "(null = no reclaif stages; the simulated teacher and judge need the world, a model teacher and judge run "
         "anywhere).",
+    )
+    abpo: AbpoSpec | None = Field(
+        default_factory=AbpoSpec,
+        description="ABPO: continual updates of the SFT recommender from logged bandit feedback, next to the methods "
+        "it is compared with (null = no banditlog and abpo stages; needs the LLM stages: a method under study).",
     )
     tables: TablesSpec = Field(default_factory=TablesSpec, description="Paper tables.")
     tracking: TrackingSpec = Field(default_factory=TrackingSpec, description="MLflow tracking.")
@@ -153,6 +159,17 @@ class Spec(Section):
         if self.method.name in self.baselines:
             raise ValueError(
                 f"baselines must not contain the method under study ({self.method.name!r}); got {self.baselines}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _abpo_fits(self) -> Spec:
+        if self.abpo is None:
+            return self
+        if self.method is None:
+            raise ValueError(
+                "abpo updates the SFT recommender, which the LLM stages train only with a method under study: set "
+                "method (e.g. {name: gdrt}) or abpo to null"
             )
         return self
 

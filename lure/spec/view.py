@@ -7,7 +7,7 @@ immediate error instead of a wrong result.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -40,6 +40,9 @@ class SpecView:
             return value
         if isinstance(value, BaseModel) and any(d.startswith(path + ".") for d in self._declared):
             return SpecView(value, self._declared, self._stage, path)
+        if isinstance(value, Mapping) and any(d.startswith(path + ".") for d in self._declared):
+            # a mapping of named entries (abpo.variants): only the entries declared whole are visible
+            return {k: v for k, v in value.items() if f"{path}.{k}" in self._declared}
         raise UndeclaredParamError(
             f"stage {self._stage!r} read spec field {path!r}, which it does not declare; add it to the stage's "
             f"params in lure/pipeline/stages.py (declared: {', '.join(sorted(self._declared)) or 'nothing'})"
