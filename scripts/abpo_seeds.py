@@ -37,6 +37,7 @@ VARIANTS = {
     "abpo_untempered": VariantSpec(method="abpo", tempering="none"),
     "abpo_direct": VariantSpec(method="abpo", tempering="direct"),
     "abpo_out_of_baseline": VariantSpec(method="abpo", anchor_in_baseline=False),
+    "abpo_tempered_advantage": VariantSpec(method="abpo", tempering_at="advantage"),
 }
 METRICS = ("true_ctr", "ndcg_at_10", "prior_exposed_share_at_10", "gini_gap_at_10", "snips_ctr")
 COMPARED = (("abpo", "grpo"), ("abpo", "sft_positive"))

@@ -14,6 +14,7 @@ from lure.abpo.objective import (
     kl_k3,
     self_certainty,
     snips_weights,
+    temper_anchor_advantage,
     tempering,
 )
 
@@ -41,6 +42,24 @@ def test_advantages_with_the_anchor_out_of_the_baseline_and_without_it() -> None
     assert lone.anchor.item() == pytest.approx(-math.sqrt(3)) and lone.rollouts[0, 0].item() == pytest.approx(
         1 / math.sqrt(3)
     )
+
+
+def test_a_baseline_without_spread_does_not_rescale() -> None:
+    # anchor out of the baseline, rollouts 0, 0, 0: mean 0, std 0 -> A = R - mean, the anchor -0.5 (not -0.5 / eps)
+    out = group_advantages(torch.zeros(1, 3), torch.tensor([-0.5]), anchor_in_baseline=False)
+    assert out.anchor.item() == pytest.approx(-0.5) and out.rollouts.tolist() == [[0.0, 0.0, 0.0]]
+
+
+def test_the_anchor_reward_scale_cancels_when_every_rollout_earns_zero() -> None:
+    # G = 4 rollouts of 0 and an anchor x < 0: A_anchor = -sqrt(G) = -2 whatever x (why tempering_at: advantage)
+    for x in (-1.0, -0.25, -0.01):
+        adv = group_advantages(torch.zeros(1, 4), torch.tensor([x]), eps=0.0)
+        assert adv.anchor.item() == pytest.approx(-2.0) and adv.rollouts[0, 0].item() == pytest.approx(0.5)
+    # tempering at the advantage: a no-response's -2 times t = 0.25 -> -0.5; a positive's advantage is kept
+    tempered = temper_anchor_advantage(
+        torch.tensor([-2.0, 2.0]), torch.tensor([False, True]), torch.tensor([0.25, 0.0])
+    )
+    assert tempered.tolist() == pytest.approx([-0.5, 2.0])
 
 
 def test_snips_weights_normalise_by_the_batch_mean_then_clip() -> None:

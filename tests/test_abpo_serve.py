@@ -64,3 +64,29 @@ def test_one_round_updates_the_model_through_one_loop(policy: Recommender, metho
     moved = sum(float((p.detach() - b).abs().sum()) for p, b in zip(policy.model.parameters(), before, strict=True))
     assert moved > 0
     assert not policy.model.training  # left ready to serve
+
+
+class _Scores:
+    """A zoo model's interface: scores of every item per user."""
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        return np.tile(np.log([1.0, 2.0, 3.0, 2.0]), (len(users), 1))
+
+
+def test_a_zoo_prior_serves_a_softmax_of_its_scores() -> None:
+    from lure.abpo.serve import zoo_serve
+
+    windows = pd.DataFrame({"user_id": np.zeros(20_000, dtype=int), "history": [[0]] * 20_000})
+    actions, mu = zoo_serve(_Scores(), windows, 1.0, np.random.default_rng(0))
+    expected = np.array([1, 2, 3, 2]) / 8
+    assert mu == pytest.approx(expected[actions])
+    assert np.bincount(actions, minlength=4) / len(actions) == pytest.approx(expected, abs=0.01)
+
+
+def test_a_zoo_prior_adds_its_window_stage() -> None:
+    from lure.pipeline.stages import pipeline_stages
+    from lure.spec.load import validate_spec
+
+    stages = {s.name: s for s in pipeline_stages(validate_spec({"abpo": {"prior": "itemknn"}}))}
+    assert "window-itemknn" in stages and "data/llm/window-models/itemknn" in stages["banditlog"].deps
+    assert "window-itemknn" not in {s.name for s in pipeline_stages(validate_spec({}))}

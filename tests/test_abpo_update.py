@@ -79,5 +79,8 @@ def test_method_settings_grpo_is_abpo_with_the_anchor_off() -> None:
     section = AbpoSpec(group_size=3, penalty=0.5)
     grpo = method_settings(VariantSpec(method="grpo"), section)
     assert (grpo.anchor, grpo.snips, grpo.tempering, grpo.group_size) == (False, False, "none", 3)
-    abpo = method_settings(VariantSpec(method="abpo", snips=False, tempering="direct"), section)
+    abpo = method_settings(
+        VariantSpec(method="abpo", snips=False, tempering="direct", tempering_at="advantage"), section
+    )
     assert (abpo.anchor, abpo.snips, abpo.tempering, abpo.penalty) == (True, False, "direct", 0.5)
+    assert abpo.tempering_at == "advantage"

@@ -7,8 +7,14 @@ reading, written out and switchable in the ``abpo`` spec section:
 * **Group advantages** (GRPO, Shao et al. 2024): a group is G sampled rollouts of one context plus, with the anchor
   on, the logged exposed item as member G+1. A_j = (R_j - mean(R)) / (std(R) + eps), mean and (population) standard
   deviation over all G+1 members; ``anchor_in_baseline`` False takes them over the G rollouts only (LUFFY's
-  ``grpo_split``), and the anchor's advantage uses the same statistics.
-* **Anchor reward**: r+ for a positive; -lambda * t for a no-response, t the tempering below (1 without tempering).
+  ``grpo_split``), and the anchor's advantage uses the same statistics. Where the statistics' members all earned
+  the same reward (std 0: with the anchor out of the baseline, every group whose rollouts all missed the exposed
+  item), A = R - mean: dividing by epsilon would blow the anchor's advantage up to -lambda * t / 1e-6.
+* **Anchor reward**: r+ for a positive; -lambda * t for a no-response, t the tempering below (1 without tempering)
+  (``tempering_at: reward``, the issue's reading). Under the group's std normalisation the scale of the anchor's
+  reward cancels whenever the G rollouts all earn 0 (the common case: A_anchor = -sqrt(G) for any -lambda * t < 0),
+  so t then acts only through its sign; ``tempering_at: advantage`` gives the no-response anchor reward -lambda and
+  multiplies its normalised advantage by t instead (:func:`temper_anchor_advantage`).
 * **SNIPS on the anchor**: rho = pi_theta(a|x) / mu(a|x) per context, w = rho / mean_batch(rho), clipped at w_max,
   held constant in the gradient (computed from detached log-probabilities), for both feedback types.
 * **Self-certainty** (Zhao et al. 2025, "Learning to reason without external rewards"): per anchor token,
@@ -62,7 +68,8 @@ def group_advantages(
     stats = members if anchor_in_baseline else rewards
     mean = stats.mean(dim=1, keepdim=True)
     std = stats.std(dim=1, unbiased=False, keepdim=True)
-    advantages = (members - mean) / (std + eps)
+    # a baseline without spread (every rollout earned the same) does not rescale: A = R - mean, not (R - mean) / eps
+    advantages = (members - mean) / torch.where(std > eps, std + eps, torch.ones_like(std))
     if anchor_rewards is None:
         return GroupAdvantages(advantages, torch.zeros(rewards.shape[0], dtype=rewards.dtype))
     return GroupAdvantages(advantages[:, :-1], advantages[:, -1])
@@ -106,6 +113,11 @@ def tempering(certainty: torch.Tensor, mode: Tempering) -> torch.Tensor:
 def anchor_rewards(positive: torch.Tensor, t: torch.Tensor, r_positive: float, penalty: float) -> torch.Tensor:
     """r+ for a positive, -lambda * t for a no-response."""
     return torch.where(positive.bool(), torch.full_like(t, r_positive), -penalty * t)
+
+
+def temper_anchor_advantage(advantage: torch.Tensor, positive: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``tempering_at: advantage``: a no-response anchor's normalised advantage multiplied by t (positives kept)."""
+    return torch.where(positive.bool(), advantage, advantage * t)
 
 
 def clipped_token_loss(

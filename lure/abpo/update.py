@@ -23,6 +23,7 @@ import torch
 
 from lure.abpo.catalogue import catalogue_logprobs, sample_items
 from lure.abpo.objective import (
+    GroupAdvantages,
     Tempering,
     anchor_rewards,
     clipped_token_loss,
@@ -30,11 +31,13 @@ from lure.abpo.objective import (
     kl_k3,
     self_certainty,
     snips_weights,
+    temper_anchor_advantage,
     tempering,
 )
 from lure.llm.trie import TokenTrie
 
 Method = Literal["sft_positive", "ips_sft", "grpo", "abpo"]
+TemperingAt = Literal["reward", "advantage"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class UpdateSettings:
     anchor_in_baseline: bool = True
     snips: bool = True
     tempering: Tempering = "inverse"
+    tempering_at: TemperingAt = "reward"
     r_positive: float = 1.0
     penalty: float = 1.0
     w_max: float = 5.0
@@ -122,11 +126,16 @@ def step_loss(
     if settings.anchor:
         anchor_logp, anchor_mask = logp[n * g :], mask[n * g :]
         t = tempering(self_certainty(logits[n * g :], anchor_mask), settings.tempering)
-        anchor_r = anchor_rewards(positive, t, settings.r_positive, settings.penalty)
+        at_reward = settings.tempering_at == "reward"
+        anchor_r = anchor_rewards(
+            positive, t if at_reward else torch.ones_like(t), settings.r_positive, settings.penalty
+        )
         if settings.snips:
             weight = snips_weights(_sequence_logp(anchor_logp), batch.log_mu, settings.w_max)
         stats |= {"anchor_weight_max": float(weight.max()), "anchor_reward_mean": float(anchor_r.mean())}
     adv = group_advantages(rewards, anchor_r, settings.anchor_in_baseline)
+    if settings.anchor and settings.tempering_at == "advantage":
+        adv = GroupAdvantages(adv.rollouts, temper_anchor_advantage(adv.anchor, positive, t))
 
     roll_loss = clipped_token_loss(
         roll_logp, roll_logp.detach(), adv.rollouts.reshape(-1), roll_mask, settings.clip
@@ -156,6 +165,7 @@ def method_settings(variant: Any, section: Any) -> UpdateSettings:
         anchor_in_baseline=variant.anchor_in_baseline,
         snips=abpo and variant.snips,
         tempering=variant.tempering if abpo else "none",
+        tempering_at=variant.tempering_at,
         r_positive=section.r_positive,
         penalty=section.penalty,
         w_max=section.w_max,

@@ -15,7 +15,7 @@ from lure.spec.method import BaselineName
 #: The update methods (``lure.abpo.update``): SFT on positives, SNIPS-weighted SFT, plain GRPO, ABPO.
 UpdateMethod = Literal["sft_positive", "ips_sft", "grpo", "abpo"]
 #: The variant switches only ABPO has (GRPO is ABPO with the anchor off).
-ANCHOR_SWITCHES = ("anchor_in_baseline", "snips", "tempering")
+ANCHOR_SWITCHES = ("anchor_in_baseline", "snips", "tempering", "tempering_at")
 
 
 class VariantSpec(Section):
@@ -37,6 +37,12 @@ class VariantSpec(Section):
         description="ABPO: a no-response's penalty -lambda*t with t = 1 - c ('inverse': a confident recommendation "
         "met by silence is penalised less), t = c ('direct') or t = 1 ('none'); c = the anchor's self-certainty, "
         "min-max normalised in the batch.",
+    )
+    tempering_at: Literal["reward", "advantage"] = Field(
+        "reward",
+        description="ABPO: t scales the no-response anchor's reward (-lambda*t, the issue's reading; the group's std "
+        "normalisation cancels that scale when every rollout earns 0) or its normalised advantage (reward -lambda, "
+        "advantage times t); docs/abpo.md.",
     )
 
     @model_validator(mode="after")
