@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "requests_throughput_ratio_c16": 0.9,
         "reclaif_answers_per_s": 10.0,
         "reclaif_judged_pairs_per_min": 10_000.0,
+        "abpo_rollouts_per_s": 100.0,
     }
     goals = {
         k: {"goal": f"<= {v}", "measured": figures.get(k), "met": figures.get(k, 1e18) <= v} for k, v in at_most.items()

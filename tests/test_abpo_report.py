@@ -37,9 +37,27 @@ ROUNDS = {
     "sft_positive": [{"round": 1, "true_ctr": 0.22, "ips_ctr": 0.2, "snips_ctr": 0.21, "ndcg_at_10": 0.04}],
 }
 VARIANTS = {
-    "grpo": {"method": "grpo", "anchor_in_baseline": True, "snips": True, "tempering": "inverse"},
-    "abpo": {"method": "abpo", "anchor_in_baseline": False, "snips": True, "tempering": "direct"},
-    "sft_positive": {"method": "sft_positive", "anchor_in_baseline": True, "snips": True, "tempering": "inverse"},
+    "grpo": {
+        "method": "grpo",
+        "anchor_in_baseline": True,
+        "snips": True,
+        "tempering": "inverse",
+        "tempering_at": "reward",
+    },
+    "abpo": {
+        "method": "abpo",
+        "anchor_in_baseline": False,
+        "snips": True,
+        "tempering": "direct",
+        "tempering_at": "reward",
+    },
+    "sft_positive": {
+        "method": "sft_positive",
+        "anchor_in_baseline": True,
+        "snips": True,
+        "tempering": "inverse",
+        "tempering_at": "reward",
+    },
 }
 
 

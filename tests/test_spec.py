@@ -187,6 +187,21 @@ def test_structural_fields_and_hash() -> None:
     assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": {}}) == {"a.b": 1, "a.c": [1, 2], "d": {}}
 
 
+def test_a_keys_only_structural_mapping_reshapes_on_names_not_contents() -> None:
+    from lure.spec.load import structural_values
+
+    base = structural_values(Spec())["abpo.variants"]
+    assert base == ["abpo", "grpo", "sft_positive"]
+    switched = validate_spec(
+        {"abpo": {"variants": {"grpo": {"method": "grpo"}, "abpo": {"method": "abpo", "snips": False}}}}
+    )
+    assert structural_values(switched)["abpo.variants"] == ["abpo", "grpo"]  # a method fewer: a new shape
+    same_names = validate_spec(
+        {"abpo": {"variants": {n: {"method": n, **({"tempering": "direct"} if n == "abpo" else {})} for n in base}}}
+    )
+    assert structural_values(same_names) == structural_values(Spec())  # a switch: the same stages
+
+
 def test_schema_and_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())

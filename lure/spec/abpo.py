@@ -125,8 +125,10 @@ class AbpoSpec(Section):
     kl_beta: float = Field(0.0, ge=0.0, le=100.0, description="Weight of the k3 KL to the SFT model (0 = none).")
     variants: dict[str, VariantSpec] = structural(
         default_factory=_default_variants,
+        keys_only=True,
         description="Compared methods by name (one abpo-<name> stage each), e.g. {abpo_no_snips: {method: abpo, "
-        "snips: false}} for an ablation.",
+        "snips: false}} for an ablation. A new name is a new stage (lure exp run); a method's switch is a parameter "
+        "of its stage (dvc exp run -S abpo.variants.abpo.tempering=direct).",
     )
 
     @model_validator(mode="after")

@@ -31,8 +31,14 @@ class AttentionShape(Section):
         return self
 
 
-def structural(default: Any = ..., *, description: str, **kwargs: Any) -> Any:
-    """A field whose value changes which stages the pipeline has (needs ``lure exp run``, not ``dvc exp run``)."""
+#: The marker of a mapping field whose *keys* decide the stages (one stage per entry) but whose entries' contents
+#: are ordinary parameters (``abpo.variants``: a new method is a new stage; a method's switch re-runs that stage).
+STRUCTURAL_KEYS = "keys"
+
+
+def structural(default: Any = ..., *, description: str, keys_only: bool = False, **kwargs: Any) -> Any:
+    """A field whose value changes which stages the pipeline has (needs ``lure exp run``, not ``dvc exp run``);
+    ``keys_only``: of a mapping, only the keys do."""
     extra = dict(kwargs.pop("json_schema_extra", None) or {})
-    extra[STRUCTURAL_KEY] = True
+    extra[STRUCTURAL_KEY] = STRUCTURAL_KEYS if keys_only else True
     return Field(default, description=description, json_schema_extra=extra, **kwargs)

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from lure.io import DuplicateKeyError, YamlError, parse_yaml, read_yaml
-from lure.spec.base import STRUCTURAL_KEY
+from lure.spec.base import STRUCTURAL_KEY, STRUCTURAL_KEYS
 from lure.spec.model import Spec, spec_model, spec_to_dict
 
 
@@ -115,15 +115,22 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
 
 def structural_paths(model: type[BaseModel] = Spec, prefix: str = "") -> list[str]:
     """Dotted paths of every field marked structural (they decide which stages exist)."""
-    paths: list[str] = []
+    return list(structural_kinds(model, prefix))
+
+
+def structural_kinds(model: type[BaseModel] = Spec, prefix: str = "") -> dict[str, Any]:
+    """Every structural field's path and marker: True (its value decides the stages) or ``STRUCTURAL_KEYS`` (only
+    the keys of the mapping do)."""
+    kinds: dict[str, Any] = {}
     for name, field in model.model_fields.items():
         path = f"{prefix}{name}"
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         if extra.get(STRUCTURAL_KEY):
-            paths.append(path)
+            kinds[path] = extra[STRUCTURAL_KEY]
         for sub in _submodels(field.annotation):
-            paths.extend(p for p in structural_paths(sub, path + ".") if p not in paths)
-    return paths
+            for p, kind in structural_kinds(sub, path + ".").items():
+                kinds.setdefault(p, kind)
+    return kinds
 
 
 def get_path(data: Mapping[str, Any], path: str) -> Any:
@@ -137,7 +144,11 @@ def get_path(data: Mapping[str, Any], path: str) -> Any:
 
 def structural_values(spec: Spec) -> dict[str, Any]:
     data = spec_to_dict(spec)
-    return {path: get_path(data, path) for path in structural_paths()}
+    out = {}
+    for path, kind in structural_kinds().items():
+        value = get_path(data, path)
+        out[path] = sorted(value) if kind == STRUCTURAL_KEYS and isinstance(value, Mapping) else value
+    return out
 
 
 def canonical_json(obj: Any) -> str:
