@@ -80,7 +80,7 @@ def test_default_spec_charts_every_csv_with_columns_of_the_committed_files() -> 
     assert not any("plots" in entry for entry in doc["stages"].values())
     declared = [p for s in pipeline_stages(spec) for p in s.plots]
     top = [next(iter(e)) if isinstance(e, dict) else e for e in doc["plots"]]
-    assert top == declared and len(declared) == 20
+    assert top == declared and len(declared) == 22  # 11 charts, each a CSV and its PNG
     for entry in doc["plots"]:
         if isinstance(entry, str):
             assert entry.endswith(".png")

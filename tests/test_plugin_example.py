@@ -19,6 +19,7 @@ SPEC = {
     "method": {"name": "focal-sft", "gamma": 2.0},
     "baselines": ["popularity"],
     "eval": {"llm": {"fairness_scorer": "base"}},
+    "abpo": None,  # ABPO updates the SFT model, which this spec does not train
 }
 
 

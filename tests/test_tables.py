@@ -54,7 +54,7 @@ def test_every_required_table_exists_with_its_printed_shape(tables):
         "gdrt_table3": (6, 4),
         "reclaif_table2": (7, 4),
         "reclaif_table3": (4, 10),
-        "abpo_comparison": (4, 2),
+        "abpo_comparison": (5, 6),
     }
     assert set(REQUIRED_TABLE_IDS) == set(tables)
 
@@ -111,7 +111,13 @@ def test_printed_precision_is_kept(tables):
 
 def test_abpo_layout_has_no_paper_numbers(tables):
     table = tables["abpo_comparison"]
-    assert [r.label for r in table.rows] == ["Prior policy (before update)", "GRPO", "ABPO w/o self-certainty", "ABPO"]
+    assert [r.label for r in table.rows] == [
+        "Prior policy (before update)",
+        "SFT on positives",
+        "GRPO",
+        "ABPO w/o self-certainty",
+        "ABPO",
+    ]
     assert all(cell.paper is None for _, _, cell in table.iter_cells())
 
 
@@ -355,11 +361,14 @@ def test_world_and_ours_name_the_same_recommender_and_metric(tables):
     """A cell's world key is its ours key on the world: same stage, recommender and metric, another dataset."""
     pairs = [(c.ours, c.world) for t in tables.values() for *_, c in t.iter_cells() if c.world and c.ours]
     # GDRT Table 2: 3 datasets x 6 metrics x (SASRec, SFT, GDRT); LURE §4.3: 3; RecLAIF Table 3: 2 datasets x
-    # (4 recommenders x 5 metrics - SASRec's explainability, not applicable)
-    assert len(pairs) == 54 + 3 + 2 * (4 * 5 - 1)
+    # (4 recommenders x 5 metrics - SASRec's explainability, not applicable); ABPO: 4 rows with a world value x 5
+    # measures (True CTR has no ours: MovieLens-1M has no truth)
+    assert len(pairs) == 54 + 3 + 2 * (4 * 5 - 1) + 4 * 5
     # LURE Table 1 has a world column only: its ours column needs a real LLM judge on MovieLens-1M
     world_only = [c.world for t in tables.values() for *_, c in t.iter_cells() if c.world and not c.ours]
-    assert len(world_only) == 12 and all(k.startswith("judge-metrics.models.als.") for k in world_only)
+    # ABPO's True CTR has a world column only (4 rows): MovieLens-1M has no true relevance
+    assert len(world_only) == 12 + 4
+    assert all(k.startswith("judge-metrics.models.als.") or k.endswith(".true_ctr") for k in world_only)
     for ours, world in pairs:
         stage, _, *rest = ours.split(".")
         assert world == ".".join([stage, "world", *rest]), (ours, world)
@@ -377,7 +386,8 @@ def test_every_run_is_a_spec_of_this_repository_that_writes_those_keys(tables):
                 assert spec.judge is not None and run.metrics.split(".")[2] in spec.eval.models, run
                 continue
             stage, dataset = run.metrics.split(".")
-            assert stage in ("llm-report", "exposynth", "reclaif-eval"), run  # all key results by the dataset's label
+            # all key results by the dataset's label
+            assert stage in ("llm-report", "exposynth", "reclaif-eval", "abpo-report"), run
             label = SOURCES.get(spec.data.source.name).dataset_label(spec.data.source)
             if stage == "reclaif-eval":
                 assert spec.reclaif is not None, run
@@ -394,6 +404,13 @@ def test_every_run_is_a_spec_of_this_repository_that_writes_those_keys(tables):
                 answering |= {f"dpo-{i}" for i in range(1, spec.reclaif.iterations + 1)}
                 keys = [getattr(c, run.fills) for *_, c in table.iter_cells()]
                 assert {k.split(".")[3] for k in keys if k and run.fills_key(k)} <= answering, run
+                continue
+            if stage == "abpo-report":  # the methods the spec's abpo section compares, and the SFT start (round 0)
+                assert spec.abpo is not None, run
+                keys = [getattr(c, run.fills) for *_, c in table.iter_cells()]
+                for key in (k for k in keys if k and run.fills_key(k)):
+                    parts = key.split(".")
+                    assert parts[2] == "round_0" or (parts[2] == "methods" and parts[3] in spec.abpo.variants), key
                 continue
             names = {spec.method.name, *spec.baselines}
             for *_, cell in table.iter_cells():
@@ -427,17 +444,19 @@ def test_the_default_run_fills_gdrt_table2_world_column():
         "not_implemented": 0,
     }
     assert synth.cell("Accepted interactions", "Value").world_value == metrics["exposynth"]["world"]["accepted"]
-    filled = ("gdrt_table2", "lure_table1", "lure_sec43", "reclaif_table3")
+    filled = ("gdrt_table2", "lure_table1", "lure_sec43", "reclaif_table3", "abpo_comparison")
     assert all(other.n_filled == 0 for other in rendered if other.id not in filled)
     # RecLAIF Table 3's world column: 38 mapped cells, less the base model's diversity in both datasets' columns
     # (its answers are all invalid on the world, so no list has two items to compare)
     assert by_id["reclaif_table3"].n_filled == 38 - 2
+    # ABPO's comparison: 4 rows (the SFT start, SFT on positives, GRPO, ABPO) x 6 measures on the world
+    assert by_id["abpo_comparison"].n_filled == 4 * 6
     totals = summarize(rendered)
     assert (totals["cells"], totals["cells_filled"], totals["ours"]["filled"], totals["world"]["filled"]) == (
-        277,
-        69 + 36,
+        277 + 5 * 6 - 4 * 2,  # the ABPO table was 4 x 2 cells, now 5 x 6
+        69 + 36 + 24,
         0,
-        69 + 36,
+        69 + 36 + 24,
     )
 
 
