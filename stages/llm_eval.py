@@ -40,6 +40,7 @@ from lure.llm.evaluate import (
     true_relevance,
     window_prompt_ids,
 )
+from lure.llm.window_scores import window_scores
 from lure.metrics.fairness import group_shares
 from lure.registry import METHODS
 from lure.stage import run_stage
@@ -111,11 +112,7 @@ if __name__ == "__main__":
             write_parquet(llm_eval_course(name), course)
         else:  # a zoo model, fitted once by its window-<name> stage
             model = load_window_model(Path(window_model_dir(name)))
-            if hasattr(model, "score_histories"):  # sequential models read the window's own history
-                scores = model.score_histories(histories)
-            else:
-                scores = model.score(test["user_id"].to_numpy())
-            ranked = rank_scores(scores, depth, exclude)
+            ranked = rank_scores(window_scores(model, test), depth, exclude)
         per_sample = accuracy(ranked, test["item_id"].to_numpy(), cfg.ks)
         truth = prepared.read_relevance()
         if truth is not None:  # the simulated world: how well the list fits the user, beyond the one logged target

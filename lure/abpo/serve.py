@@ -20,6 +20,7 @@ from lure.abpo.logs import draw_actions, softmax_policy
 from lure.llm.evaluate import window_prompt_ids
 from lure.llm.prompts import encode_completion
 from lure.llm.trie import TokenTrie
+from lure.llm.window_scores import window_scores
 
 #: Completions per teacher-forced forward pass when scoring logged actions.
 SCORE_CHUNK = 64
@@ -96,8 +97,4 @@ def zoo_serve(
     model: Any, windows: pd.DataFrame, temperature: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """One item per window from a zoo model's softmax(scores / T) over the catalogue, and its probability."""
-    if hasattr(model, "score_histories"):  # sequential models read the window's own history
-        scores = model.score_histories([np.asarray(h, dtype=np.int64) for h in windows["history"]])
-    else:
-        scores = model.score(windows["user_id"].to_numpy())
-    return draw_actions(softmax_policy(np.asarray(scores), temperature), rng)
+    return draw_actions(softmax_policy(window_scores(model, windows), temperature), rng)

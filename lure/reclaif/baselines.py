@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lure.llm.window_scores import window_scores
 from lure.reclaif.answer import write_answer
 
 
@@ -55,11 +56,7 @@ def bm25_answers(test: pd.DataFrame, catalogue: pd.DataFrame, k: int, style: str
 def zoo_answers(model: Any, test: pd.DataFrame, k: int, style: str) -> list[str]:
     """The answers of a fitted zoo model (its ``window-<name>`` stage's) to the test prompts: its top k of each
     prompt's candidates, written in ``style`` without preferences or reasons."""
-    if hasattr(model, "score_histories"):  # sequential: the prompt's own history
-        scores = model.score_histories([np.asarray(h, dtype=np.int64) for h in test["history"]])
-    else:
-        scores = model.score(test["user_id"].to_numpy())
-    return written(candidate_top_k(np.asarray(scores), list(test["candidates"]), k), test, style)
+    return written(candidate_top_k(window_scores(model, test), list(test["candidates"]), k), test, style)
 
 
 def baseline_answers(spec: Any, test: pd.DataFrame, catalogue: pd.DataFrame | None) -> dict[str, list[str]]:
